@@ -1,0 +1,224 @@
+//! DocumentActor: the single writer for one document.
+//!
+//! Every change to a document is a message in this actor's mailbox, so two changes to the same
+//! document never run at once and no lock is needed on one node. The actor loads its record
+//! from the database on first use (so a restarted actor resumes from the truth), writes each
+//! change and its event in one transaction, and asks its supervisor to stop it when idle.
+
+use std::{sync::Arc, time::Duration};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+
+use crate::{
+    kyc::DocumentId,
+    store::{
+        Db, StoreError,
+        blobs::BlobStore,
+        documents::{self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument},
+    },
+    supervision::documents::DocumentSupervisorMsg,
+};
+
+/// Why a document operation did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("document not found")]
+    NotFound,
+    #[error("document has been erased")]
+    Erased,
+    #[error("document is temporarily unavailable (its actor keeps failing)")]
+    Quarantined,
+    #[error("document actor failed while handling the request")]
+    ActorFailed,
+    #[error("document actor did not answer in time")]
+    Timeout,
+    #[error("the actor system is shutting down")]
+    ShuttingDown,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub type DocumentReply = RpcReplyPort<Result<DocumentRecord, DocumentError>>;
+
+#[derive(RactorMessage)]
+pub enum DocumentMsg {
+    /// Persist a freshly uploaded document (its blob is already stored).
+    Create {
+        new: NewDocument,
+        idempotency: Option<(IdempotencyRecord, i64)>,
+        reply: DocumentReply,
+    },
+    /// Apply one change on behalf of `actor` (the subject who asked).
+    Apply {
+        change: DocumentChange,
+        actor: String,
+        reply: DocumentReply,
+    },
+    /// Periodic check whether this actor has been idle long enough to stop.
+    IdleTick,
+}
+
+impl DocumentMsg {
+    /// Answers the caller with `err` without handling the message (used by the supervisor
+    /// when it cannot deliver).
+    pub fn reject(self, err: DocumentError) {
+        match self {
+            Self::Create { reply, .. } | Self::Apply { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::IdleTick => {}
+        }
+    }
+
+    /// Ticks are housekeeping; they don't count as work the supervisor forwarded.
+    pub fn is_work(&self) -> bool {
+        !matches!(self, Self::IdleTick)
+    }
+}
+
+/// What every document actor shares.
+pub struct DocumentContext {
+    pub db: Db,
+    pub blobs: Arc<BlobStore>,
+    pub idle_after: Duration,
+    /// Test-only: the next `Apply` panics inside the actor.
+    #[cfg(feature = "test-hooks")]
+    pub panic_next_apply: std::sync::atomic::AtomicBool,
+}
+
+impl DocumentContext {
+    pub fn new(db: Db, blobs: Arc<BlobStore>, idle_after: Duration) -> Self {
+        Self {
+            db,
+            blobs,
+            idle_after,
+            #[cfg(feature = "test-hooks")]
+            panic_next_apply: Default::default(),
+        }
+    }
+}
+
+pub struct DocumentArgs {
+    pub id: DocumentId,
+    pub ctx: Arc<DocumentContext>,
+    pub supervisor: ActorRef<DocumentSupervisorMsg>,
+}
+
+pub struct DocumentState {
+    id: DocumentId,
+    ctx: Arc<DocumentContext>,
+    supervisor: ActorRef<DocumentSupervisorMsg>,
+    /// `None` until first needed, then the latest stored version.
+    record: Option<DocumentRecord>,
+    /// Work messages handled; the supervisor compares it with what it forwarded.
+    processed: u64,
+    last_activity: Instant,
+}
+
+pub struct DocumentActor;
+
+impl Actor for DocumentActor {
+    type Msg = DocumentMsg;
+    type State = DocumentState;
+    type Arguments = DocumentArgs;
+
+    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: DocumentArgs) -> Result<DocumentState, ActorProcessingErr> {
+        // Cheap on purpose: the supervisor awaits this. The record loads on the first message.
+        let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
+        myself.send_interval(tick, || DocumentMsg::IdleTick);
+        Ok(DocumentState {
+            id: args.id,
+            ctx: args.ctx,
+            supervisor: args.supervisor,
+            record: None,
+            processed: 0,
+            last_activity: Instant::now(),
+        })
+    }
+
+    async fn handle(&self, _myself: ActorRef<Self::Msg>, msg: DocumentMsg, state: &mut DocumentState) -> Result<(), ActorProcessingErr> {
+        if msg.is_work() {
+            state.processed += 1;
+            state.last_activity = Instant::now();
+        }
+        match msg {
+            DocumentMsg::Create { new, idempotency, reply } => {
+                let result = create(state, new, idempotency).await;
+                let _ = reply.send(result);
+            }
+            DocumentMsg::Apply { change, actor, reply } => {
+                #[cfg(feature = "test-hooks")]
+                if state.ctx.panic_next_apply.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    panic!("injected fault: document actor panics while applying a change");
+                }
+                let result = apply(state, change, &actor).await;
+                let _ = reply.send(result);
+            }
+            DocumentMsg::IdleTick => {
+                if state.last_activity.elapsed() >= state.ctx.idle_after {
+                    let _ = state.supervisor.cast(DocumentSupervisorMsg::ChildIdle {
+                        id: state.id,
+                        processed: state.processed,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn create(
+    state: &mut DocumentState,
+    new: NewDocument,
+    idempotency: Option<(IdempotencyRecord, i64)>,
+) -> Result<DocumentRecord, DocumentError> {
+    let idem = idempotency.as_ref().map(|(r, t)| (r, *t));
+    let record = documents::insert(&state.ctx.db, &new, idem).await?;
+    state.record = Some(record.clone());
+    Ok(record)
+}
+
+async fn load(state: &mut DocumentState) -> Result<DocumentRecord, DocumentError> {
+    if let Some(r) = &state.record {
+        return Ok(r.clone());
+    }
+    let record = documents::get(&state.ctx.db, &state.id).await?.ok_or(DocumentError::NotFound)?;
+    state.record = Some(record.clone());
+    Ok(record)
+}
+
+async fn apply(state: &mut DocumentState, change: DocumentChange, actor: &str) -> Result<DocumentRecord, DocumentError> {
+    let before = load(state).await?;
+    if before.status == DocumentStatus::Erased {
+        return match change {
+            // Erasing twice is a no-op, not an error: the caller's intent already holds.
+            DocumentChange::Erased => Ok(before),
+            DocumentChange::FileRead => Err(DocumentError::Erased),
+        };
+    }
+    let result = documents::apply(&state.ctx.db, &before, &change, actor).await;
+    let after = match result {
+        Ok(after) => after,
+        Err(e) => {
+            // The cache may be stale (e.g. a write from another node): reload next time.
+            state.record = None;
+            return Err(e.into());
+        }
+    };
+    state.record = Some(after.clone());
+    if change == DocumentChange::Erased
+        && let Some(key) = before.blob_key.clone()
+    {
+        // The row no longer points at the file, so the file must go too. A failure here leaves
+        // an encrypted orphan, which `filot` reports at start (never a readable copy).
+        let blobs = state.ctx.blobs.clone();
+        match tokio::task::spawn_blocking(move || blobs.delete(&key)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(document_id = %state.id, error = %e, "erased document's blob could not be deleted"),
+            Err(e) => tracing::error!(document_id = %state.id, error = %e, "blob deletion task failed"),
+        }
+    }
+    Ok(after)
+}

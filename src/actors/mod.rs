@@ -1,0 +1,10 @@
+//! # Actors
+//!
+//! The actors that own a piece of state each: one file per actor, holding its behaviour, its
+//! message enum, its state and its arguments. Actors are caches over the database (the truth):
+//! any of them may die at any time and is rebuilt from the database. Supervisors live in
+//! `crate::supervision`, not here.
+
+pub mod document;
+
+pub use document::{DocumentActor, DocumentContext, DocumentError, DocumentMsg};

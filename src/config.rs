@@ -1,0 +1,590 @@
+//! # Settings
+//!
+//! One typed tree for the whole service, built in three layers: built-in defaults, then
+//! `cluster.toml` (node identity and shared settings), then `FILOT_*` environment variables
+//! (nested keys use `__`, e.g. `FILOT_LIMITS__MAX_FILE_BYTES`).
+//!
+//! Loading never stops at the first problem: [`Settings::load`] reports every invalid setting
+//! at once, so an operator fixes a broken deployment in one round. Secrets are wrapped in
+//! [`Secret`] and never print.
+
+use std::{
+    fmt,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use figment::{
+    Figment, Provider,
+    providers::{Env, Format, Serialized, Toml},
+    value::Value,
+};
+use serde::{Deserialize, Serialize};
+
+/// A configured secret. `Debug`, `Display` and `Serialize` all redact it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The only way to read the value: a call that stands out in review.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, human-readable when it is.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Where the embedded database, blobs and generated secrets live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
+    pub database_url: String,
+    /// Log level filter in `tracing` syntax (overridden by `RUST_LOG`).
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub blobs: BlobSettings,
+    pub limits: Limits,
+    pub documents: DocumentSettings,
+    pub node: NodeSettings,
+    pub cluster: ClusterSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 shared secret. Unset: a random one is generated once into `data_dir/secrets`.
+    pub jwt_secret: Option<Secret>,
+    /// PEM file with an RS256 public key. When set, tokens are verified with it (RS256 only).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// PEM file with the RS256 private key, only needed by `filot token` in RS256 mode.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of tokens minted by `filot token` unless `--ttl` says otherwise.
+    pub default_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlobSettings {
+    /// Base64 of a 32-byte AES-256-GCM key. Unset: generated once into `data_dir/secrets`.
+    pub encryption_key: Option<Secret>,
+}
+
+/// Every limit the intake enforces. Each is documented in `.env.example`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest accepted file part (bytes); larger → 413 `file_too_large`.
+    pub max_file_bytes: u64,
+    /// Largest accepted upload request body (bytes), multipart framing included.
+    pub max_request_bytes: u64,
+    /// Largest JSON request body (bytes) on other routes.
+    pub max_json_bytes: u64,
+    /// Images whose header declares a side longer than this are refused before decoding.
+    pub max_image_side: u32,
+    /// Images whose header declares more pixels than this are refused before decoding.
+    pub max_image_pixels: u64,
+    /// Uploads per user per minute.
+    pub uploads_per_user_per_minute: u32,
+    /// Uploads per client address per minute.
+    pub uploads_per_ip_per_minute: u32,
+    /// Authenticated requests per user per minute, all routes together.
+    pub requests_per_user_per_minute: u32,
+    /// Failed authentications per client address per minute before that address gets 429.
+    pub auth_failures_per_ip_per_minute: u32,
+    /// Seconds an upload may take to arrive in full.
+    pub upload_timeout_secs: u64,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
+    pub trust_forwarded_for: bool,
+    /// Page size bounds for list endpoints.
+    pub max_page_size: u32,
+    /// How long an `Idempotency-Key` is remembered, in hours.
+    pub idempotency_ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DocumentSettings {
+    /// A document actor with no message for this long stops; the next message starts a new one.
+    pub actor_idle_secs: u64,
+    /// How long an API call waits for a document actor's answer.
+    pub actor_call_timeout_ms: u64,
+    /// Restarts of one document actor tolerated inside `restart_window_secs`; beyond, the
+    /// document is quarantined (503) until the window passes.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// `name@host` of this node in the cluster.
+    pub name: String,
+    /// What this node does: any of `api`, `ocr`, `outbox`.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// Address the cluster listener binds; empty = no cluster listener.
+    pub listen: String,
+    /// Other nodes, `name@host:port`. Empty = single node.
+    pub peers: Vec<String>,
+    /// Erlang-style magic cookie shared by all nodes.
+    pub cookie: Option<Secret>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            log_level: "info".into(),
+            log_format: LogFormat::Auto,
+            database: DatabaseSettings::default(),
+            auth: AuthSettings::default(),
+            blobs: BlobSettings::default(),
+            limits: Limits::default(),
+            documents: DocumentSettings::default(),
+            node: NodeSettings::default(),
+            cluster: ClusterSettings::default(),
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_private_key_file: None,
+            issuer: "filot".into(),
+            leeway_secs: 30,
+            default_token_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl Default for BlobSettings {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 2 * 1024 * 1024,
+            max_request_bytes: 2 * 1024 * 1024 + 64 * 1024,
+            max_json_bytes: 64 * 1024,
+            max_image_side: 12_000,
+            max_image_pixels: 48_000_000,
+            uploads_per_user_per_minute: 30,
+            uploads_per_ip_per_minute: 120,
+            requests_per_user_per_minute: 1_200,
+            auth_failures_per_ip_per_minute: 30,
+            upload_timeout_secs: 60,
+            trust_forwarded_for: false,
+            max_page_size: 100,
+            idempotency_ttl_hours: 24,
+        }
+    }
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        Self {
+            actor_idle_secs: 60,
+            actor_call_timeout_ms: 10_000,
+            max_restarts: 5,
+            restart_window_secs: 60,
+        }
+    }
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            name: "filot@localhost".into(),
+            roles: vec!["api".into(), "ocr".into(), "outbox".into()],
+        }
+    }
+}
+
+/// Every problem found while loading settings, each naming its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+/// Environment variables with the `FILOT_` prefix that are not settings (test harness knobs).
+const NON_SETTING_ENV: &[&str] = &["TEST_POSTGRES_URL", "CONFIG"];
+
+impl Settings {
+    /// Loads defaults ← `cluster_toml` (when the file exists) ← `FILOT_*` env.
+    pub fn load(cluster_toml: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(cluster_toml, Figment::new())
+    }
+
+    /// Like [`Settings::load`], with extra overrides on top (command-line flags).
+    pub fn load_with(cluster_toml: Option<&Path>, overrides: Figment) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = cluster_toml {
+            if path.exists() {
+                figment = figment.merge(Toml::file_exact(path));
+            } else if std::env::var_os("FILOT_CONFIG").is_some() {
+                return Err(ConfigError {
+                    problems: vec![format!("config file {} does not exist", path.display())],
+                });
+            }
+        }
+        let env = Env::prefixed("FILOT_").split("__").ignore(NON_SETTING_ENV);
+        let figment = figment.merge(env).merge(overrides);
+        Self::extract_all(figment)
+    }
+
+    /// Extracts settings, collecting every type error and every semantic error.
+    fn extract_all(figment: Figment) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let figment = match figment.extract::<Settings>() {
+            Ok(_) => figment,
+            Err(_) => {
+                // Walk every known leaf; report each one that does not fit, then put the
+                // default back so the remaining (semantic) checks can still run.
+                let defaults = Figment::from(Serialized::defaults(Settings::default()));
+                let mut repaired = figment.clone();
+                for (key, default) in leaves(&defaults) {
+                    if let Err(e) = extract_like(&figment, &key, &default) {
+                        problems.push(format!("{key}: {}", e.kind));
+                        repaired = repaired.merge(Serialized::default(&key, default));
+                    }
+                }
+                repaired
+            }
+        };
+        let settings = match figment.extract::<Settings>() {
+            Ok(s) => s,
+            Err(e) => {
+                for err in e {
+                    problems.push(format!("{}: {}", err.path.join("."), err.kind));
+                }
+                return Err(ConfigError { problems });
+            }
+        };
+        problems.extend(settings.validate());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Semantic checks that types alone cannot express.
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            p.push(format!(
+                "listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",
+                self.listen
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            p.push("data_dir: must not be empty".into());
+        }
+        let url = self.database_url.trim();
+        if !url.is_empty()
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            p.push("database_url: must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if self.database.max_connections == 0 {
+            p.push("database.max_connections: must be at least 1".into());
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            p.push("auth.jwt_secret: must be at least 32 characters".into());
+        }
+        if self.auth.issuer.trim().is_empty() {
+            p.push("auth.issuer: must not be empty".into());
+        }
+        if let Some(path) = &self.auth.jwt_public_key_file
+            && !path.exists()
+        {
+            p.push(format!(
+                "auth.jwt_public_key_file: {} does not exist",
+                path.display()
+            ));
+        }
+        if let Some(key) = &self.blobs.encryption_key {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(key.expose().trim()) {
+                Ok(bytes) if bytes.len() == 32 => {}
+                _ => p.push("blobs.encryption_key: must be base64 of exactly 32 bytes".into()),
+            }
+        }
+        let l = &self.limits;
+        let positive: [(&str, u64); 10] = [
+            ("limits.upload_timeout_secs", l.upload_timeout_secs),
+            ("limits.max_file_bytes", l.max_file_bytes),
+            ("limits.max_json_bytes", l.max_json_bytes),
+            ("limits.max_image_side", l.max_image_side.into()),
+            ("limits.max_image_pixels", l.max_image_pixels),
+            ("limits.uploads_per_user_per_minute", l.uploads_per_user_per_minute.into()),
+            ("limits.uploads_per_ip_per_minute", l.uploads_per_ip_per_minute.into()),
+            ("limits.requests_per_user_per_minute", l.requests_per_user_per_minute.into()),
+            ("limits.auth_failures_per_ip_per_minute", l.auth_failures_per_ip_per_minute.into()),
+            ("limits.max_page_size", l.max_page_size.into()),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                p.push(format!("{key}: must be greater than 0"));
+            }
+        }
+        if l.max_request_bytes < l.max_file_bytes {
+            p.push("limits.max_request_bytes: must be at least limits.max_file_bytes".into());
+        }
+        if self.documents.actor_idle_secs == 0 {
+            p.push("documents.actor_idle_secs: must be greater than 0".into());
+        }
+        if self.documents.actor_call_timeout_ms == 0 {
+            p.push("documents.actor_call_timeout_ms: must be greater than 0".into());
+        }
+        if !self.node.name.contains('@') {
+            p.push(format!("node.name: `{}` must look like name@host", self.node.name));
+        }
+        for role in &self.node.roles {
+            if !["api", "ocr", "outbox"].contains(&role.as_str()) {
+                p.push(format!("node.roles: unknown role `{role}` (api, ocr, outbox)"));
+            }
+        }
+        if !self.cluster.peers.is_empty() && self.cluster.cookie.is_none() {
+            p.push("cluster.cookie: required when cluster.peers is not empty".into());
+        }
+        p
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.parse().expect("validated in Settings::validate")
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.trim().is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("filot.db").display())
+        } else {
+            self.database_url.trim().to_string()
+        }
+    }
+
+    /// The effective configuration as TOML, secrets redacted, database password hidden.
+    pub fn redacted_toml(&self) -> String {
+        let mut copy = self.clone();
+        copy.database_url = redact_url_password(&self.effective_database_url());
+        toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    pub fn actor_call_timeout(&self) -> Duration {
+        Duration::from_millis(self.documents.actor_call_timeout_ms)
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:[redacted]@host/db`.
+pub fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// All leaf keys (dotted paths) of a figment, with their values.
+fn leaves(figment: &Figment) -> Vec<(String, Value)> {
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Dict(_, dict) => {
+                for (k, v) in dict {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+    let mut out = Vec::new();
+    if let Ok(root) = figment.find_value("") {
+        walk("", &root, &mut out);
+    } else if let Ok(dict) = figment.data() {
+        for (_, d) in dict {
+            for (k, v) in d {
+                walk(&k, &v, &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Extracts `key` from `figment` as the same kind of value its default has.
+fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), figment::Error> {
+    if !figment.contains(key) {
+        return Ok(());
+    }
+    match default {
+        Value::Num(_, n) if n.to_f64().is_some_and(|f| f.fract() == 0.0) => {
+            figment.extract_inner::<u64>(key).map(drop)
+        }
+        Value::Num(..) => figment.extract_inner::<f64>(key).map(drop),
+        Value::Bool(..) => figment.extract_inner::<bool>(key).map(drop),
+        Value::String(..) => figment.extract_inner::<String>(key).map(drop),
+        Value::Array(..) => figment.extract_inner::<Vec<String>>(key).map(drop),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    #[test]
+    fn shipped_cluster_toml_loads_and_validates() {
+        figment::Jail::expect_with(|_jail| {
+            let s = Settings::load(Some(&manifest("cluster.toml"))).map_err(|e| e.to_string())?;
+            assert!(s.node.name.contains('@'));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shipped_env_example_loads_and_validates() {
+        let text = std::fs::read_to_string(manifest(".env.example")).unwrap();
+        figment::Jail::expect_with(|jail| {
+            let mut count = 0;
+            for line in text.lines() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let (k, v) = line.split_once('=').expect("KEY=value lines");
+                assert!(k.starts_with("FILOT_"), "{k} lacks the FILOT_ prefix");
+                jail.set_env(k, v);
+                count += 1;
+            }
+            assert!(count > 10, ".env.example documents too few variables");
+            Settings::load(Some(&manifest("cluster.toml"))).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_LISTEN", "not-an-address");
+            jail.set_env("FILOT_LIMITS__MAX_FILE_BYTES", "lots");
+            jail.set_env("FILOT_LIMITS__MAX_PAGE_SIZE", "0");
+            jail.set_env("FILOT_AUTH__JWT_SECRET", "short");
+            let err = Settings::load(None).expect_err("invalid");
+            let all = err.problems.join("\n");
+            assert!(all.contains("listen"), "{all}");
+            assert!(all.contains("limits.max_file_bytes"), "{all}");
+            assert!(all.contains("limits.max_page_size"), "{all}");
+            assert!(all.contains("auth.jwt_secret"), "{all}");
+            assert_eq!(err.problems.len(), 4, "{all}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\n[limits]\nmax_file_bytes = 1000\nmax_request_bytes = 5000\n")?;
+            jail.set_env("FILOT_LISTEN", "127.0.0.1:9100");
+            let s = Settings::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen, "127.0.0.1:9100");
+            assert_eq!(s.limits.max_file_bytes, 1000);
+            assert_eq!(s.limits.max_json_bytes, Limits::default().max_json_bytes);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let mut s = Settings::default();
+        s.auth.jwt_secret = Some(Secret::new("x".repeat(40)));
+        s.database_url = "postgres://u:hunter2@db/filot".into();
+        let text = s.redacted_toml();
+        assert!(!text.contains(&"x".repeat(40)));
+        assert!(!text.contains("hunter2"));
+        assert!(format!("{s:?}").contains("[redacted]"));
+    }
+}

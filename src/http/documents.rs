@@ -1,0 +1,407 @@
+//! Document intake and reading: `/v1/documents…`. Handlers unpack the request, check the
+//! caller's role, and call one domain operation; the document's actor does every write.
+
+use std::sync::Arc;
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use chrono::{DateTime, TimeZone, Utc};
+use poem_openapi::{
+    ApiResponse, Object,
+    param::{Header, Path, Query},
+    payload::{Binary, Json},
+};
+use sha2::{Digest, Sha256};
+
+use super::{
+    AppState, ApiTags,
+    auth::{BearerAuth, Role, Subject},
+    errors::ApiError,
+    rate_limit::client_ip,
+    upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
+};
+use crate::{
+    actors::DocumentError,
+    kyc::{DocumentId, DocumentType},
+    store::{
+        StoreError, now_millis,
+        documents::{self, DocumentChange, DocumentRecord, IdempotencyRecord, NewDocument},
+    },
+};
+
+pub struct DocumentsApi {
+    pub state: Arc<AppState>,
+}
+
+/// Answer to an accepted upload.
+#[derive(Debug, Clone, Object, serde::Serialize, serde::Deserialize)]
+pub struct UploadAccepted {
+    pub id: String,
+    #[oai(rename = "type")]
+    #[serde(rename = "type")]
+    pub doc_type: DocumentTypeName,
+    /// Always `queued` here. OCR is not plugged in yet: documents stay `queued` until the OCR
+    /// workers land; no extraction result is invented meanwhile.
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A document as its reader may see it.
+#[derive(Debug, Object)]
+pub struct DocumentView {
+    pub id: String,
+    #[oai(rename = "type")]
+    pub doc_type: DocumentTypeName,
+    /// `uploaded`, `queued`, `processing`, `extracted`, `failed` or `erased`. Until OCR is
+    /// plugged in, uploads stay `queued`.
+    pub status: String,
+    /// Sniffed media type of the stored file (`null` once erased).
+    pub content_type: Option<String>,
+    pub size_bytes: Option<i64>,
+    /// Extracted card fields (none before OCR; NIK/NPWP masked for the owner).
+    pub fields: Option<serde_json::Value>,
+    /// Stable codes of the problems found on the card.
+    pub issues: Vec<String>,
+    pub failure_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub erased_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Object)]
+pub struct DocumentPage {
+    pub items: Vec<DocumentView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+pub enum UploadResponse {
+    /// Accepted and stored; processing is asynchronous.
+    #[oai(status = 202)]
+    Accepted(Json<UploadAccepted>),
+}
+
+#[derive(ApiResponse)]
+pub enum FileResponse {
+    /// The original upload, byte for byte.
+    #[oai(status = 200)]
+    Ok(
+        Binary<Vec<u8>>,
+        #[oai(header = "Content-Type")] String,
+        #[oai(header = "Content-Disposition")] String,
+        #[oai(header = "Cache-Control")] String,
+        #[oai(header = "X-Content-Type-Options")] String,
+    ),
+}
+
+fn millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn type_name(t: DocumentType) -> DocumentTypeName {
+    match t {
+        DocumentType::Ktp => DocumentTypeName::Ktp,
+        DocumentType::Npwp => DocumentTypeName::Npwp,
+    }
+}
+
+fn view(record: &DocumentRecord) -> DocumentView {
+    DocumentView {
+        id: record.id.to_string(),
+        doc_type: type_name(record.doc_type),
+        status: record.status.as_str().to_string(),
+        content_type: record.content_type.clone(),
+        size_bytes: record.size_bytes,
+        fields: record.fields.clone(),
+        issues: record.issues.clone(),
+        failure_reason: record.failure_reason.clone(),
+        created_at: millis(record.created_at),
+        updated_at: millis(record.updated_at),
+        erased_at: record.erased_at.map(millis),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable {
+                code: "unavailable",
+                message: "the database is unavailable; retry later".into(),
+            }
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiError::Internal
+        }
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(e: DocumentError) -> Self {
+        match e {
+            DocumentError::NotFound => ApiError::NotFound,
+            DocumentError::Erased => ApiError::Gone,
+            DocumentError::Quarantined | DocumentError::ActorFailed | DocumentError::Timeout => {
+                tracing::error!(error = %e, "document actor did not complete the request");
+                ApiError::Unavailable {
+                    code: "document_unavailable",
+                    message: "the document could not be processed right now; retry later".into(),
+                }
+            }
+            DocumentError::ShuttingDown => ApiError::Unavailable {
+                code: "unavailable",
+                message: "the service is shutting down".into(),
+            },
+            DocumentError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl DocumentsApi {
+    /// The record if the caller may see it; 404 otherwise (no enumeration of others' ids).
+    async fn visible(&self, subject: &Subject, id: &str) -> Result<DocumentRecord, ApiError> {
+        let id: DocumentId = id.parse().map_err(|_| ApiError::NotFound)?;
+        let record = documents::get(&self.state.db, &id).await?.ok_or(ApiError::NotFound)?;
+        if !subject.can_read(&record.owner) {
+            return Err(ApiError::NotFound);
+        }
+        Ok(record)
+    }
+}
+
+fn request_hash(doc_type: DocumentType, bytes: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(doc_type.as_str().as_bytes());
+    h.update([0u8]);
+    h.update(bytes);
+    hex::encode(h.finalize())
+}
+
+fn valid_idempotency_key(key: &str) -> bool {
+    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn replay(record: &IdempotencyRecord, hash: &str) -> Result<UploadResponse, ApiError> {
+    if record.request_hash != hash {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with a different request".into(),
+        });
+    }
+    let body: UploadAccepted = serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
+    Ok(UploadResponse::Accepted(Json(body)))
+}
+
+fn encode_cursor(r: &DocumentRecord) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", r.created_at, r.id))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, DocumentId)> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
+    let (t, id) = raw.split_once('|')?;
+    Some((t.parse().ok()?, id.parse().ok()?))
+}
+
+#[poem_openapi::OpenApi(tag = "ApiTags::Documents")]
+impl DocumentsApi {
+    /// Upload a KTP or NPWP card
+    ///
+    /// Multipart form with `type` (KTP or NPWP) and `file` (JPEG, PNG or PDF, recognised from
+    /// its content; at most 2 MB by default). Answers 202 with the new document, `queued`.
+    /// OCR is not plugged in yet, so documents stay `queued` for now; no result is faked.
+    /// Send an `Idempotency-Key` to make retries safe: the same key with the same body answers
+    /// the same document; with a different body, 409.
+    #[oai(path = "/v1/documents", method = "post", operation_id = "uploadDocument")]
+    async fn upload(
+        &self,
+        auth: BearerAuth,
+        req: &poem::Request,
+        /// Makes retries safe (1–255 visible ASCII characters).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        upload: DocumentUpload,
+    ) -> Result<UploadResponse, ApiError> {
+        let subject = auth.0;
+        subject.require(&[Role::User])?;
+        let state = &self.state;
+        let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
+        state.limits.upload(&subject.id, &ip)?;
+        let key = match idempotency_key.0 {
+            Some(k) if valid_idempotency_key(&k) => Some(k),
+            Some(_) => return Err(ApiError::invalid("Idempotency-Key", "must be 1–255 visible ASCII characters")),
+            None => None,
+        };
+        let kind: MediaKind = match inspect(&upload.bytes, &state.settings.limits) {
+            Ok(kind) => kind,
+            Err(e) => {
+                tracing::warn!(code = e.code(), declared_name = ?upload.declared_name, "upload refused");
+                return Err(e);
+            }
+        };
+        let hash = request_hash(upload.doc_type, &upload.bytes);
+        let ttl_ms = state.settings.limits.idempotency_ttl_hours as i64 * 3_600_000;
+        let not_before = now_millis() - ttl_ms;
+        if let Some(k) = &key
+            && let Some(existing) = documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
+        {
+            return replay(&existing, &hash);
+        }
+
+        let id = DocumentId::new();
+        let blob_key = id.to_string();
+        let blobs = state.blobs.clone();
+        let data = upload.bytes.clone();
+        let put_key = blob_key.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&put_key, &data))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| {
+                tracing::error!(error = %e, "blob write failed");
+                ApiError::Unavailable {
+                    code: "storage_unavailable",
+                    message: "the file could not be stored; retry later".into(),
+                }
+            })?;
+
+        let created_at = Utc::now();
+        let accepted = UploadAccepted {
+            id: id.to_string(),
+            doc_type: type_name(upload.doc_type),
+            status: "queued".into(),
+            created_at,
+        };
+        let idem = key.as_ref().map(|k| {
+            (
+                IdempotencyRecord {
+                    owner: subject.id.clone(),
+                    key: k.clone(),
+                    request_hash: hash.clone(),
+                    document_id: id.to_string(),
+                    status_code: 202,
+                    response_body: serde_json::to_string(&accepted).expect("serializable"),
+                },
+                not_before,
+            )
+        });
+        let new = NewDocument {
+            id,
+            owner: subject.id.clone(),
+            doc_type: upload.doc_type,
+            content_type: kind.mime().to_string(),
+            size_bytes: upload.bytes.len() as i64,
+            sha256: hex::encode(Sha256::digest(&upload.bytes)),
+            blob_key: blob_key.clone(),
+        };
+        match state.documents.create(new, idem).await {
+            Ok(record) => {
+                tracing::info!(document_id = %record.id, doc_type = %record.doc_type, "document accepted");
+                let mut body = accepted;
+                body.created_at = millis(record.created_at);
+                Ok(UploadResponse::Accepted(Json(body)))
+            }
+            Err(e) => {
+                // Nothing was committed: remove the blob so no orphan file remains.
+                let blobs = state.blobs.clone();
+                let _ = tokio::task::spawn_blocking(move || blobs.delete(&blob_key)).await;
+                if let (Some(k), DocumentError::Store(s)) = (&key, &e)
+                    && s.is_unique_violation()
+                {
+                    // A concurrent request with the same key won the race: answer as it did.
+                    if let Some(existing) = documents::find_idempotency(&state.db, &subject.id, k, not_before).await? {
+                        return replay(&existing, &hash);
+                    }
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// List your documents
+    ///
+    /// The caller's own documents, newest first, paginated with an opaque cursor.
+    #[oai(path = "/v1/documents", method = "get", operation_id = "listDocuments")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// Page size (1 to `limits.max_page_size`, default 20).
+        limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<DocumentPage>, ApiError> {
+        let max = self.state.settings.limits.max_page_size;
+        let limit = limit.0.unwrap_or(20.min(max));
+        if limit == 0 || limit > max {
+            return Err(ApiError::invalid("limit", format!("must be between 1 and {max}")));
+        }
+        let cursor = match cursor.0.as_deref() {
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API issued"))?),
+            None => None,
+        };
+        let records = documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit + 1).await?;
+        let more = records.len() > limit as usize;
+        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
+        let next_cursor = if more { page.last().map(encode_cursor) } else { None };
+        Ok(Json(DocumentPage {
+            items: page.iter().map(view).collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Get a document
+    ///
+    /// Status, extracted fields and issues. Owners see their own documents; reviewers and
+    /// admins see any. Someone else's document answers 404.
+    #[oai(path = "/v1/documents/:id", method = "get", operation_id = "getDocument")]
+    async fn get(&self, auth: BearerAuth, id: Path<String>) -> Result<Json<DocumentView>, ApiError> {
+        let record = self.visible(&auth.0, &id.0).await?;
+        Ok(Json(view(&record)))
+    }
+
+    /// Download the original file
+    ///
+    /// Every download is recorded in the document's audit trail. Erased documents answer 410.
+    #[oai(path = "/v1/documents/:id/file", method = "get", operation_id = "getDocumentFile")]
+    async fn file(&self, auth: BearerAuth, id: Path<String>) -> Result<FileResponse, ApiError> {
+        let subject = auth.0;
+        let record = self.visible(&subject, &id.0).await?;
+        let record = self.state.documents.apply(record.id, DocumentChange::FileRead, &subject.id).await?;
+        let key = record.blob_key.clone().ok_or(ApiError::Gone)?;
+        let blobs = self.state.blobs.clone();
+        let bytes = tokio::task::spawn_blocking(move || blobs.get(&key))
+            .await
+            .map_err(|_| ApiError::Internal)?
+            .map_err(|e| {
+                tracing::error!(document_id = %record.id, error = %e, "stored file unreadable");
+                ApiError::Internal
+            })?;
+        let kind = record
+            .content_type
+            .as_deref()
+            .and_then(MediaKind::from_mime)
+            .ok_or(ApiError::Internal)?;
+        Ok(FileResponse::Ok(
+            Binary(bytes),
+            kind.mime().to_string(),
+            format!("attachment; filename=\"{}.{}\"", record.id, kind.extension()),
+            "no-store".into(),
+            "nosniff".into(),
+        ))
+    }
+
+    /// Erase a document
+    ///
+    /// Deletes the file and every personal field; a tombstone (id, type, times, `erased`)
+    /// and the audit trail remain. Owners and admins only. Erasing twice is not an error.
+    #[oai(path = "/v1/documents/:id", method = "delete", operation_id = "eraseDocument")]
+    async fn erase(&self, auth: BearerAuth, id: Path<String>) -> Result<Json<DocumentView>, ApiError> {
+        let subject = auth.0;
+        let record = self.visible(&subject, &id.0).await?;
+        let allowed = subject.role == Role::Admin || (subject.role == Role::User && subject.id == record.owner);
+        if !allowed {
+            return Err(ApiError::Forbidden("only the owner or an admin may erase a document"));
+        }
+        let record = self.state.documents.apply(record.id, DocumentChange::Erased, &subject.id).await?;
+        tracing::info!(document_id = %record.id, "document erased");
+        Ok(Json(view(&record)))
+    }
+}

@@ -1,0 +1,319 @@
+//! The one error shape of the API: `{"error": code, "message": text, "correlation_id": id}`.
+//!
+//! Handlers return [`ApiError`]; [`normalize`] turns everything else that leaves the service
+//! with a 4xx/5xx status (poem's own rejections, poem-openapi parse errors, caught panics) into
+//! the same shape. A 5xx body never carries a cause: causes go to the log.
+
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::{ToJSON, Type},
+};
+
+use crate::telemetry::{correlation::CorrelationId, mask::mask_pii};
+
+/// Body of every error response.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `file_too_large`.
+    pub error: String,
+    /// Human-readable explanation; never contains personal data.
+    pub message: String,
+    /// The request's correlation id (also in the `X-Correlation-Id` header).
+    pub correlation_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the document has been erased")]
+    Gone,
+    #[error("{message}")]
+    PayloadTooLarge { code: &'static str, message: String },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("too many requests; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code: "validation_failed",
+            field: Some(field.to_string()),
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Gone => StatusCode::GONE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict { code, .. } => code,
+            Self::Gone => "document_erased",
+            Self::PayloadTooLarge { code, .. } => code,
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unprocessable { code, .. } => code,
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Unavailable { code, .. } => code,
+            Self::Internal => "internal",
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::Unprocessable {
+                field: Some(field),
+                message,
+                ..
+            } => format!("{field}: {message}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Marks a response whose body already has the error shape.
+#[derive(Clone, Copy)]
+struct Shaped;
+
+fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ErrorBody {
+        error: code.to_string(),
+        message: mask_pii(message).into_owned(),
+        correlation_id: current_correlation_id(),
+    };
+    let mut resp = Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_json_string());
+    resp.extensions_mut().insert(Shaped);
+    resp
+}
+
+impl poem::error::ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn as_response(&self) -> Response {
+        let mut resp = error_response(self.status(), self.code(), &self.message());
+        if let Self::RateLimited { retry_after_secs } = self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
+        resp
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        poem::error::ResponseError::as_response(&self)
+    }
+}
+
+impl ApiResponse for ApiError {
+    fn meta() -> MetaResponses {
+        let entry = |status: u16, description: &'static str| MetaResponse {
+            description,
+            status: Some(status),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json; charset=utf-8",
+                schema: ErrorBody::schema_ref(),
+            }],
+            headers: if status == 429 {
+                vec![MetaHeader {
+                    name: "Retry-After".into(),
+                    description: Some("Seconds to wait before retrying".into()),
+                    required: true,
+                    deprecated: false,
+                    schema: u64::schema_ref(),
+                }]
+            } else {
+                vec![]
+            },
+        };
+        MetaResponses {
+            responses: vec![
+                entry(401, "Missing, expired or invalid bearer token (`unauthorized`)"),
+                entry(403, "Authenticated, but the role may not do this (`forbidden`)"),
+                entry(404, "No such resource visible to the caller (`not_found`)"),
+                entry(409, "Conflicts with the current state (e.g. `idempotency_key_reused`)"),
+                entry(410, "The document was erased (`document_erased`)"),
+                entry(413, "Too large (`file_too_large`, `request_too_large`)"),
+                entry(415, "Content is not JPEG, PNG or PDF (`unsupported_media_type`)"),
+                entry(422, "Invalid input; the message names the field (`validation_failed`, `image_too_large`, …)"),
+                entry(429, "Rate limit hit (`rate_limited`); see Retry-After"),
+                entry(500, "Unexpected failure (`internal`); details are in the server log"),
+                entry(503, "A dependency is down (`unavailable`, `document_unavailable`); retry later"),
+            ],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        ErrorBody::register(registry);
+    }
+}
+
+tokio::task_local! {
+    static CORRELATION: CorrelationId;
+}
+
+/// The correlation id of the request being served (a fresh one outside any request).
+pub fn current_correlation_id() -> String {
+    CORRELATION
+        .try_with(|id| id.as_str().to_string())
+        .unwrap_or_else(|_| CorrelationId::generate().as_str().to_string())
+}
+
+/// Outermost middleware: assigns the correlation id, opens the request's log span, turns every
+/// error into the one shape, and logs one line per request.
+pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let id = CorrelationId::from_header(
+        req.headers()
+            .get(crate::telemetry::correlation::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", correlation_id = %id, method = %method, path = %path);
+    let started = std::time::Instant::now();
+    let work = async move {
+        let resp = match next.call(req).await {
+            Ok(resp) => resp.into_response(),
+            Err(err) => shape_poem_error(err),
+        };
+        let mut resp = if resp.status().as_u16() >= 400 && resp.extensions().get::<Shaped>().is_none() {
+            reshape(resp).await
+        } else {
+            resp
+        };
+        if let Ok(v) = HeaderValue::from_str(&current_correlation_id()) {
+            resp.headers_mut().insert(crate::telemetry::correlation::HEADER, v);
+        }
+        resp
+    };
+    use tracing::Instrument;
+    let resp = CORRELATION.scope(id, work.instrument(span.clone())).await;
+    let status = resp.status().as_u16();
+    let latency_ms = started.elapsed().as_millis() as u64;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::error!(status, latency_ms, "request failed");
+        } else {
+            tracing::info!(status, latency_ms, "request");
+        }
+    });
+    Ok(resp)
+}
+
+/// Maps an error from poem or poem-openapi to the shape, keeping its status where meaningful.
+fn shape_poem_error(err: poem::Error) -> Response {
+    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError};
+    if let Some(api) = err.downcast_ref::<ApiError>() {
+        return api.as_response_with_headers();
+    }
+    if err.is::<AuthorizationError>() {
+        return ApiError::Unauthorized("missing or malformed bearer token").into_response();
+    }
+    if err.is::<ParseParamError>() || err.is::<ParseRequestPayloadError>() {
+        let message = err.to_string();
+        return error_response(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &message);
+    }
+    if err.is::<ContentTypeError>() {
+        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", &err.to_string());
+    }
+    let status = err.status();
+    if status.is_server_error() {
+        tracing::error!(error = %err, "request failed");
+        return error_response(status, code_for(status), "internal error");
+    }
+    let message = err.to_string();
+    error_response(status, code_for(status), &message)
+}
+
+impl ApiError {
+    fn as_response_with_headers(&self) -> Response {
+        poem::error::ResponseError::as_response(self)
+    }
+}
+
+/// A response with an error status but not our shape (e.g. a caught panic).
+async fn reshape(resp: Response) -> Response {
+    let status = resp.status();
+    if status.is_server_error() {
+        return error_response(status, code_for(status), "internal error");
+    }
+    let text = resp.into_body().into_string().await.unwrap_or_default();
+    let message = if text.trim().is_empty() || text.len() > 512 {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    error_response(status, code_for(status), &message)
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        406 => "not_acceptable",
+        408 => "request_timeout",
+        409 => "conflict",
+        411 => "length_required",
+        413 => "request_too_large",
+        415 => "unsupported_media_type",
+        422 => "validation_failed",
+        429 => "rate_limited",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "error",
+    }
+}
+
+/// The panic handler for poem's `CatchPanic`: logs and answers a bare 500 (shaped above).
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).finish()
+}

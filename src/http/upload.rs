@@ -1,0 +1,401 @@
+//! The multipart upload body of `POST /v1/documents`, parsed as it streams in.
+//!
+//! Limits hold while bytes arrive, never after buffering an unbounded request: a declared
+//! `Content-Length` over the limit is refused before reading; otherwise multer enforces the
+//! per-field and whole-request limits chunk by chunk. After a refusal the rest of the body is
+//! drained up to a bound (so the client can read our 413 instead of a connection reset) and
+//! then the connection is dropped.
+
+use std::{io::Cursor, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use poem::{Request, RequestBody, http::header};
+use poem_openapi::{
+    ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions, Multipart,
+    error::ContentTypeError,
+    payload::{ParsePayload, Payload},
+    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
+    types::multipart::Upload,
+};
+
+use super::{AppState, errors::ApiError};
+use crate::{config::Limits, kyc::DocumentType};
+
+/// Which card the file shows.
+#[derive(Debug, Clone, Copy, Enum, serde::Serialize, serde::Deserialize)]
+#[oai(rename = "DocumentType")]
+pub enum DocumentTypeName {
+    #[oai(rename = "KTP")]
+    #[serde(rename = "KTP")]
+    Ktp,
+    #[oai(rename = "NPWP")]
+    #[serde(rename = "NPWP")]
+    Npwp,
+}
+
+/// The upload form (documentation only; parsing is [`DocumentUpload`]'s).
+#[derive(Debug, Multipart)]
+pub struct DocumentUploadForm {
+    /// `KTP` or `NPWP`.
+    #[oai(rename = "type")]
+    pub doc_type: DocumentTypeName,
+    /// JPEG, PNG or PDF (recognised by content, not by name or declared type); at most
+    /// `limits.max_file_bytes` (2 MB by default).
+    pub file: Upload,
+}
+
+/// A parsed, size-checked upload (content not yet inspected).
+#[derive(Debug)]
+pub struct DocumentUpload {
+    pub doc_type: DocumentType,
+    pub bytes: Bytes,
+    /// As the client named it; informational only, never trusted.
+    pub declared_name: Option<String>,
+}
+
+impl Payload for DocumentUpload {
+    const CONTENT_TYPE: &'static str = "multipart/form-data";
+
+    fn check_content_type(content_type: &str) -> bool {
+        content_type
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        <DocumentUploadForm as Payload>::schema_ref()
+    }
+
+    fn register(registry: &mut Registry) {
+        <DocumentUploadForm as Payload>::register(registry);
+    }
+}
+
+impl<'a> ApiExtractor<'a> for DocumentUpload {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <Self as Payload>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: <Self as Payload>::CONTENT_TYPE,
+                schema: <Self as Payload>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        request: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        match request.content_type() {
+            Some(ct) if Self::check_content_type(ct) => <Self as ParsePayload>::from_request(request, body).await,
+            Some(ct) => Err(ContentTypeError::NotSupported {
+                content_type: ct.to_string(),
+            }
+            .into()),
+            None => Err(ContentTypeError::ExpectContentType.into()),
+        }
+    }
+}
+
+impl ParsePayload for DocumentUpload {
+    const IS_REQUIRED: bool = true;
+
+    async fn from_request(req: &Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let state = req.data::<Arc<AppState>>().ok_or(ApiError::Internal)?;
+        Ok(parse(req, body, &state.settings.limits).await?)
+    }
+}
+
+fn malformed(message: impl Into<String>) -> ApiError {
+    ApiError::Unprocessable {
+        code: "malformed_multipart",
+        field: Some("body".into()),
+        message: message.into(),
+    }
+}
+
+fn file_too_large(limits: &Limits) -> ApiError {
+    ApiError::PayloadTooLarge {
+        code: "file_too_large",
+        message: format!("file is larger than {} bytes", limits.max_file_bytes),
+    }
+}
+
+fn request_too_large(limits: &Limits) -> ApiError {
+    ApiError::PayloadTooLarge {
+        code: "request_too_large",
+        message: format!("request body is larger than {} bytes", limits.max_request_bytes),
+    }
+}
+
+/// How much of a refused body we read and discard before hanging up.
+fn drain_cap(limits: &Limits) -> u64 {
+    limits.max_request_bytes.saturating_mul(4)
+}
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn parse(req: &Request, body: &mut RequestBody, limits: &Limits) -> Result<DocumentUpload, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let boundary = multer::parse_boundary(&content_type).map_err(|_| malformed("Content-Type lacks a multipart boundary"))?;
+    let mut stream = body.take().map_err(|_| malformed("request body already consumed"))?.into_bytes_stream();
+
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|len| len > limits.max_request_bytes) {
+        if declared_len.is_some_and(|len| len <= drain_cap(limits)) {
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+        }
+        return Err(request_too_large(limits));
+    }
+
+    // The feeder pulls the body and hands it to the parser; when the parser gives up (a
+    // limit, bad framing) the feeder drains a bounded remainder and stops.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let cap = drain_cap(limits);
+    let feeder = async move {
+        let mut forwarding = true;
+        let mut drained = 0u64;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) if forwarding => {
+                    let len = bytes.len() as u64;
+                    if tx.send(Ok(bytes)).await.is_err() {
+                        forwarding = false;
+                        drained += len;
+                    }
+                }
+                Ok(bytes) => {
+                    drained += bytes.len() as u64;
+                    if drained > cap {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    if forwarding {
+                        let _ = tx.send(Err(e)).await;
+                    }
+                    break;
+                }
+            }
+        }
+    };
+    let incoming = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec!["type", "file"])
+        .size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(limits.max_request_bytes)
+                .for_field("type", 64)
+                .for_field("file", limits.max_file_bytes),
+        );
+    let parser = read_fields(multer::Multipart::with_constraints(incoming, boundary, constraints), limits);
+    let deadline = Duration::from_secs(limits.upload_timeout_secs);
+    let (_, parsed) = tokio::join!(tokio::time::timeout(deadline, feeder), parser);
+    parsed
+}
+
+async fn read_fields(mut multipart: multer::Multipart<'static>, limits: &Limits) -> Result<DocumentUpload, ApiError> {
+    let mut doc_type: Option<String> = None;
+    let mut file: Option<(Vec<u8>, Option<String>)> = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(e) => return Err(map_multer(e, limits)),
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "type" if doc_type.is_none() => {
+                doc_type = Some(field.text().await.map_err(|e| map_multer(e, limits))?);
+            }
+            "file" if file.is_none() => {
+                let declared = field.file_name().map(str::to_string);
+                let mut field = field;
+                let mut data = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| map_multer(e, limits))? {
+                    data.extend_from_slice(&chunk);
+                }
+                file = Some((data, declared));
+            }
+            other => return Err(ApiError::invalid(other, "appears more than once")),
+        }
+    }
+    let doc_type = doc_type.ok_or_else(|| ApiError::invalid("type", "is required (KTP or NPWP)"))?;
+    let doc_type = doc_type
+        .parse::<DocumentType>()
+        .map_err(|_| ApiError::invalid("type", "must be KTP or NPWP"))?;
+    let (data, declared_name) = file.ok_or_else(|| ApiError::invalid("file", "is required"))?;
+    if data.is_empty() {
+        return Err(ApiError::invalid("file", "is empty"));
+    }
+    Ok(DocumentUpload {
+        doc_type,
+        bytes: Bytes::from(data),
+        declared_name,
+    })
+}
+
+fn map_multer(e: multer::Error, limits: &Limits) -> ApiError {
+    match e {
+        multer::Error::FieldSizeExceeded { field_name, .. } => match field_name.as_deref() {
+            Some("file") => file_too_large(limits),
+            Some(other) => ApiError::invalid(other, "is too long"),
+            None => malformed("a field is too long"),
+        },
+        multer::Error::StreamSizeExceeded { .. } => request_too_large(limits),
+        multer::Error::UnknownField { field_name } => {
+            ApiError::invalid(field_name.as_deref().unwrap_or("body"), "is not a field of this form (type, file)")
+        }
+        multer::Error::IncompleteStream | multer::Error::IncompleteFieldData { .. } => {
+            malformed("multipart body ends before its closing boundary")
+        }
+        multer::Error::IncompleteHeaders | multer::Error::ReadHeaderFailed(_) => malformed("a part has malformed headers"),
+        other => malformed(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// What the content really is, after sniffing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaKind {
+    Jpeg,
+    Png,
+    Pdf,
+}
+
+impl MediaKind {
+    pub fn mime(&self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Pdf => "application/pdf",
+        }
+    }
+
+    pub fn from_mime(mime: &str) -> Option<Self> {
+        match mime {
+            "image/jpeg" => Some(Self::Jpeg),
+            "image/png" => Some(Self::Png),
+            "application/pdf" => Some(Self::Pdf),
+            _ => None,
+        }
+    }
+
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Pdf => "pdf",
+        }
+    }
+}
+
+/// Sniffs the content from its magic bytes (ignoring any declared type or name) and, for
+/// images, reads only the header to refuse decompression bombs before anything decodes them.
+pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
+    let kind = infer::get(bytes)
+        .and_then(|t| MediaKind::from_mime(t.mime_type()))
+        .ok_or_else(|| ApiError::UnsupportedMediaType("file content is not JPEG, PNG or PDF".into()))?;
+    let format = match kind {
+        MediaKind::Jpeg => image::ImageFormat::Jpeg,
+        MediaKind::Png => image::ImageFormat::Png,
+        MediaKind::Pdf => return Ok(kind),
+    };
+    let (w, h) = image::ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|_| ApiError::Unprocessable {
+            code: "invalid_image",
+            field: Some("file".into()),
+            message: "image header cannot be read".into(),
+        })?;
+    let too_large = |what: String| ApiError::Unprocessable {
+        code: "image_too_large",
+        field: Some("file".into()),
+        message: what,
+    };
+    if w == 0 || h == 0 {
+        return Err(too_large("image declares a zero dimension".into()));
+    }
+    if w > limits.max_image_side || h > limits.max_image_side {
+        return Err(too_large(format!(
+            "image declares {w}×{h} pixels; each side must be at most {}",
+            limits.max_image_side
+        )));
+    }
+    if u64::from(w) * u64::from(h) > limits.max_image_pixels {
+        return Err(too_large(format!(
+            "image declares {w}×{h} pixels; at most {} pixels are accepted",
+            limits.max_image_pixels
+        )));
+    }
+    Ok(kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        // A PNG signature and IHDR chunk declaring w×h: enough for the header reader.
+        let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        out.extend_from_slice(&13u32.to_be_bytes());
+        let mut chunk = b"IHDR".to_vec();
+        chunk.extend_from_slice(&ihdr);
+        out.extend_from_slice(&chunk);
+        let crc = crc32(&chunk);
+        out.extend_from_slice(&crc.to_be_bytes());
+        out
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn sniffs_content_not_names() {
+        let limits = Limits::default();
+        assert_eq!(inspect(&png(100, 60), &limits).unwrap(), MediaKind::Png);
+        assert_eq!(inspect(b"%PDF-1.7\n...", &limits).unwrap(), MediaKind::Pdf);
+        assert!(matches!(inspect(b"GIF89a....", &limits), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(inspect(b"hello", &limits), Err(ApiError::UnsupportedMediaType(_))));
+    }
+
+    #[test]
+    fn refuses_decompression_bombs_from_the_header() {
+        let limits = Limits::default();
+        let err = inspect(&png(100_000, 100_000), &limits).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+        let err = inspect(&png(10_000, 10_000), &limits).unwrap_err();
+        assert_eq!(err.code(), "image_too_large");
+    }
+}

@@ -1,0 +1,189 @@
+//! The `filot` command line: parses arguments and calls into the library.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use figment::{Figment, providers::Serialized};
+use filot::{Application, config::Settings, http::auth::{AuthKeys, Role}};
+
+#[derive(Parser)]
+#[command(name = "filot", version, about = "KYC verification runtime for KTP/NPWP documents")]
+struct Cli {
+    /// Configuration file (node identity, peers, shared settings).
+    #[arg(long, global = true, env = "FILOT_CONFIG", default_value = "cluster.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (embedded SQLite and CPU defaults need no configuration).
+    Serve {
+        /// Address to listen on [env: FILOT_LISTEN; default 127.0.0.1:8080].
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory for the database, blobs and generated keys [env: FILOT_DATA_DIR; default ./data].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Print a signed JWT for trying the API.
+    Token {
+        #[arg(long)]
+        sub: String,
+        /// user, reviewer or admin.
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Lifetime, e.g. 3600, 90s, 30m, 12h, 7d (default: auth.default_token_ttl_secs).
+        #[arg(long)]
+        ttl: Option<String>,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets redacted); exit 1 listing every problem.
+    Check,
+}
+
+fn overrides(listen: Option<String>, data_dir: Option<PathBuf>) -> Figment {
+    let mut f = Figment::new();
+    if let Some(l) = listen {
+        f = f.merge(Serialized::default("listen", l));
+    }
+    if let Some(d) = data_dir {
+        f = f.merge(Serialized::default("data_dir", d));
+    }
+    f
+}
+
+fn load(cli_config: &std::path::Path, overrides: Figment) -> Result<Settings, ExitCode> {
+    Settings::load_with(Some(cli_config), overrides).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn parse_ttl(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3_600,
+        "d" => n * 86_400,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { listen, data_dir } => {
+            let settings = match load(&cli.config, overrides(listen, data_dir)) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            filot::telemetry::init(&settings);
+            let data_dir = settings.data_dir.clone();
+            let app = match Application::build(settings).await {
+                Ok(app) => app,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start");
+                    eprintln!("filot: cannot start: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            println!(
+                "filot listening on http://{addr} (Swagger UI: http://{addr}/docs) — mint a token: filot token --sub alice --role user --data-dir {}",
+                data_dir.display(),
+                addr = app.local_addr()
+            );
+            match app.run_until_stopped(filot::shutdown_signal()).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("filot: server error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token { sub, role, ttl, data_dir } => {
+            let settings = match load(&cli.config, overrides(None, data_dir)) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let role: Role = match role.parse() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("filot token: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let ttl = match ttl.as_deref().map(parse_ttl) {
+                Some(Some(d)) => d,
+                Some(None) => {
+                    eprintln!("filot token: --ttl must look like 3600, 90s, 30m, 12h or 7d");
+                    return ExitCode::from(2);
+                }
+                None => Duration::from_secs(settings.auth.default_token_ttl_secs),
+            };
+            let minted = AuthKeys::from_settings(&settings).and_then(|keys| keys.mint(&sub, role, ttl));
+            match minted {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("filot token: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Migrate { data_dir } => {
+            let settings = match load(&cli.config, overrides(None, data_dir)) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            match filot::open_database(&settings).await {
+                Ok(db) => {
+                    db.close().await;
+                    println!("migrations applied to {}", filot::config::redact_url_password(&settings.effective_database_url()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("filot migrate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Config { command: ConfigCommand::Check } => match Settings::load(Some(&cli.config)) {
+            Ok(settings) => {
+                print!("{}", settings.redacted_toml());
+                println!("# configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
