@@ -263,7 +263,7 @@ impl DocumentsApi {
                 }
             })?;
 
-        let created_at = Utc::now();
+        let created_at = millis(now_millis());
         let accepted = UploadAccepted {
             id: id.to_string(),
             doc_type: type_name(upload.doc_type),
@@ -291,13 +291,12 @@ impl DocumentsApi {
             size_bytes: upload.bytes.len() as i64,
             sha256: hex::encode(Sha256::digest(&upload.bytes)),
             blob_key: blob_key.clone(),
+            created_at: created_at.timestamp_millis(),
         };
         match state.documents.create(new, idem).await {
             Ok(record) => {
                 tracing::info!(document_id = %record.id, doc_type = %record.doc_type, "document accepted");
-                let mut body = accepted;
-                body.created_at = millis(record.created_at);
-                Ok(UploadResponse::Accepted(Json(body)))
+                Ok(UploadResponse::Accepted(Json(accepted)))
             }
             Err(e) => {
                 // Nothing was committed: remove the blob so no orphan file remains.

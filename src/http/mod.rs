@@ -59,10 +59,14 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let limit = state.settings.limits.max_json_bytes;
-    Route::new()
-        .nest("/", api)
-        .nest("/docs", docs)
-        .at("/openapi.json", spec)
+    let route = Route::new().nest("/", api).nest("/docs", docs).at("/openapi.json", spec);
+    // Test builds only: a handler that panics, to prove panics leave as the one error shape.
+    #[cfg(feature = "test-hooks")]
+    let route = route.at(
+        "/__test/panic",
+        poem::endpoint::make_sync(|_| -> &'static str { panic!("injected handler panic") }),
+    );
+    route
         .around(move |next, req| limit_body(next, req, limit))
         .with(CatchPanic::new().with_handler(errors::panic_response))
         .data(state)

@@ -354,19 +354,21 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
 mod tests {
     use super::*;
 
+    /// A PNG that declares w×h pixels with a tiny (invalid) IDAT: what a bomb looks like to a
+    /// header reader.
     fn png(w: u32, h: u32) -> Vec<u8> {
-        // A PNG signature and IHDR chunk declaring w×h: enough for the header reader.
         let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
         let mut ihdr = Vec::new();
         ihdr.extend_from_slice(&w.to_be_bytes());
         ihdr.extend_from_slice(&h.to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        out.extend_from_slice(&13u32.to_be_bytes());
-        let mut chunk = b"IHDR".to_vec();
-        chunk.extend_from_slice(&ihdr);
-        out.extend_from_slice(&chunk);
-        let crc = crc32(&chunk);
-        out.extend_from_slice(&crc.to_be_bytes());
+        for (kind, data) in [(&b"IHDR"[..], ihdr), (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]), (&b"IEND"[..], vec![])] {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut chunk = kind.to_vec();
+            chunk.extend_from_slice(&data);
+            out.extend_from_slice(&chunk);
+            out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        }
         out
     }
 

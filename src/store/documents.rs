@@ -76,6 +76,8 @@ pub struct NewDocument {
     pub size_bytes: i64,
     pub sha256: String,
     pub blob_key: String,
+    /// Milliseconds since the epoch; also what the upload's answer says.
+    pub created_at: i64,
 }
 
 /// The answer remembered for an `Idempotency-Key`.
@@ -204,7 +206,7 @@ pub async fn insert(
     new: &NewDocument,
     idempotency: Option<(&IdempotencyRecord, i64)>,
 ) -> Result<DocumentRecord, StoreError> {
-    let now = now_millis();
+    let now = new.created_at;
     let mut tx = db.begin_write().await?;
     sqlx::query(
         "INSERT INTO documents (id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \

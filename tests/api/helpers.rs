@@ -1,0 +1,121 @@
+//! spawn_app(): the real service on 127.0.0.1:0 with a fresh data directory and database.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use filot::{Application, config::Settings, http::{AppState, auth::Role}};
+use reqwest::multipart::{Form, Part};
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// Settings for tests: generous rate limits unless a test tightens them.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.listen = "127.0.0.1:0".into();
+    s.data_dir = dir.to_path_buf();
+    s.limits.uploads_per_user_per_minute = 10_000;
+    s.limits.uploads_per_ip_per_minute = 10_000;
+    s.limits.requests_per_user_per_minute = 100_000;
+    s.limits.auth_failures_per_ip_per_minute = 10_000;
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = test_settings(dir.path());
+    configure(&mut settings);
+    spawn_in(dir, settings).await
+}
+
+pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        state,
+        dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn token(&self, sub: &str, role: Role) -> String {
+        self.state.auth.mint(sub, role, Duration::from_secs(600)).expect("mint")
+    }
+
+    pub async fn upload(&self, token: &str, doc_type: &str, bytes: Vec<u8>, name: &str, idem: Option<&str>) -> reqwest::Response {
+        let form = Form::new()
+            .text("type", doc_type.to_string())
+            .part("file", Part::bytes(bytes).file_name(name.to_string()).mime_str("image/jpeg").unwrap());
+        let mut req = self.client.post(self.url("/v1/documents")).bearer_auth(token).multipart(form);
+        if let Some(k) = idem {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// Uploads the clean KTP fixture as `sub` and returns the new document id.
+    pub async fn upload_ktp(&self, token: &str) -> String {
+        let resp = self.upload(token, "KTP", fixture("ktp_003.jpg"), "ktp.jpg", None).await;
+        assert_eq!(resp.status(), 202);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    /// Stops the server and the actor tree, keeping the data directory.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, dir)
+    }
+}
+
+/// Asserts the one error shape and returns the body.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status");
+    let header = resp
+        .headers()
+        .get("x-correlation-id")
+        .map(|v| v.to_str().unwrap().to_string())
+        .expect("X-Correlation-Id on every response");
+    let body: serde_json::Value = resp.json().await.expect("JSON error body");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert_eq!(body["correlation_id"].as_str(), Some(header.as_str()), "{body}");
+    body
+}

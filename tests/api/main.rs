@@ -1,0 +1,8 @@
+//! Integration tests: the real service on 127.0.0.1:0, spoken to over HTTP.
+
+mod actors;
+mod auth;
+mod documents;
+mod errors;
+mod helpers;
+mod intake;
