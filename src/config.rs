@@ -105,7 +105,7 @@ pub struct AuthSettings {
     pub default_token_ttl_secs: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct BlobSettings {
     /// Base64 of a 32-byte AES-256-GCM key. Unset: generated once into `data_dir/secrets`.
@@ -214,14 +214,6 @@ impl Default for AuthSettings {
             issuer: "filot".into(),
             leeway_secs: 30,
             default_token_ttl_secs: 3_600,
-        }
-    }
-}
-
-impl Default for BlobSettings {
-    fn default() -> Self {
-        Self {
-            encryption_key: None,
         }
     }
 }
@@ -348,11 +340,10 @@ impl Settings {
             p.push("data_dir: must not be empty".into());
         }
         let url = self.database_url.trim();
-        if !url.is_empty()
-            && !(url.starts_with("sqlite:")
-                || url.starts_with("postgres://")
-                || url.starts_with("postgresql://"))
-        {
+        let known_scheme = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| url.starts_with(p));
+        if !url.is_empty() && !known_scheme {
             p.push("database_url: must start with sqlite:, postgres:// or postgresql://".into());
         }
         if self.database.max_connections == 0 {
@@ -388,10 +379,22 @@ impl Settings {
             ("limits.max_json_bytes", l.max_json_bytes),
             ("limits.max_image_side", l.max_image_side.into()),
             ("limits.max_image_pixels", l.max_image_pixels),
-            ("limits.uploads_per_user_per_minute", l.uploads_per_user_per_minute.into()),
-            ("limits.uploads_per_ip_per_minute", l.uploads_per_ip_per_minute.into()),
-            ("limits.requests_per_user_per_minute", l.requests_per_user_per_minute.into()),
-            ("limits.auth_failures_per_ip_per_minute", l.auth_failures_per_ip_per_minute.into()),
+            (
+                "limits.uploads_per_user_per_minute",
+                l.uploads_per_user_per_minute.into(),
+            ),
+            (
+                "limits.uploads_per_ip_per_minute",
+                l.uploads_per_ip_per_minute.into(),
+            ),
+            (
+                "limits.requests_per_user_per_minute",
+                l.requests_per_user_per_minute.into(),
+            ),
+            (
+                "limits.auth_failures_per_ip_per_minute",
+                l.auth_failures_per_ip_per_minute.into(),
+            ),
             ("limits.max_page_size", l.max_page_size.into()),
         ];
         for (key, value) in positive {
@@ -409,11 +412,16 @@ impl Settings {
             p.push("documents.actor_call_timeout_ms: must be greater than 0".into());
         }
         if !self.node.name.contains('@') {
-            p.push(format!("node.name: `{}` must look like name@host", self.node.name));
+            p.push(format!(
+                "node.name: `{}` must look like name@host",
+                self.node.name
+            ));
         }
         for role in &self.node.roles {
             if !["api", "ocr", "outbox"].contains(&role.as_str()) {
-                p.push(format!("node.roles: unknown role `{role}` (api, ocr, outbox)"));
+                p.push(format!(
+                    "node.roles: unknown role `{role}` (api, ocr, outbox)"
+                ));
             }
         }
         if !self.cluster.peers.is_empty() && self.cluster.cookie.is_none() {
@@ -423,13 +431,18 @@ impl Settings {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen.parse().expect("validated in Settings::validate")
+        self.listen
+            .parse()
+            .expect("validated in Settings::validate")
     }
 
     /// The database URL in effect: the configured one, or SQLite in the data directory.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.trim().is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("filot.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("filot.db").display()
+            )
         } else {
             self.database_url.trim().to_string()
         }
@@ -492,11 +505,11 @@ fn leaves(figment: &Figment) -> Vec<(String, Value)> {
 }
 
 /// Extracts `key` from `figment` as the same kind of value its default has.
-fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), figment::Error> {
+fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), Box<figment::Error>> {
     if !figment.contains(key) {
         return Ok(());
     }
-    match default {
+    let result = match default {
         Value::Num(_, n) if n.to_f64().is_some_and(|f| f.fract() == 0.0) => {
             figment.extract_inner::<u64>(key).map(drop)
         }
@@ -505,10 +518,12 @@ fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), fig
         Value::String(..) => figment.extract_inner::<String>(key).map(drop),
         Value::Array(..) => figment.extract_inner::<Vec<String>>(key).map(drop),
         _ => Ok(()),
-    }
+    };
+    result.map_err(Box::new)
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error by design
 mod tests {
     use super::*;
 

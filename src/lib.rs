@@ -96,7 +96,10 @@ impl Application {
         let blobs = Arc::new(BlobStore::open(settings.data_dir.join("blobs"), &blob_key)?);
         match blobs.sweep_tmp() {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(removed = n, "removed temp files left by an interrupted upload"),
+            Ok(n) => tracing::warn!(
+                removed = n,
+                "removed temp files left by an interrupted upload"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot sweep blob temp directory"),
         }
 
@@ -158,7 +161,10 @@ impl Application {
 
     /// Serves until `shutdown` resolves (or the actor tree escalates), then stops accepting,
     /// lets in-flight requests finish (up to 30 s), and stops the actor tree.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let Self {
             acceptor,
             state,

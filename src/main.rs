@@ -4,13 +4,26 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use clap::{Parser, Subcommand};
 use figment::{Figment, providers::Serialized};
-use filot::{Application, config::Settings, http::auth::{AuthKeys, Role}};
+use filot::{
+    Application,
+    config::Settings,
+    http::auth::{AuthKeys, Role},
+};
 
 #[derive(Parser)]
-#[command(name = "filot", version, about = "KYC verification runtime for KTP/NPWP documents")]
+#[command(
+    name = "filot",
+    version,
+    about = "KYC verification runtime for KTP/NPWP documents"
+)]
 struct Cli {
     /// Configuration file (node identity, peers, shared settings).
-    #[arg(long, global = true, env = "FILOT_CONFIG", default_value = "cluster.toml")]
+    #[arg(
+        long,
+        global = true,
+        env = "FILOT_CONFIG",
+        default_value = "cluster.toml"
+    )]
     config: PathBuf,
     #[command(subcommand)]
     command: Command,
@@ -125,7 +138,12 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Token { sub, role, ttl, data_dir } => {
+        Command::Token {
+            sub,
+            role,
+            ttl,
+            data_dir,
+        } => {
             let settings = match load(&cli.config, overrides(None, data_dir)) {
                 Ok(s) => s,
                 Err(code) => return code,
@@ -145,7 +163,8 @@ async fn main() -> ExitCode {
                 }
                 None => Duration::from_secs(settings.auth.default_token_ttl_secs),
             };
-            let minted = AuthKeys::from_settings(&settings).and_then(|keys| keys.mint(&sub, role, ttl));
+            let minted =
+                AuthKeys::from_settings(&settings).and_then(|keys| keys.mint(&sub, role, ttl));
             match minted {
                 Ok(token) => {
                     println!("{token}");
@@ -165,7 +184,10 @@ async fn main() -> ExitCode {
             match filot::open_database(&settings).await {
                 Ok(db) => {
                     db.close().await;
-                    println!("migrations applied to {}", filot::config::redact_url_password(&settings.effective_database_url()));
+                    println!(
+                        "migrations applied to {}",
+                        filot::config::redact_url_password(&settings.effective_database_url())
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -174,7 +196,9 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Config { command: ConfigCommand::Check } => match Settings::load(Some(&cli.config)) {
+        Command::Config {
+            command: ConfigCommand::Check,
+        } => match Settings::load(Some(&cli.config)) {
             Ok(settings) => {
                 print!("{}", settings.redacted_toml());
                 println!("# configuration is valid");

@@ -12,7 +12,10 @@ use crate::config::Settings;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     #[error("cannot read or write {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0} is not valid base64 of the expected length")]
     Invalid(String),
     #[error("random number generator failed")]
@@ -21,7 +24,9 @@ pub enum SecretError {
 
 fn random_bytes<const N: usize>() -> Result<[u8; N], SecretError> {
     let mut buf = [0u8; N];
-    SystemRandom::new().fill(&mut buf).map_err(|_| SecretError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| SecretError::Rng)?;
     Ok(buf)
 }
 
@@ -56,7 +61,9 @@ fn load_or_create<const N: usize>(data_dir: &Path, name: &str) -> Result<[u8; N]
                     Ok(bytes)
                 }
                 // Another process created it first: use theirs.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(data_dir, name),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    load_or_create(data_dir, name)
+                }
                 Err(e) => Err(io(e)),
             }
         }
@@ -97,7 +104,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("secrets/k")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("secrets/k"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -16,7 +16,9 @@ use crate::{
     store::{
         Db, StoreError,
         blobs::BlobStore,
-        documents::{self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument},
+        documents::{
+            self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument,
+        },
     },
     supervision::documents::DocumentSupervisorMsg,
 };
@@ -46,8 +48,8 @@ pub type DocumentReply = RpcReplyPort<Result<DocumentRecord, DocumentError>>;
 pub enum DocumentMsg {
     /// Persist a freshly uploaded document (its blob is already stored).
     Create {
-        new: NewDocument,
-        idempotency: Option<(IdempotencyRecord, i64)>,
+        new: Box<NewDocument>,
+        idempotency: Option<Box<(IdempotencyRecord, i64)>>,
         reply: DocumentReply,
     },
     /// Apply one change on behalf of `actor` (the subject who asked).
@@ -124,7 +126,11 @@ impl Actor for DocumentActor {
     type State = DocumentState;
     type Arguments = DocumentArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: DocumentArgs) -> Result<DocumentState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: DocumentArgs,
+    ) -> Result<DocumentState, ActorProcessingErr> {
         // Cheap on purpose: the supervisor awaits this. The record loads on the first message.
         let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
         myself.send_interval(tick, || DocumentMsg::IdleTick);
@@ -138,19 +144,36 @@ impl Actor for DocumentActor {
         })
     }
 
-    async fn handle(&self, _myself: ActorRef<Self::Msg>, msg: DocumentMsg, state: &mut DocumentState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: DocumentMsg,
+        state: &mut DocumentState,
+    ) -> Result<(), ActorProcessingErr> {
         if msg.is_work() {
             state.processed += 1;
             state.last_activity = Instant::now();
         }
         match msg {
-            DocumentMsg::Create { new, idempotency, reply } => {
+            DocumentMsg::Create {
+                new,
+                idempotency,
+                reply,
+            } => {
                 let result = create(state, new, idempotency).await;
                 let _ = reply.send(result);
             }
-            DocumentMsg::Apply { change, actor, reply } => {
+            DocumentMsg::Apply {
+                change,
+                actor,
+                reply,
+            } => {
                 #[cfg(feature = "test-hooks")]
-                if state.ctx.panic_next_apply.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                if state
+                    .ctx
+                    .panic_next_apply
+                    .swap(false, std::sync::atomic::Ordering::SeqCst)
+                {
                     panic!("injected fault: document actor panics while applying a change");
                 }
                 let result = apply(state, change, &actor).await;
@@ -171,10 +194,10 @@ impl Actor for DocumentActor {
 
 async fn create(
     state: &mut DocumentState,
-    new: NewDocument,
-    idempotency: Option<(IdempotencyRecord, i64)>,
+    new: Box<NewDocument>,
+    idempotency: Option<Box<(IdempotencyRecord, i64)>>,
 ) -> Result<DocumentRecord, DocumentError> {
-    let idem = idempotency.as_ref().map(|(r, t)| (r, *t));
+    let idem = idempotency.as_deref().map(|(r, t)| (r, *t));
     let record = documents::insert(&state.ctx.db, &new, idem).await?;
     state.record = Some(record.clone());
     Ok(record)
@@ -184,12 +207,18 @@ async fn load(state: &mut DocumentState) -> Result<DocumentRecord, DocumentError
     if let Some(r) = &state.record {
         return Ok(r.clone());
     }
-    let record = documents::get(&state.ctx.db, &state.id).await?.ok_or(DocumentError::NotFound)?;
+    let record = documents::get(&state.ctx.db, &state.id)
+        .await?
+        .ok_or(DocumentError::NotFound)?;
     state.record = Some(record.clone());
     Ok(record)
 }
 
-async fn apply(state: &mut DocumentState, change: DocumentChange, actor: &str) -> Result<DocumentRecord, DocumentError> {
+async fn apply(
+    state: &mut DocumentState,
+    change: DocumentChange,
+    actor: &str,
+) -> Result<DocumentRecord, DocumentError> {
     let before = load(state).await?;
     if before.status == DocumentStatus::Erased {
         return match change {
@@ -216,8 +245,12 @@ async fn apply(state: &mut DocumentState, change: DocumentChange, actor: &str) -
         let blobs = state.ctx.blobs.clone();
         match tokio::task::spawn_blocking(move || blobs.delete(&key)).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(document_id = %state.id, error = %e, "erased document's blob could not be deleted"),
-            Err(e) => tracing::error!(document_id = %state.id, error = %e, "blob deletion task failed"),
+            Ok(Err(e)) => {
+                tracing::error!(document_id = %state.id, error = %e, "erased document's blob could not be deleted")
+            }
+            Err(e) => {
+                tracing::error!(document_id = %state.id, error = %e, "blob deletion task failed")
+            }
         }
     }
     Ok(after)

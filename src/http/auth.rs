@@ -95,7 +95,9 @@ pub struct AuthKeys {
 
 fn valid_subject(sub: &str) -> bool {
     (1..=128).contains(&sub.len())
-        && sub.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        && sub
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 impl AuthKeys {
@@ -105,17 +107,20 @@ impl AuthKeys {
         let (algorithm, decoding, encoding) = match &auth.jwt_public_key_file {
             Some(public) => {
                 let pem = read(public)?;
-                let decoding = DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthError::Key(e.to_string()))?;
+                let decoding =
+                    DecodingKey::from_rsa_pem(&pem).map_err(|e| AuthError::Key(e.to_string()))?;
                 let encoding = match &auth.jwt_private_key_file {
                     Some(private) => Some(
-                        EncodingKey::from_rsa_pem(&read(private)?).map_err(|e| AuthError::Key(e.to_string()))?,
+                        EncodingKey::from_rsa_pem(&read(private)?)
+                            .map_err(|e| AuthError::Key(e.to_string()))?,
                     ),
                     None => None,
                 };
                 (Algorithm::RS256, decoding, encoding)
             }
             None => {
-                let secret = crate::secrets::jwt_secret(settings).map_err(|e| AuthError::Key(e.to_string()))?;
+                let secret = crate::secrets::jwt_secret(settings)
+                    .map_err(|e| AuthError::Key(e.to_string()))?;
                 (
                     Algorithm::HS256,
                     DecodingKey::from_secret(&secret),
@@ -160,7 +165,8 @@ impl AuthKeys {
             exp: now + ttl.as_secs() as i64,
             jti: uuid::Uuid::new_v4().to_string(),
         };
-        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key).map_err(|e| AuthError::Encode(e.to_string()))
+        jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
+            .map_err(|e| AuthError::Encode(e.to_string()))
     }
 }
 
@@ -174,7 +180,9 @@ fn read(path: &Path) -> Result<Vec<u8>, AuthError> {
 pub struct BearerAuth(pub Subject);
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
-    let state = req.data::<std::sync::Arc<AppState>>().ok_or(ApiError::Internal)?;
+    let state = req
+        .data::<std::sync::Arc<AppState>>()
+        .ok_or(ApiError::Internal)?;
     let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
     let Some(subject) = state.auth.verify(&bearer.token) else {
         state.limits.auth_failure(&ip)?;

@@ -13,7 +13,7 @@ use poem_openapi::{
 use sha2::{Digest, Sha256};
 
 use super::{
-    AppState, ApiTags,
+    ApiTags, AppState,
     auth::{BearerAuth, Role, Subject},
     errors::ApiError,
     rate_limit::client_ip,
@@ -23,8 +23,9 @@ use crate::{
     actors::DocumentError,
     kyc::{DocumentId, DocumentType},
     store::{
-        StoreError, now_millis,
+        StoreError,
         documents::{self, DocumentChange, DocumentRecord, IdempotencyRecord, NewDocument},
+        now_millis,
     },
 };
 
@@ -161,7 +162,9 @@ impl DocumentsApi {
     /// The record if the caller may see it; 404 otherwise (no enumeration of others' ids).
     async fn visible(&self, subject: &Subject, id: &str) -> Result<DocumentRecord, ApiError> {
         let id: DocumentId = id.parse().map_err(|_| ApiError::NotFound)?;
-        let record = documents::get(&self.state.db, &id).await?.ok_or(ApiError::NotFound)?;
+        let record = documents::get(&self.state.db, &id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
         if !subject.can_read(&record.owner) {
             return Err(ApiError::NotFound);
         }
@@ -188,7 +191,8 @@ fn replay(record: &IdempotencyRecord, hash: &str) -> Result<UploadResponse, ApiE
             message: "this Idempotency-Key was used with a different request".into(),
         });
     }
-    let body: UploadAccepted = serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
+    let body: UploadAccepted =
+        serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
     Ok(UploadResponse::Accepted(Json(body)))
 }
 
@@ -211,7 +215,11 @@ impl DocumentsApi {
     /// OCR is not plugged in yet, so documents stay `queued` for now; no result is faked.
     /// Send an `Idempotency-Key` to make retries safe: the same key with the same body answers
     /// the same document; with a different body, 409.
-    #[oai(path = "/v1/documents", method = "post", operation_id = "uploadDocument")]
+    #[oai(
+        path = "/v1/documents",
+        method = "post",
+        operation_id = "uploadDocument"
+    )]
     async fn upload(
         &self,
         auth: BearerAuth,
@@ -228,7 +236,12 @@ impl DocumentsApi {
         state.limits.upload(&subject.id, &ip)?;
         let key = match idempotency_key.0 {
             Some(k) if valid_idempotency_key(&k) => Some(k),
-            Some(_) => return Err(ApiError::invalid("Idempotency-Key", "must be 1–255 visible ASCII characters")),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "Idempotency-Key",
+                    "must be 1–255 visible ASCII characters",
+                ));
+            }
             None => None,
         };
         let kind: MediaKind = match inspect(&upload.bytes, &state.settings.limits) {
@@ -242,7 +255,8 @@ impl DocumentsApi {
         let ttl_ms = state.settings.limits.idempotency_ttl_hours as i64 * 3_600_000;
         let not_before = now_millis() - ttl_ms;
         if let Some(k) = &key
-            && let Some(existing) = documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
+            && let Some(existing) =
+                documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
         {
             return replay(&existing, &hash);
         }
@@ -306,7 +320,9 @@ impl DocumentsApi {
                     && s.is_unique_violation()
                 {
                     // A concurrent request with the same key won the race: answer as it did.
-                    if let Some(existing) = documents::find_idempotency(&state.db, &subject.id, k, not_before).await? {
+                    if let Some(existing) =
+                        documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
+                    {
                         return replay(&existing, &hash);
                     }
                 }
@@ -330,16 +346,27 @@ impl DocumentsApi {
         let max = self.state.settings.limits.max_page_size;
         let limit = limit.0.unwrap_or(20.min(max));
         if limit == 0 || limit > max {
-            return Err(ApiError::invalid("limit", format!("must be between 1 and {max}")));
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {max}"),
+            ));
         }
-        let cursor = match cursor.0.as_deref() {
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "is not a cursor this API issued"))?),
-            None => None,
-        };
-        let records = documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit + 1).await?;
+        let cursor =
+            match cursor.0.as_deref() {
+                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                    ApiError::invalid("cursor", "is not a cursor this API issued")
+                })?),
+                None => None,
+            };
+        let records =
+            documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit + 1).await?;
         let more = records.len() > limit as usize;
         let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_cursor = if more { page.last().map(encode_cursor) } else { None };
+        let next_cursor = if more {
+            page.last().map(encode_cursor)
+        } else {
+            None
+        };
         Ok(Json(DocumentPage {
             items: page.iter().map(view).collect(),
             next_cursor,
@@ -350,8 +377,16 @@ impl DocumentsApi {
     ///
     /// Status, extracted fields and issues. Owners see their own documents; reviewers and
     /// admins see any. Someone else's document answers 404.
-    #[oai(path = "/v1/documents/:id", method = "get", operation_id = "getDocument")]
-    async fn get(&self, auth: BearerAuth, id: Path<String>) -> Result<Json<DocumentView>, ApiError> {
+    #[oai(
+        path = "/v1/documents/:id",
+        method = "get",
+        operation_id = "getDocument"
+    )]
+    async fn get(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> Result<Json<DocumentView>, ApiError> {
         let record = self.visible(&auth.0, &id.0).await?;
         Ok(Json(view(&record)))
     }
@@ -359,11 +394,19 @@ impl DocumentsApi {
     /// Download the original file
     ///
     /// Every download is recorded in the document's audit trail. Erased documents answer 410.
-    #[oai(path = "/v1/documents/:id/file", method = "get", operation_id = "getDocumentFile")]
+    #[oai(
+        path = "/v1/documents/:id/file",
+        method = "get",
+        operation_id = "getDocumentFile"
+    )]
     async fn file(&self, auth: BearerAuth, id: Path<String>) -> Result<FileResponse, ApiError> {
         let subject = auth.0;
         let record = self.visible(&subject, &id.0).await?;
-        let record = self.state.documents.apply(record.id, DocumentChange::FileRead, &subject.id).await?;
+        let record = self
+            .state
+            .documents
+            .apply(record.id, DocumentChange::FileRead, &subject.id)
+            .await?;
         let key = record.blob_key.clone().ok_or(ApiError::Gone)?;
         let blobs = self.state.blobs.clone();
         let bytes = tokio::task::spawn_blocking(move || blobs.get(&key))
@@ -381,7 +424,11 @@ impl DocumentsApi {
         Ok(FileResponse::Ok(
             Binary(bytes),
             kind.mime().to_string(),
-            format!("attachment; filename=\"{}.{}\"", record.id, kind.extension()),
+            format!(
+                "attachment; filename=\"{}.{}\"",
+                record.id,
+                kind.extension()
+            ),
             "no-store".into(),
             "nosniff".into(),
         ))
@@ -391,15 +438,30 @@ impl DocumentsApi {
     ///
     /// Deletes the file and every personal field; a tombstone (id, type, times, `erased`)
     /// and the audit trail remain. Owners and admins only. Erasing twice is not an error.
-    #[oai(path = "/v1/documents/:id", method = "delete", operation_id = "eraseDocument")]
-    async fn erase(&self, auth: BearerAuth, id: Path<String>) -> Result<Json<DocumentView>, ApiError> {
+    #[oai(
+        path = "/v1/documents/:id",
+        method = "delete",
+        operation_id = "eraseDocument"
+    )]
+    async fn erase(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> Result<Json<DocumentView>, ApiError> {
         let subject = auth.0;
         let record = self.visible(&subject, &id.0).await?;
-        let allowed = subject.role == Role::Admin || (subject.role == Role::User && subject.id == record.owner);
+        let allowed = subject.role == Role::Admin
+            || (subject.role == Role::User && subject.id == record.owner);
         if !allowed {
-            return Err(ApiError::Forbidden("only the owner or an admin may erase a document"));
+            return Err(ApiError::Forbidden(
+                "only the owner or an admin may erase a document",
+            ));
         }
-        let record = self.state.documents.apply(record.id, DocumentChange::Erased, &subject.id).await?;
+        let record = self
+            .state
+            .documents
+            .apply(record.id, DocumentChange::Erased, &subject.id)
+            .await?;
         tracing::info!(document_id = %record.id, "document erased");
         Ok(Json(view(&record)))
     }

@@ -173,17 +173,38 @@ impl ApiResponse for ApiError {
         };
         MetaResponses {
             responses: vec![
-                entry(401, "Missing, expired or invalid bearer token (`unauthorized`)"),
-                entry(403, "Authenticated, but the role may not do this (`forbidden`)"),
+                entry(
+                    401,
+                    "Missing, expired or invalid bearer token (`unauthorized`)",
+                ),
+                entry(
+                    403,
+                    "Authenticated, but the role may not do this (`forbidden`)",
+                ),
                 entry(404, "No such resource visible to the caller (`not_found`)"),
-                entry(409, "Conflicts with the current state (e.g. `idempotency_key_reused`)"),
+                entry(
+                    409,
+                    "Conflicts with the current state (e.g. `idempotency_key_reused`)",
+                ),
                 entry(410, "The document was erased (`document_erased`)"),
                 entry(413, "Too large (`file_too_large`, `request_too_large`)"),
-                entry(415, "Content is not JPEG, PNG or PDF (`unsupported_media_type`)"),
-                entry(422, "Invalid input; the message names the field (`validation_failed`, `image_too_large`, …)"),
+                entry(
+                    415,
+                    "Content is not JPEG, PNG or PDF (`unsupported_media_type`)",
+                ),
+                entry(
+                    422,
+                    "Invalid input; the message names the field (`validation_failed`, `image_too_large`, …)",
+                ),
                 entry(429, "Rate limit hit (`rate_limited`); see Retry-After"),
-                entry(500, "Unexpected failure (`internal`); details are in the server log"),
-                entry(503, "A dependency is down (`unavailable`, `document_unavailable`); retry later"),
+                entry(
+                    500,
+                    "Unexpected failure (`internal`); details are in the server log",
+                ),
+                entry(
+                    503,
+                    "A dependency is down (`unavailable`, `document_unavailable`); retry later",
+                ),
             ],
         }
     }
@@ -221,13 +242,15 @@ pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
             Ok(resp) => resp.into_response(),
             Err(err) => shape_poem_error(err),
         };
-        let mut resp = if resp.status().as_u16() >= 400 && resp.extensions().get::<Shaped>().is_none() {
-            reshape(resp).await
-        } else {
-            resp
-        };
+        let mut resp =
+            if resp.status().as_u16() >= 400 && resp.extensions().get::<Shaped>().is_none() {
+                reshape(resp).await
+            } else {
+                resp
+            };
         if let Ok(v) = HeaderValue::from_str(&current_correlation_id()) {
-            resp.headers_mut().insert(crate::telemetry::correlation::HEADER, v);
+            resp.headers_mut()
+                .insert(crate::telemetry::correlation::HEADER, v);
         }
         resp
     };
@@ -247,7 +270,9 @@ pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
 
 /// Maps an error from poem or poem-openapi to the shape, keeping its status where meaningful.
 fn shape_poem_error(err: poem::Error) -> Response {
-    use poem_openapi::error::{AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError};
+    use poem_openapi::error::{
+        AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+    };
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.as_response_with_headers();
     }
@@ -256,10 +281,18 @@ fn shape_poem_error(err: poem::Error) -> Response {
     }
     if err.is::<ParseParamError>() || err.is::<ParseRequestPayloadError>() {
         let message = err.to_string();
-        return error_response(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", &message);
+        return error_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            &message,
+        );
     }
     if err.is::<ContentTypeError>() {
-        return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", &err.to_string());
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            &err.to_string(),
+        );
     }
     let status = err.status();
     if status.is_server_error() {
@@ -315,5 +348,7 @@ fn code_for(status: StatusCode) -> &'static str {
 /// The panic handler for poem's `CatchPanic`: logs and answers a bare 500 (shaped above).
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    Response::builder().status(StatusCode::INTERNAL_SERVER_ERROR).finish()
+    Response::builder()
+        .status(StatusCode::INTERNAL_SERVER_ERROR)
+        .finish()
 }

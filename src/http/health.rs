@@ -4,7 +4,7 @@ use std::{sync::Arc, time::Duration};
 
 use poem_openapi::{ApiResponse, Object, OpenApi, payload::Json};
 
-use super::{AppState, ApiTags, errors::ApiError};
+use super::{ApiTags, AppState, errors::ApiError};
 
 pub struct HealthApi {
     pub state: Arc<AppState>,

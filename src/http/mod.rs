@@ -14,10 +14,17 @@ pub mod upload;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use poem::{Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::header, middleware::CatchPanic};
+use poem::{
+    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::header,
+    middleware::CatchPanic,
+};
 use poem_openapi::{OpenApiService, Tags};
 
-use crate::{config::Settings, store::{Db, blobs::BlobStore}, supervision::Documents};
+use crate::{
+    config::Settings,
+    store::{Db, blobs::BlobStore},
+    supervision::Documents,
+};
 
 /// Everything a request handler may need, shared by all requests.
 pub struct AppState {
@@ -37,11 +44,17 @@ pub enum ApiTags {
     Health,
 }
 
-pub fn openapi(state: &Arc<AppState>) -> OpenApiService<(documents::DocumentsApi, health::HealthApi), ()> {
+pub fn openapi(
+    state: &Arc<AppState>,
+) -> OpenApiService<(documents::DocumentsApi, health::HealthApi), ()> {
     OpenApiService::new(
         (
-            documents::DocumentsApi { state: state.clone() },
-            health::HealthApi { state: state.clone() },
+            documents::DocumentsApi {
+                state: state.clone(),
+            },
+            health::HealthApi {
+                state: state.clone(),
+            },
         ),
         "FiLot",
         env!("CARGO_PKG_VERSION"),
@@ -59,7 +72,10 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let limit = state.settings.limits.max_json_bytes;
-    let route = Route::new().nest("/", api).nest("/docs", docs).at("/openapi.json", spec);
+    let route = Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", spec);
     // Test builds only: a handler that panics, to prove panics leave as the one error shape.
     #[cfg(feature = "test-hooks")]
     let route = route.at(

@@ -31,7 +31,9 @@ impl RateLimits {
             uploads_per_user: RateLimiter::keyed(per_minute(limits.uploads_per_user_per_minute)),
             uploads_per_ip: RateLimiter::keyed(per_minute(limits.uploads_per_ip_per_minute)),
             requests_per_user: RateLimiter::keyed(per_minute(limits.requests_per_user_per_minute)),
-            auth_failures_per_ip: RateLimiter::keyed(per_minute(limits.auth_failures_per_ip_per_minute)),
+            auth_failures_per_ip: RateLimiter::keyed(per_minute(
+                limits.auth_failures_per_ip_per_minute,
+            )),
             clock: DefaultClock::default(),
         }
     }

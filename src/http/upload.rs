@@ -99,7 +99,9 @@ impl<'a> ApiExtractor<'a> for DocumentUpload {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         match request.content_type() {
-            Some(ct) if Self::check_content_type(ct) => <Self as ParsePayload>::from_request(request, body).await,
+            Some(ct) if Self::check_content_type(ct) => {
+                <Self as ParsePayload>::from_request(request, body).await
+            }
             Some(ct) => Err(ContentTypeError::NotSupported {
                 content_type: ct.to_string(),
             }
@@ -136,7 +138,10 @@ fn file_too_large(limits: &Limits) -> ApiError {
 fn request_too_large(limits: &Limits) -> ApiError {
     ApiError::PayloadTooLarge {
         code: "request_too_large",
-        message: format!("request body is larger than {} bytes", limits.max_request_bytes),
+        message: format!(
+            "request body is larger than {} bytes",
+            limits.max_request_bytes
+        ),
     }
 }
 
@@ -146,15 +151,23 @@ fn drain_cap(limits: &Limits) -> u64 {
 }
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn parse(req: &Request, body: &mut RequestBody, limits: &Limits) -> Result<DocumentUpload, ApiError> {
+async fn parse(
+    req: &Request,
+    body: &mut RequestBody,
+    limits: &Limits,
+) -> Result<DocumentUpload, ApiError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    let boundary = multer::parse_boundary(&content_type).map_err(|_| malformed("Content-Type lacks a multipart boundary"))?;
-    let mut stream = body.take().map_err(|_| malformed("request body already consumed"))?.into_bytes_stream();
+    let boundary = multer::parse_boundary(&content_type)
+        .map_err(|_| malformed("Content-Type lacks a multipart boundary"))?;
+    let mut stream = body
+        .take()
+        .map_err(|_| malformed("request body already consumed"))?
+        .into_bytes_stream();
 
     let declared_len = req
         .headers()
@@ -163,7 +176,10 @@ async fn parse(req: &Request, body: &mut RequestBody, limits: &Limits) -> Result
         .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|len| len > limits.max_request_bytes) {
         if declared_len.is_some_and(|len| len <= drain_cap(limits)) {
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async { while let Some(Ok(_)) = stream.next().await {} }).await;
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+                while let Some(Ok(_)) = stream.next().await {}
+            })
+            .await;
         }
         return Err(request_too_large(limits));
     }
@@ -208,13 +224,19 @@ async fn parse(req: &Request, body: &mut RequestBody, limits: &Limits) -> Result
                 .for_field("type", 64)
                 .for_field("file", limits.max_file_bytes),
         );
-    let parser = read_fields(multer::Multipart::with_constraints(incoming, boundary, constraints), limits);
+    let parser = read_fields(
+        multer::Multipart::with_constraints(incoming, boundary, constraints),
+        limits,
+    );
     let deadline = Duration::from_secs(limits.upload_timeout_secs);
     let (_, parsed) = tokio::join!(tokio::time::timeout(deadline, feeder), parser);
     parsed
 }
 
-async fn read_fields(mut multipart: multer::Multipart<'static>, limits: &Limits) -> Result<DocumentUpload, ApiError> {
+async fn read_fields(
+    mut multipart: multer::Multipart<'static>,
+    limits: &Limits,
+) -> Result<DocumentUpload, ApiError> {
     let mut doc_type: Option<String> = None;
     let mut file: Option<(Vec<u8>, Option<String>)> = None;
     loop {
@@ -240,7 +262,8 @@ async fn read_fields(mut multipart: multer::Multipart<'static>, limits: &Limits)
             other => return Err(ApiError::invalid(other, "appears more than once")),
         }
     }
-    let doc_type = doc_type.ok_or_else(|| ApiError::invalid("type", "is required (KTP or NPWP)"))?;
+    let doc_type =
+        doc_type.ok_or_else(|| ApiError::invalid("type", "is required (KTP or NPWP)"))?;
     let doc_type = doc_type
         .parse::<DocumentType>()
         .map_err(|_| ApiError::invalid("type", "must be KTP or NPWP"))?;
@@ -263,13 +286,16 @@ fn map_multer(e: multer::Error, limits: &Limits) -> ApiError {
             None => malformed("a field is too long"),
         },
         multer::Error::StreamSizeExceeded { .. } => request_too_large(limits),
-        multer::Error::UnknownField { field_name } => {
-            ApiError::invalid(field_name.as_deref().unwrap_or("body"), "is not a field of this form (type, file)")
-        }
+        multer::Error::UnknownField { field_name } => ApiError::invalid(
+            field_name.as_deref().unwrap_or("body"),
+            "is not a field of this form (type, file)",
+        ),
         multer::Error::IncompleteStream | multer::Error::IncompleteFieldData { .. } => {
             malformed("multipart body ends before its closing boundary")
         }
-        multer::Error::IncompleteHeaders | multer::Error::ReadHeaderFailed(_) => malformed("a part has malformed headers"),
+        multer::Error::IncompleteHeaders | multer::Error::ReadHeaderFailed(_) => {
+            malformed("a part has malformed headers")
+        }
         other => malformed(format!("malformed multipart body: {other}")),
     }
 }
@@ -314,7 +340,9 @@ impl MediaKind {
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
     let kind = infer::get(bytes)
         .and_then(|t| MediaKind::from_mime(t.mime_type()))
-        .ok_or_else(|| ApiError::UnsupportedMediaType("file content is not JPEG, PNG or PDF".into()))?;
+        .ok_or_else(|| {
+            ApiError::UnsupportedMediaType("file content is not JPEG, PNG or PDF".into())
+        })?;
     let format = match kind {
         MediaKind::Jpeg => image::ImageFormat::Jpeg,
         MediaKind::Png => image::ImageFormat::Png,
@@ -362,7 +390,11 @@ mod tests {
         ihdr.extend_from_slice(&w.to_be_bytes());
         ihdr.extend_from_slice(&h.to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        for (kind, data) in [(&b"IHDR"[..], ihdr), (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]), (&b"IEND"[..], vec![])] {
+        for (kind, data) in [
+            (&b"IHDR"[..], ihdr),
+            (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
+            (&b"IEND"[..], vec![]),
+        ] {
             out.extend_from_slice(&(data.len() as u32).to_be_bytes());
             let mut chunk = kind.to_vec();
             chunk.extend_from_slice(&data);
@@ -377,7 +409,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -388,8 +424,14 @@ mod tests {
         let limits = Limits::default();
         assert_eq!(inspect(&png(100, 60), &limits).unwrap(), MediaKind::Png);
         assert_eq!(inspect(b"%PDF-1.7\n...", &limits).unwrap(), MediaKind::Pdf);
-        assert!(matches!(inspect(b"GIF89a....", &limits), Err(ApiError::UnsupportedMediaType(_))));
-        assert!(matches!(inspect(b"hello", &limits), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            inspect(b"GIF89a....", &limits),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+        assert!(matches!(
+            inspect(b"hello", &limits),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
     }
 
     #[test]

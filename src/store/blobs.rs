@@ -49,7 +49,9 @@ pub struct BlobStore {
 
 impl std::fmt::Debug for BlobStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlobStore").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("BlobStore")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -58,7 +60,9 @@ impl BlobStore {
     pub fn open(root: impl Into<PathBuf>, key: &[u8; 32]) -> Result<Self, BlobError> {
         let root = root.into();
         std::fs::create_dir_all(root.join("tmp"))?;
-        let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).map_err(|_| BlobError::InvalidKey)?);
+        let key = LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, key).map_err(|_| BlobError::InvalidKey)?,
+        );
         Ok(Self {
             root,
             key,
@@ -90,11 +94,17 @@ impl BlobStore {
         sealed.extend_from_slice(&nonce);
         let mut body = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(key.as_bytes()), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(key.as_bytes()),
+                &mut body,
+            )
             .map_err(|_| BlobError::Decrypt)?;
         sealed.extend_from_slice(&body);
 
-        let tmp = self.tmp_dir().join(format!("{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let tmp = self
+            .tmp_dir()
+            .join(format!("{key}.{}.tmp", uuid::Uuid::new_v4().simple()));
         let result = self.write_and_rename(&tmp, &target, &sealed);
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
@@ -103,10 +113,17 @@ impl BlobStore {
     }
 
     fn write_and_rename(&self, tmp: &Path, target: &Path, data: &[u8]) -> Result<(), BlobError> {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)?;
         file.write_all(data)?;
         #[cfg(feature = "test-hooks")]
-        if self.faults.fail_before_fsync.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .faults
+            .fail_before_fsync
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(BlobError::Injected("fsync"));
         }
         file.sync_all()?;
@@ -114,7 +131,11 @@ impl BlobStore {
         let dir = target.parent().expect("blob path has a parent");
         std::fs::create_dir_all(dir)?;
         #[cfg(feature = "test-hooks")]
-        if self.faults.fail_before_rename.load(std::sync::atomic::Ordering::SeqCst) {
+        if self
+            .faults
+            .fail_before_rename
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
             return Err(BlobError::Injected("rename"));
         }
         std::fs::rename(tmp, target)?;
@@ -137,7 +158,11 @@ impl BlobStore {
         let mut body = data[4 + NONCE_LEN..].to_vec();
         let plain = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(key.as_bytes()), &mut body)
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(key.as_bytes()),
+                &mut body,
+            )
             .map_err(|_| BlobError::Decrypt)?;
         Ok(plain.to_vec())
     }
@@ -189,14 +214,21 @@ mod tests {
         s.put("abcd-1", b"x").unwrap();
         let other = BlobStore::open(dir.path(), &[8u8; 32]).unwrap();
         assert!(matches!(other.get("abcd-1"), Err(BlobError::Decrypt)));
-        std::fs::copy(dir.path().join("ab/abcd-1.blob"), dir.path().join("ab/abcd-2.blob")).unwrap();
+        std::fs::copy(
+            dir.path().join("ab/abcd-1.blob"),
+            dir.path().join("ab/abcd-2.blob"),
+        )
+        .unwrap();
         assert!(matches!(s.get("abcd-2"), Err(BlobError::Decrypt)));
     }
 
     #[test]
     fn rejects_path_tricks() {
         let (_dir, s) = store();
-        assert!(matches!(s.put("../../etc", b"x"), Err(BlobError::InvalidKey)));
+        assert!(matches!(
+            s.put("../../etc", b"x"),
+            Err(BlobError::InvalidKey)
+        ));
         assert!(matches!(s.get("a/b"), Err(BlobError::InvalidKey)));
     }
 }

@@ -41,7 +41,11 @@ impl DocumentStatus {
             "extracted" => Self::Extracted,
             "failed" => Self::Failed,
             "erased" => Self::Erased,
-            other => return Err(StoreError::Corrupt(format!("unknown document status `{other}`"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown document status `{other}`"
+                )));
+            }
         })
     }
 }
@@ -151,9 +155,13 @@ fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
     let fields: Option<String> = row.try_get("fields_json")?;
     let issues: Option<String> = row.try_get("issues_json")?;
     Ok(DocumentRecord {
-        id: id.parse().map_err(|_| StoreError::Corrupt("document id".into()))?,
+        id: id
+            .parse()
+            .map_err(|_| StoreError::Corrupt("document id".into()))?,
         owner: row.try_get("owner")?,
-        doc_type: doc_type.parse().map_err(|_| StoreError::Corrupt("document type".into()))?,
+        doc_type: doc_type
+            .parse()
+            .map_err(|_| StoreError::Corrupt("document type".into()))?,
         status: DocumentStatus::parse(&status)?,
         content_type: row.try_get("content_type")?,
         size_bytes: row.try_get("size_bytes")?,
@@ -228,12 +236,14 @@ pub async fn insert(
     insert_event(&mut tx, &new.id, 2, "queued", &new.owner, now).await?;
     if let Some((idem, expired_before)) = idempotency {
         // An expired answer for the same key no longer counts: make room for the new one.
-        sqlx::query("DELETE FROM idempotency_keys WHERE owner = $1 AND idem_key = $2 AND created_at < $3")
-            .bind(&idem.owner)
-            .bind(&idem.key)
-            .bind(expired_before)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE owner = $1 AND idem_key = $2 AND created_at < $3",
+        )
+        .bind(&idem.owner)
+        .bind(&idem.key)
+        .bind(expired_before)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO idempotency_keys (owner, idem_key, request_hash, document_id, status_code, \
              response_body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -249,18 +259,26 @@ pub async fn insert(
         .await?;
     }
     #[cfg(feature = "test-hooks")]
-    if db.faults.fail_next_insert.swap(false, std::sync::atomic::Ordering::SeqCst) {
-        return Err(StoreError::Unavailable("injected fault before commit".into()));
+    if db
+        .faults
+        .fail_next_insert
+        .swap(false, std::sync::atomic::Ordering::SeqCst)
+    {
+        return Err(StoreError::Unavailable(
+            "injected fault before commit".into(),
+        ));
     }
     tx.commit().await?;
     get(db, &new.id).await?.ok_or(StoreError::NotFound)
 }
 
 pub async fn get(db: &Db, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
-    let row = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM documents WHERE id = $1")))
-        .bind(id.to_string())
-        .fetch_optional(db.pool())
-        .await?;
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM documents WHERE id = $1"
+    )))
+    .bind(id.to_string())
+    .fetch_optional(db.pool())
+    .await?;
     row.as_ref().map(from_row).transpose()
 }
 
@@ -337,7 +355,15 @@ pub async fn apply(
             before.version
         )));
     }
-    insert_event(&mut tx, &after.id, after.version, change.kind(), actor, after.updated_at).await?;
+    insert_event(
+        &mut tx,
+        &after.id,
+        after.version,
+        change.kind(),
+        actor,
+        after.updated_at,
+    )
+    .await?;
     tx.commit().await?;
     Ok(after)
 }
@@ -402,6 +428,8 @@ pub async fn purge_idempotency(db: &Db, before: i64) -> Result<u64, StoreError> 
 
 /// Ids of documents whose rows exist (used by tests and recovery to find orphans).
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM documents").fetch_one(db.pool()).await?;
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM documents")
+        .fetch_one(db.pool())
+        .await?;
     Ok(row.try_get("n")?)
 }

@@ -40,7 +40,10 @@ impl StoreError {
             Self::Unavailable(_) => true,
             Self::Database(e) => matches!(
                 e,
-                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
             ),
             _ => false,
         }
@@ -79,7 +82,11 @@ pub struct StoreFaults {
 
 impl Db {
     /// Connects (creating a SQLite file when needed) without running migrations.
-    pub async fn connect(url: &str, max_connections: u32, acquire_timeout: Duration) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -119,8 +126,16 @@ impl Db {
     /// Applies the migrations for this backend.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -161,7 +176,10 @@ fn describe_connect_error(e: &sqlx::Error) -> String {
         sqlx::Error::PoolTimedOut => "timed out connecting to the database".into(),
         sqlx::Error::Database(db) => format!("database refused the connection: {}", db.message()),
         sqlx::Error::Configuration(_) => "invalid database URL".into(),
-        other => format!("cannot connect to the database: {}", crate::telemetry::mask::mask_pii(&other.to_string())),
+        other => format!(
+            "cannot connect to the database: {}",
+            crate::telemetry::mask::mask_pii(&other.to_string())
+        ),
     }
 }
 

@@ -12,7 +12,9 @@ use std::{
     time::Duration,
 };
 
-use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
@@ -33,7 +35,10 @@ pub enum DocumentSupervisorMsg {
     /// Deliver `msg` to the document's actor, starting one if needed.
     Dispatch(DocumentId, DocumentMsg),
     /// A child reports it has been idle after handling `processed` work messages.
-    ChildIdle { id: DocumentId, processed: u64 },
+    ChildIdle {
+        id: DocumentId,
+        processed: u64,
+    },
     Stats(RpcReplyPort<SupervisorStats>),
 }
 
@@ -76,7 +81,11 @@ impl DocumentSupervisorState {
         times.len() > self.max_restarts as usize
     }
 
-    async fn spawn_child(&mut self, myself: &ActorRef<DocumentSupervisorMsg>, id: DocumentId) -> Result<(), ActorProcessingErr> {
+    async fn spawn_child(
+        &mut self,
+        myself: &ActorRef<DocumentSupervisorMsg>,
+        id: DocumentId,
+    ) -> Result<(), ActorProcessingErr> {
         let args = DocumentArgs {
             id,
             ctx: self.ctx.clone(),
@@ -84,7 +93,13 @@ impl DocumentSupervisorState {
         };
         let (actor, _) = Actor::spawn_linked(None, DocumentActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), id);
-        self.children.insert(id, Child { actor, forwarded: 0 });
+        self.children.insert(
+            id,
+            Child {
+                actor,
+                forwarded: 0,
+            },
+        );
         Ok(())
     }
 
@@ -106,7 +121,11 @@ impl Actor for DocumentSupervisor {
     type State = DocumentSupervisorState;
     type Arguments = DocumentSupervisorArgs;
 
-    async fn pre_start(&self, _myself: ActorRef<Self::Msg>, args: DocumentSupervisorArgs) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: DocumentSupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
         Ok(DocumentSupervisorState {
             ctx: args.ctx,
             max_restarts: args.max_restarts,
@@ -118,7 +137,12 @@ impl Actor for DocumentSupervisor {
         })
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: Self::Msg, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             DocumentSupervisorMsg::Dispatch(id, msg) => {
                 if state.quarantined(&id) {
@@ -165,7 +189,12 @@ impl Actor for DocumentSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, event: SupervisionEvent, state: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = state.forget(&cell) else {
@@ -173,7 +202,11 @@ impl Actor for DocumentSupervisor {
                 };
                 tracing::error!(document_id = %id, error = %err, "document actor failed; restarting from the database");
                 state.stats.restarts += 1;
-                state.failures.entry(id).or_default().push_back(Instant::now());
+                state
+                    .failures
+                    .entry(id)
+                    .or_default()
+                    .push_back(Instant::now());
                 if state.quarantined(&id) {
                     tracing::error!(document_id = %id, "document actor failed too often; quarantined for the restart window");
                 } else if let Err(e) = state.spawn_child(&myself, id).await {

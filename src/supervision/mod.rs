@@ -46,19 +46,43 @@ impl Documents {
         &self.ctx
     }
 
-    pub async fn create(&self, new: NewDocument, idempotency: Option<(IdempotencyRecord, i64)>) -> Result<DocumentRecord, DocumentError> {
+    pub async fn create(
+        &self,
+        new: NewDocument,
+        idempotency: Option<(IdempotencyRecord, i64)>,
+    ) -> Result<DocumentRecord, DocumentError> {
         let id = new.id;
-        self.call(id, |reply| DocumentMsg::Create { new, idempotency, reply }).await
+        self.call(id, |reply| DocumentMsg::Create {
+            new: Box::new(new),
+            idempotency: idempotency.map(Box::new),
+            reply,
+        })
+        .await
     }
 
-    pub async fn apply(&self, id: DocumentId, change: DocumentChange, actor: &str) -> Result<DocumentRecord, DocumentError> {
+    pub async fn apply(
+        &self,
+        id: DocumentId,
+        change: DocumentChange,
+        actor: &str,
+    ) -> Result<DocumentRecord, DocumentError> {
         let actor = actor.to_string();
-        self.call(id, |reply| DocumentMsg::Apply { change, actor, reply }).await
+        self.call(id, |reply| DocumentMsg::Apply {
+            change,
+            actor,
+            reply,
+        })
+        .await
     }
 
     pub async fn stats(&self) -> Option<SupervisorStats> {
         let sup = self.supervisor()?;
-        ractor::call_t!(sup, DocumentSupervisorMsg::Stats, self.timeout.as_millis() as u64).ok()
+        ractor::call_t!(
+            sup,
+            DocumentSupervisorMsg::Stats,
+            self.timeout.as_millis() as u64
+        )
+        .ok()
     }
 
     fn supervisor(&self) -> Option<ActorRef<DocumentSupervisorMsg>> {

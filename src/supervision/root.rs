@@ -39,13 +39,17 @@ pub struct RootState {
 pub struct RootSupervisor;
 
 impl RootState {
-    async fn start_documents(&mut self, myself: &ActorRef<RootMsg>) -> Result<(), ActorProcessingErr> {
+    async fn start_documents(
+        &mut self,
+        myself: &ActorRef<RootMsg>,
+    ) -> Result<(), ActorProcessingErr> {
         let args = DocumentSupervisorArgs {
             ctx: self.args.ctx.clone(),
             max_restarts: self.args.max_restarts,
             restart_window: self.args.restart_window,
         };
-        let (sup, _) = Actor::spawn_linked(None, DocumentSupervisor, args, myself.get_cell()).await?;
+        let (sup, _) =
+            Actor::spawn_linked(None, DocumentSupervisor, args, myself.get_cell()).await?;
         if let Ok(mut slot) = self.args.slot.write() {
             *slot = Some(sup.clone());
         }
@@ -59,7 +63,11 @@ impl Actor for RootSupervisor {
     type State = RootState;
     type Arguments = RootArgs;
 
-    async fn pre_start(&self, myself: ActorRef<Self::Msg>, args: RootArgs) -> Result<RootState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: RootArgs,
+    ) -> Result<RootState, ActorProcessingErr> {
         let mut state = RootState {
             args,
             documents: None,
@@ -69,14 +77,23 @@ impl Actor for RootSupervisor {
         Ok(state)
     }
 
-    async fn post_stop(&self, _myself: ActorRef<Self::Msg>, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Ok(mut slot) = state.args.slot.write() {
             *slot = None;
         }
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<Self::Msg>, msg: RootMsg, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: RootMsg,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             RootMsg::StartDocuments => {
                 if state.documents.is_none() {
@@ -87,10 +104,18 @@ impl Actor for RootSupervisor {
         Ok(())
     }
 
-    async fn handle_supervisor_evt(&self, myself: ActorRef<Self::Msg>, event: SupervisionEvent, state: &mut RootState) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut RootState,
+    ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                let is_documents = state.documents.as_ref().is_some_and(|d| d.get_id() == cell.get_id());
+                let is_documents = state
+                    .documents
+                    .as_ref()
+                    .is_some_and(|d| d.get_id() == cell.get_id());
                 if !is_documents {
                     return Ok(());
                 }
@@ -103,16 +128,23 @@ impl Actor for RootSupervisor {
                 state.failures.retain(|t| t.elapsed() <= window);
                 state.failures.push_back(Instant::now());
                 if state.failures.len() > state.args.max_restarts as usize {
-                    tracing::error!("document supervisor keeps failing; escalating (stopping the tree)");
+                    tracing::error!(
+                        "document supervisor keeps failing; escalating (stopping the tree)"
+                    );
                     myself.stop(Some("document supervisor restart limit reached".into()));
                     return Ok(());
                 }
                 let exp = (state.failures.len() as u32).saturating_sub(1).min(6);
-                let backoff = Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5));
+                let backoff =
+                    Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5));
                 myself.send_after(backoff, || RootMsg::StartDocuments);
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if state.documents.as_ref().is_some_and(|d| d.get_id() == cell.get_id()) {
+                if state
+                    .documents
+                    .as_ref()
+                    .is_some_and(|d| d.get_id() == cell.get_id())
+                {
                     tracing::info!(reason = ?reason, "document supervisor stopped");
                     state.documents = None;
                 }

@@ -21,7 +21,8 @@ impl CorrelationId {
         match value {
             Some(v)
                 if (8..=64).contains(&v.len())
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
                     && is_pii_free(v) =>
             {
                 Self(v.to_string())
@@ -47,8 +48,17 @@ mod tests {
 
     #[test]
     fn keeps_sane_ids_and_replaces_others() {
-        assert_eq!(CorrelationId::from_header(Some("req-12345678")).as_str(), "req-12345678");
-        for bad in ["short", "has space in it", "3201234567890001", "a@b.example.com", &"x".repeat(65)] {
+        assert_eq!(
+            CorrelationId::from_header(Some("req-12345678")).as_str(),
+            "req-12345678"
+        );
+        for bad in [
+            "short",
+            "has space in it",
+            "3201234567890001",
+            "a@b.example.com",
+            &"x".repeat(65),
+        ] {
             assert_ne!(CorrelationId::from_header(Some(bad)).as_str(), bad);
         }
         assert_eq!(CorrelationId::from_header(None).as_str().len(), 32);

@@ -17,7 +17,8 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
 /// NPWP in its printed form: `12.345.678.9-012.345` (and a leading `0` for 16 digits), also
 /// with spaces or no separators at all.
 static NPWP_FORMATTED: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\d{2,3}[.\- ]\d{3}[.\- ]\d{3}[.\- ]\d[.\- ]\d{3}[.\- ]\d{3}").expect("static regex")
+    Regex::new(r"\d{2,3}[.\- ]\d{3}[.\- ]\d{3}[.\- ]\d[.\- ]\d{3}[.\- ]\d{3}")
+        .expect("static regex")
 });
 
 /// Phone numbers: +62 / 62 / 0 followed by 8 and 7–12 more digits, optional separators.
@@ -26,7 +27,8 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// Any run of 15 or more digits (NIK, NPWP without separators, card numbers).
-static LONG_DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d{15,}").expect("static regex"));
+static LONG_DIGITS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\d{15,}").expect("static regex"));
 
 /// Replaces personal data in `text` with a redaction marker.
 pub fn mask_pii(text: &str) -> Cow<'_, str> {
@@ -75,7 +77,11 @@ mod tests {
             let masked = mask_pii(case);
             assert!(!is_pii_free(case), "{case} not detected");
             assert!(
-                !masked.chars().collect::<Vec<_>>().windows(7).any(|w| w.iter().all(|c| c.is_ascii_digit())),
+                !masked
+                    .chars()
+                    .collect::<Vec<_>>()
+                    .windows(7)
+                    .any(|w| w.iter().all(|c| c.is_ascii_digit())),
                 "{case} -> {masked}"
             );
             assert!(!masked.contains('@'), "{case} -> {masked}");

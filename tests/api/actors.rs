@@ -6,7 +6,11 @@ use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
 fn assert_gap_free(events: &[documents::DocumentEvent]) {
     for (i, e) in events.iter().enumerate() {
-        assert_eq!(e.seq, i as i64 + 1, "event sequence has a gap or duplicate at {i}");
+        assert_eq!(
+            e.seq,
+            i as i64 + 1,
+            "event sequence has a gap or duplicate at {i}"
+        );
     }
 }
 
@@ -22,7 +26,8 @@ async fn a_thousand_concurrent_operations_leave_a_gap_free_sequence() {
 
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(200));
     let mut tasks = tokio::task::JoinSet::new();
-    let targets = std::iter::repeat_n(hot.clone(), 1000).chain(others.iter().cycle().take(300).cloned());
+    let targets =
+        std::iter::repeat_n(hot.clone(), 1000).chain(others.iter().cycle().take(300).cloned());
     for id in targets {
         let client = app.client.clone();
         let url = app.url(&format!("/v1/documents/{id}/file"));
@@ -30,7 +35,14 @@ async fn a_thousand_concurrent_operations_leave_a_gap_free_sequence() {
         let sem = sem.clone();
         tasks.spawn(async move {
             let _permit = sem.acquire().await.unwrap();
-            client.get(url).bearer_auth(token).send().await.unwrap().status().as_u16()
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         });
     }
     while let Some(status) = tasks.join_next().await {
@@ -41,10 +53,15 @@ async fn a_thousand_concurrent_operations_leave_a_gap_free_sequence() {
     let events = documents::events(&app.state.db, &hot_id).await.unwrap();
     assert_eq!(events.len(), 2 + 1000, "no lost update");
     assert_gap_free(&events);
-    let record = documents::get(&app.state.db, &hot_id).await.unwrap().unwrap();
+    let record = documents::get(&app.state.db, &hot_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(record.version, events.len() as i64);
     for id in &others {
-        let events = documents::events(&app.state.db, &id.parse().unwrap()).await.unwrap();
+        let events = documents::events(&app.state.db, &id.parse().unwrap())
+            .await
+            .unwrap();
         assert_eq!(events.len(), 2 + 50);
         assert_gap_free(&events);
     }
@@ -59,17 +76,26 @@ async fn a_panicking_actor_is_restarted_from_the_database_and_the_caller_gets_a_
     let path = format!("/v1/documents/{id}/file");
     assert_eq!(app.get(&alice, &path).await.status(), 200);
 
-    app.state.documents.context().panic_next_apply.store(true, SeqCst);
+    app.state
+        .documents
+        .context()
+        .panic_next_apply
+        .store(true, SeqCst);
     let resp = app.get(&alice, &path).await;
     let body = assert_error(resp, 503, "document_unavailable").await;
-    assert!(!body["message"].as_str().unwrap().contains("panic"), "no internals in the body");
+    assert!(
+        !body["message"].as_str().unwrap().contains("panic"),
+        "no internals in the body"
+    );
 
     // The service keeps serving, the document's actor is back, and its history is intact.
     assert_eq!(app.get(&alice, &path).await.status(), 200);
     assert_eq!(app.get(&alice, "/health/ready").await.status(), 200);
     let stats = app.state.documents.stats().await.unwrap();
     assert_eq!(stats.restarts, 1);
-    let events = documents::events(&app.state.db, &id.parse().unwrap()).await.unwrap();
+    let events = documents::events(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["uploaded", "queued", "file_read", "file_read"]);
     assert_gap_free(&events);
@@ -83,14 +109,27 @@ async fn a_document_whose_actor_keeps_failing_is_quarantined() {
     let id = app.upload_ktp(&alice).await;
     let path = format!("/v1/documents/{id}/file");
     for _ in 0..2 {
-        app.state.documents.context().panic_next_apply.store(true, SeqCst);
+        app.state
+            .documents
+            .context()
+            .panic_next_apply
+            .store(true, SeqCst);
         assert_eq!(app.get(&alice, &path).await.status(), 503);
     }
-    app.state.documents.context().panic_next_apply.store(false, SeqCst);
+    app.state
+        .documents
+        .context()
+        .panic_next_apply
+        .store(false, SeqCst);
     assert_error(app.get(&alice, &path).await, 503, "document_unavailable").await;
     // Other documents are unaffected.
     let other = app.upload_ktp(&alice).await;
-    assert_eq!(app.get(&alice, &format!("/v1/documents/{other}/file")).await.status(), 200);
+    assert_eq!(
+        app.get(&alice, &format!("/v1/documents/{other}/file"))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -107,10 +146,18 @@ async fn idle_actors_stop_and_come_back_on_demand() {
             assert!(stats.idle_stops >= 1);
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "actor never stopped: {stats:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "actor never stopped: {stats:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(app.get(&alice, &format!("/v1/documents/{id}/file")).await.status(), 200);
+    assert_eq!(
+        app.get(&alice, &format!("/v1/documents/{id}/file"))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.state.documents.stats().await.unwrap().active, 1);
 }
 

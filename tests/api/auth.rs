@@ -13,21 +13,47 @@ fn claims(sub: &str, exp_offset: i64) -> serde_json::Value {
 #[tokio::test]
 async fn missing_expired_tampered_wrong_key_and_alg_none_tokens_get_401() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/v1/documents")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/v1/documents"))
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 401, "unauthorized").await;
 
     let secret = filot::secrets::jwt_secret(&app.state.settings).unwrap();
-    let expired = jsonwebtoken::encode(&Header::default(), &claims("alice", -3600), &EncodingKey::from_secret(&secret)).unwrap();
-    let wrong_key = jsonwebtoken::encode(&Header::default(), &claims("alice", 3600), &EncodingKey::from_secret(b"another-secret-of-enough-length-0123456789")).unwrap();
+    let expired = jsonwebtoken::encode(
+        &Header::default(),
+        &claims("alice", -3600),
+        &EncodingKey::from_secret(&secret),
+    )
+    .unwrap();
+    let wrong_key = jsonwebtoken::encode(
+        &Header::default(),
+        &claims("alice", 3600),
+        &EncodingKey::from_secret(b"another-secret-of-enough-length-0123456789"),
+    )
+    .unwrap();
     let good = app.token("alice", Role::User);
     let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
-    parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&json!({"sub": "mallory", "role": "admin", "iss": "filot", "exp": 9999999999i64})).unwrap());
+    parts[1] = URL_SAFE_NO_PAD.encode(
+        serde_json::to_vec(
+            &json!({"sub": "mallory", "role": "admin", "iss": "filot", "exp": 9999999999i64}),
+        )
+        .unwrap(),
+    );
     let tampered = parts.join(".");
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     let none_body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims("alice", 3600)).unwrap());
     let alg_none = format!("{none_header}.{none_body}.");
 
-    for (what, token) in [("expired", expired), ("wrong key", wrong_key), ("tampered", tampered), ("alg none", alg_none), ("garbage", "not.a.jwt".into())] {
+    for (what, token) in [
+        ("expired", expired),
+        ("wrong key", wrong_key),
+        ("tampered", tampered),
+        ("alg none", alg_none),
+        ("garbage", "not.a.jwt".into()),
+    ] {
         let resp = app.get(&token, "/v1/documents").await;
         assert_eq!(resp.status(), 401, "{what}");
         assert_error(resp, 401, "unauthorized").await;
@@ -44,15 +70,34 @@ async fn wrong_role_gets_403_and_others_documents_404() {
     let admin = app.token("adam", Role::Admin);
 
     // Reviewers do not upload.
-    let resp = app.upload(&reviewer, "KTP", crate::helpers::fixture("ktp_003.jpg"), "k.jpg", None).await;
+    let resp = app
+        .upload(
+            &reviewer,
+            "KTP",
+            crate::helpers::fixture("ktp_003.jpg"),
+            "k.jpg",
+            None,
+        )
+        .await;
     assert_error(resp, 403, "forbidden").await;
 
     let id = app.upload_ktp(&alice).await;
     let path = format!("/v1/documents/{id}");
     for token in [&bob] {
         assert_error(app.get(token, &path).await, 404, "not_found").await;
-        assert_error(app.get(token, &format!("{path}/file")).await, 404, "not_found").await;
-        let del = app.client.delete(app.url(&path)).bearer_auth(token).send().await.unwrap();
+        assert_error(
+            app.get(token, &format!("{path}/file")).await,
+            404,
+            "not_found",
+        )
+        .await;
+        let del = app
+            .client
+            .delete(app.url(&path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_error(del, 404, "not_found").await;
     }
     // A nonexistent id looks exactly like someone else's.
@@ -63,7 +108,13 @@ async fn wrong_role_gets_403_and_others_documents_404() {
         assert_eq!(app.get(token, &format!("{path}/file")).await.status(), 200);
     }
     // Reviewers read but do not erase.
-    let del = app.client.delete(app.url(&path)).bearer_auth(&reviewer).send().await.unwrap();
+    let del = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&reviewer)
+        .send()
+        .await
+        .unwrap();
     assert_error(del, 403, "forbidden").await;
 }
 
@@ -71,10 +122,17 @@ async fn wrong_role_gets_403_and_others_documents_404() {
 async fn repeated_auth_failures_from_one_address_get_429_with_retry_after() {
     let app = spawn_app_with(|s| s.limits.auth_failures_per_ip_per_minute = 3).await;
     for _ in 0..3 {
-        assert_eq!(app.get("bad.token.here", "/v1/documents").await.status(), 401);
+        assert_eq!(
+            app.get("bad.token.here", "/v1/documents").await.status(),
+            401
+        );
     }
     let resp = app.get("bad.token.here", "/v1/documents").await;
-    let retry = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {retry:?}");
     assert_error(resp, 429, "rate_limited").await;
 }
@@ -93,13 +151,24 @@ async fn per_user_request_limit_gets_429() {
 
 #[tokio::test]
 async fn rs256_mode_accepts_its_keys_and_refuses_hs256() {
-    use aws_lc_rs::{encoding::AsDer, rsa::{KeyPair, KeySize}, signature::KeyPair as _};
+    use aws_lc_rs::{
+        encoding::AsDer,
+        rsa::{KeyPair, KeySize},
+        signature::KeyPair as _,
+    };
     let keys = tempfile::tempdir().unwrap();
     let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
     let pem = |label: &str, der: &[u8]| {
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        let body: Vec<String> = b64.as_bytes().chunks(64).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
-        format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", body.join("\n"))
+        let body: Vec<String> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
+        format!(
+            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+            body.join("\n")
+        )
     };
     let private = pair.as_der().unwrap();
     let public = pair.public_key().as_der().unwrap();
@@ -116,6 +185,16 @@ async fn rs256_mode_accepts_its_keys_and_refuses_hs256() {
     let rs = app.token("alice", Role::User);
     assert_eq!(app.get(&rs, "/v1/documents").await.status(), 200);
     // An HS256 token signed with the public key's bytes (algorithm confusion) is refused.
-    let confused = jsonwebtoken::encode(&Header::default(), &claims("alice", 3600), &EncodingKey::from_secret(&std::fs::read(&pub_path).unwrap())).unwrap();
-    assert_error(app.get(&confused, "/v1/documents").await, 401, "unauthorized").await;
+    let confused = jsonwebtoken::encode(
+        &Header::default(),
+        &claims("alice", 3600),
+        &EncodingKey::from_secret(&std::fs::read(&pub_path).unwrap()),
+    )
+    .unwrap();
+    assert_error(
+        app.get(&confused, "/v1/documents").await,
+        401,
+        "unauthorized",
+    )
+    .await;
 }

@@ -31,9 +31,24 @@ async fn list_is_own_newest_first_and_paginated() {
         }
     }
     assert_eq!(seen, ids);
-    assert_error(app.get(&alice, "/v1/documents?limit=0").await, 422, "validation_failed").await;
-    assert_error(app.get(&alice, "/v1/documents?limit=1000").await, 422, "validation_failed").await;
-    assert_error(app.get(&alice, "/v1/documents?cursor=garbage").await, 422, "validation_failed").await;
+    assert_error(
+        app.get(&alice, "/v1/documents?limit=0").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.get(&alice, "/v1/documents?limit=1000").await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    assert_error(
+        app.get(&alice, "/v1/documents?cursor=garbage").await,
+        422,
+        "validation_failed",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -45,8 +60,13 @@ async fn file_download_returns_the_original_and_is_audited() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     assert_eq!(resp.headers()["cache-control"], "no-store");
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), fixture("ktp_003.jpg").as_slice());
-    let events = documents::events(&app.state.db, &id.parse::<DocumentId>().unwrap()).await.unwrap();
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        fixture("ktp_003.jpg").as_slice()
+    );
+    let events = documents::events(&app.state.db, &id.parse::<DocumentId>().unwrap())
+        .await
+        .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["uploaded", "queued", "file_read"]);
     assert_eq!(events.last().unwrap().actor, "alice");
@@ -61,27 +81,65 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
     let other = app.upload_ktp(&alice).await;
     let path = format!("/v1/documents/{id}");
 
-    let resp = app.client.delete(app.url(&path)).bearer_auth(&alice).send().await.unwrap();
+    let resp = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "erased");
     assert!(body["erased_at"].as_str().is_some());
-    assert!(body["content_type"].is_null() && body["size_bytes"].is_null() && body["fields"].is_null());
+    assert!(
+        body["content_type"].is_null() && body["size_bytes"].is_null() && body["fields"].is_null()
+    );
 
     // Tombstone stays readable; the file is gone (410) and off the disk.
     let doc: serde_json::Value = app.get(&alice, &path).await.json().await.unwrap();
     assert_eq!(doc["status"], "erased");
-    assert_error(app.get(&alice, &format!("{path}/file")).await, 410, "document_erased").await;
-    let blob = app.dir.path().join("blobs").join(&id[..2]).join(format!("{id}.blob"));
+    assert_error(
+        app.get(&alice, &format!("{path}/file")).await,
+        410,
+        "document_erased",
+    )
+    .await;
+    let blob = app
+        .dir
+        .path()
+        .join("blobs")
+        .join(&id[..2])
+        .join(format!("{id}.blob"));
     assert!(!blob.exists());
-    let record = documents::get(&app.state.db, &id.parse().unwrap()).await.unwrap().unwrap();
+    let record = documents::get(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(record.sha256.is_none() && record.blob_key.is_none());
 
     // Erasing again is fine; an admin may erase someone's document.
-    assert_eq!(app.client.delete(app.url(&path)).bearer_auth(&alice).send().await.unwrap().status(), 200);
-    let resp = app.client.delete(app.url(&format!("/v1/documents/{other}"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(
+        app.client
+            .delete(app.url(&path))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = app
+        .client
+        .delete(app.url(&format!("/v1/documents/{other}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let events = documents::events(&app.state.db, &id.parse().unwrap()).await.unwrap();
+    let events = documents::events(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap();
     assert_eq!(events.iter().filter(|e| e.kind == "erased").count(), 1);
 }
 
@@ -89,7 +147,16 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
 async fn malformed_ids_are_plain_404s() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    for id in ["nope", "3201234567890001", "01A21EC7-DD64-7593-BE08-33C2371CB1F3"] {
-        assert_error(app.get(&alice, &format!("/v1/documents/{id}")).await, 404, "not_found").await;
+    for id in [
+        "nope",
+        "3201234567890001",
+        "01A21EC7-DD64-7593-BE08-33C2371CB1F3",
+    ] {
+        assert_error(
+            app.get(&alice, &format!("/v1/documents/{id}")).await,
+            404,
+            "not_found",
+        )
+        .await;
     }
 }

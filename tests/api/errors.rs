@@ -7,9 +7,20 @@ async fn every_error_has_the_one_shape() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
     assert_error(app.get(&alice, "/no/such/route").await, 404, "not_found").await;
-    let resp = app.client.put(app.url("/v1/documents")).bearer_auth(&alice).send().await.unwrap();
+    let resp = app
+        .client
+        .put(app.url("/v1/documents"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 405, "method_not_allowed").await;
-    let resp = app.client.get(app.url("/__test/panic")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/__test/panic"))
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(resp, 500, "internal").await;
     assert_eq!(body["message"], "internal error");
 }
@@ -17,11 +28,26 @@ async fn every_error_has_the_one_shape() {
 #[tokio::test]
 async fn correlation_ids_are_echoed_when_sane_and_replaced_otherwise() {
     let app = spawn_app().await;
-    let resp = app.client.get(app.url("/health/live")).header("x-correlation-id", "abc-12345678").send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-correlation-id", "abc-12345678")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["x-correlation-id"], "abc-12345678");
     for bad in ["3201234567890001", "has spaces in it", "x"] {
-        let resp = app.client.get(app.url("/nope")).header("x-correlation-id", bad).send().await.unwrap();
-        let echoed = resp.headers()["x-correlation-id"].to_str().unwrap().to_string();
+        let resp = app
+            .client
+            .get(app.url("/nope"))
+            .header("x-correlation-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let echoed = resp.headers()["x-correlation-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert_ne!(echoed, bad);
         let body = assert_error(resp, 404, "not_found").await;
         assert_eq!(body["correlation_id"], echoed.as_str());
@@ -31,12 +57,33 @@ async fn correlation_ids_are_echoed_when_sane_and_replaced_otherwise() {
 #[tokio::test]
 async fn readiness_reports_a_database_outage_with_503() {
     let app = spawn_app().await;
-    assert_eq!(app.client.get(app.url("/health/ready")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     app.state.db.close().await;
-    let resp = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let resp = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
     let body = assert_error(resp, 503, "not_ready").await;
     assert!(body["message"].as_str().unwrap().contains("database"));
-    assert_eq!(app.client.get(app.url("/health/live")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/health/live"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Requests that need the database fail cleanly too.
     let alice = app.token("alice", Role::User);
     assert_error(app.get(&alice, "/v1/documents").await, 503, "unavailable").await;
@@ -45,10 +92,26 @@ async fn readiness_reports_a_database_outage_with_503() {
 #[tokio::test]
 async fn swagger_ui_and_spec_are_served() {
     let app = spawn_app().await;
-    let spec: serde_json::Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/v1/documents", "/v1/documents/{id}", "/v1/documents/{id}/file", "/health/ready"] {
-        assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
+    for path in [
+        "/v1/documents",
+        "/v1/documents/{id}",
+        "/v1/documents/{id}/file",
+        "/health/ready",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the spec"
+        );
     }
     let ui = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(ui.status(), 200);

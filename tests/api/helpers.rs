@@ -2,7 +2,11 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use filot::{Application, config::Settings, http::{AppState, auth::Role}};
+use filot::{
+    Application,
+    config::Settings,
+    http::{AppState, auth::Role},
+};
 use reqwest::multipart::{Form, Part};
 
 pub struct TestApp {
@@ -15,15 +19,19 @@ pub struct TestApp {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
 }
 
 /// Settings for tests: generous rate limits unless a test tightens them.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.data_dir = dir.to_path_buf();
+    let mut s = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
     s.limits.uploads_per_user_per_minute = 10_000;
     s.limits.uploads_per_ip_per_minute = 10_000;
     s.limits.requests_per_user_per_minute = 100_000;
@@ -52,7 +60,10 @@ pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings) -> TestApp {
     }));
     TestApp {
         base,
-        client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .build()
+            .unwrap(),
         state,
         dir,
         shutdown: Some(tx),
@@ -66,14 +77,32 @@ impl TestApp {
     }
 
     pub fn token(&self, sub: &str, role: Role) -> String {
-        self.state.auth.mint(sub, role, Duration::from_secs(600)).expect("mint")
+        self.state
+            .auth
+            .mint(sub, role, Duration::from_secs(600))
+            .expect("mint")
     }
 
-    pub async fn upload(&self, token: &str, doc_type: &str, bytes: Vec<u8>, name: &str, idem: Option<&str>) -> reqwest::Response {
-        let form = Form::new()
-            .text("type", doc_type.to_string())
-            .part("file", Part::bytes(bytes).file_name(name.to_string()).mime_str("image/jpeg").unwrap());
-        let mut req = self.client.post(self.url("/v1/documents")).bearer_auth(token).multipart(form);
+    pub async fn upload(
+        &self,
+        token: &str,
+        doc_type: &str,
+        bytes: Vec<u8>,
+        name: &str,
+        idem: Option<&str>,
+    ) -> reqwest::Response {
+        let form = Form::new().text("type", doc_type.to_string()).part(
+            "file",
+            Part::bytes(bytes)
+                .file_name(name.to_string())
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+        let mut req = self
+            .client
+            .post(self.url("/v1/documents"))
+            .bearer_auth(token)
+            .multipart(form);
         if let Some(k) = idem {
             req = req.header("Idempotency-Key", k);
         }
@@ -82,14 +111,21 @@ impl TestApp {
 
     /// Uploads the clean KTP fixture as `sub` and returns the new document id.
     pub async fn upload_ktp(&self, token: &str) -> String {
-        let resp = self.upload(token, "KTP", fixture("ktp_003.jpg"), "ktp.jpg", None).await;
+        let resp = self
+            .upload(token, "KTP", fixture("ktp_003.jpg"), "ktp.jpg", None)
+            .await;
         assert_eq!(resp.status(), 202);
         let body: serde_json::Value = resp.json().await.unwrap();
         body["id"].as_str().unwrap().to_string()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// Stops the server and the actor tree, keeping the data directory.
@@ -115,7 +151,14 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> s
         .expect("X-Correlation-Id on every response");
     let body: serde_json::Value = resp.json().await.expect("JSON error body");
     assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    assert_eq!(body["correlation_id"].as_str(), Some(header.as_str()), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(
+        body["correlation_id"].as_str(),
+        Some(header.as_str()),
+        "{body}"
+    );
     body
 }

@@ -36,15 +36,27 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn accepted_upload_answers_202_queued_for_each_format() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    for (doc_type, file, mime) in [("KTP", "ktp_003.jpg", "image/jpeg"), ("KTP", "ktp_001.png", "image/png"), ("KTP", "ktp_000.pdf", "application/pdf"), ("NPWP", "npwp_000.jpg", "image/jpeg")] {
-        let resp = app.upload(&alice, doc_type, fixture(file), file, None).await;
+    for (doc_type, file, mime) in [
+        ("KTP", "ktp_003.jpg", "image/jpeg"),
+        ("KTP", "ktp_001.png", "image/png"),
+        ("KTP", "ktp_000.pdf", "application/pdf"),
+        ("NPWP", "npwp_000.jpg", "image/jpeg"),
+    ] {
+        let resp = app
+            .upload(&alice, doc_type, fixture(file), file, None)
+            .await;
         assert_eq!(resp.status(), 202, "{file}");
         let body: serde_json::Value = resp.json().await.unwrap();
         assert_eq!(body["type"], doc_type);
         assert_eq!(body["status"], "queued");
         assert!(body["created_at"].as_str().is_some());
         let id = body["id"].as_str().unwrap();
-        let doc: serde_json::Value = app.get(&alice, &format!("/v1/documents/{id}")).await.json().await.unwrap();
+        let doc: serde_json::Value = app
+            .get(&alice, &format!("/v1/documents/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(doc["status"], "queued");
         assert_eq!(doc["content_type"], mime, "{file}");
     }
@@ -59,7 +71,9 @@ async fn files_over_the_limit_get_413_file_too_large() {
     .await;
     let alice = app.token("alice", Role::User);
     // 153 KB card against a 100 KB limit.
-    let resp = app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await;
+    let resp = app
+        .upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+        .await;
     assert_error(resp, 413, "file_too_large").await;
     assert_eq!(count_documents(&app).await, 0);
 }
@@ -73,7 +87,9 @@ async fn whole_request_limit_holds_for_declared_and_streamed_bodies() {
     .await;
     let alice = app.token("alice", Role::User);
     let boundary = "XBOUNDARY";
-    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nKTP\r\n").into_bytes();
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nKTP\r\n")
+            .into_bytes();
     body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n").as_bytes());
     body.extend(std::iter::repeat_n(b'x', 200_000));
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
@@ -83,7 +99,10 @@ async fn whole_request_limit_holds_for_declared_and_streamed_bodies() {
         .client
         .post(app.url("/v1/documents"))
         .bearer_auth(&alice)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
         .body(body.clone())
         .send()
         .await
@@ -91,20 +110,29 @@ async fn whole_request_limit_holds_for_declared_and_streamed_bodies() {
     assert_error(resp, 413, "request_too_large").await;
 
     // Chunked (no Content-Length): refused while streaming.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(8192).map(|c| Ok(c.to_vec())).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(8192).map(|c| Ok(c.to_vec())).collect();
     let resp = app
         .client
         .post(app.url("/v1/documents"))
         .bearer_auth(&alice)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
     let code = resp.status();
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(code, 413, "{body}");
-    assert!(["file_too_large", "request_too_large"].contains(&body["error"].as_str().unwrap()), "{body}");
+    assert!(
+        ["file_too_large", "request_too_large"].contains(&body["error"].as_str().unwrap()),
+        "{body}"
+    );
     assert_eq!(count_documents(&app).await, 0);
 }
 
@@ -112,15 +140,29 @@ async fn whole_request_limit_holds_for_declared_and_streamed_bodies() {
 async fn content_is_sniffed_whatever_the_name_or_declared_type_says() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    for bytes in [b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(), b"#!/bin/sh\necho hi\n".to_vec(), b"<html><body>x</body></html>".to_vec()] {
+    for bytes in [
+        b"GIF89a\x01\x00\x01\x00\x00\x00\x00;".to_vec(),
+        b"#!/bin/sh\necho hi\n".to_vec(),
+        b"<html><body>x</body></html>".to_vec(),
+    ] {
         let resp = app.upload(&alice, "KTP", bytes, "card.jpg", None).await;
         assert_error(resp, 415, "unsupported_media_type").await;
     }
     // A real PNG declared as JPEG with a .pdf name is still a PNG.
-    let resp = app.upload(&alice, "KTP", fixture("ktp_001.png"), "card.pdf", None).await;
+    let resp = app
+        .upload(&alice, "KTP", fixture("ktp_001.png"), "card.pdf", None)
+        .await;
     assert_eq!(resp.status(), 202);
     // A request whose Content-Type is not multipart at all.
-    let resp = app.client.post(app.url("/v1/documents")).bearer_auth(&alice).header("content-type", "application/json").body("{}").send().await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&alice)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_error(resp, 415, "unsupported_media_type").await;
 }
 
@@ -129,7 +171,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -142,7 +188,11 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&w.to_be_bytes());
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [(&b"IHDR"[..], ihdr), (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]), (&b"IEND"[..], vec![])] {
+    for (kind, data) in [
+        (&b"IHDR"[..], ihdr),
+        (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
+        (&b"IEND"[..], vec![]),
+    ] {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
         let mut chunk = kind.to_vec();
         chunk.extend_from_slice(&data);
@@ -156,7 +206,9 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
 async fn decompression_bombs_are_refused_from_the_header() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    let resp = app.upload(&alice, "KTP", png_header(60_000, 60_000), "bomb.png", None).await;
+    let resp = app
+        .upload(&alice, "KTP", png_header(60_000, 60_000), "bomb.png", None)
+        .await;
     let body = assert_error(resp, 422, "image_too_large").await;
     assert!(body["message"].as_str().unwrap().contains("file"));
     assert_eq!(count_documents(&app).await, 0);
@@ -166,24 +218,55 @@ async fn decompression_bombs_are_refused_from_the_header() {
 async fn bad_form_fields_get_422_naming_the_field() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    let send = |form: reqwest::multipart::Form| app.client.post(app.url("/v1/documents")).bearer_auth(&alice).multipart(form).send();
+    let send = |form: reqwest::multipart::Form| {
+        app.client
+            .post(app.url("/v1/documents"))
+            .bearer_auth(&alice)
+            .multipart(form)
+            .send()
+    };
     let file = || reqwest::multipart::Part::bytes(fixture("ktp_003.jpg")).file_name("k.jpg");
 
-    let resp = app.upload(&alice, "SIM", fixture("ktp_003.jpg"), "k.jpg", None).await;
+    let resp = app
+        .upload(&alice, "SIM", fixture("ktp_003.jpg"), "k.jpg", None)
+        .await;
     let body = assert_error(resp, 422, "validation_failed").await;
-    assert!(body["message"].as_str().unwrap().starts_with("type:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("type:"),
+        "{body}"
+    );
 
-    let resp = send(reqwest::multipart::Form::new().part("file", file())).await.unwrap();
+    let resp = send(reqwest::multipart::Form::new().part("file", file()))
+        .await
+        .unwrap();
     let body = assert_error(resp, 422, "validation_failed").await;
-    assert!(body["message"].as_str().unwrap().starts_with("type:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("type:"),
+        "{body}"
+    );
 
-    let resp = send(reqwest::multipart::Form::new().text("type", "KTP")).await.unwrap();
+    let resp = send(reqwest::multipart::Form::new().text("type", "KTP"))
+        .await
+        .unwrap();
     let body = assert_error(resp, 422, "validation_failed").await;
-    assert!(body["message"].as_str().unwrap().starts_with("file:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("file:"),
+        "{body}"
+    );
 
-    let resp = send(reqwest::multipart::Form::new().text("type", "KTP").part("file", file()).text("nik", "3201234567890001")).await.unwrap();
+    let resp = send(
+        reqwest::multipart::Form::new()
+            .text("type", "KTP")
+            .part("file", file())
+            .text("nik", "3201234567890001"),
+    )
+    .await
+    .unwrap();
     let body = assert_error(resp, 422, "validation_failed").await;
-    assert!(body["message"].as_str().unwrap().starts_with("nik:"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().starts_with("nik:"),
+        "{body}"
+    );
 
     let resp = app
         .client
@@ -213,18 +296,50 @@ async fn bad_form_fields_get_422_naming_the_field() {
 async fn idempotency_key_replays_the_same_answer_and_refuses_a_different_body() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
-    let first: serde_json::Value = app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("key-1")).await.json().await.unwrap();
-    let again = app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "renamed.jpg", Some("key-1")).await;
+    let first: serde_json::Value = app
+        .upload(
+            &alice,
+            "KTP",
+            fixture("ktp_003.jpg"),
+            "k.jpg",
+            Some("key-1"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let again = app
+        .upload(
+            &alice,
+            "KTP",
+            fixture("ktp_003.jpg"),
+            "renamed.jpg",
+            Some("key-1"),
+        )
+        .await;
     assert_eq!(again.status(), 202);
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(first, again);
     assert_eq!(count_documents(&app).await, 1);
 
-    let other = app.upload(&alice, "KTP", fixture("ktp_001.png"), "k.png", Some("key-1")).await;
+    let other = app
+        .upload(
+            &alice,
+            "KTP",
+            fixture("ktp_001.png"),
+            "k.png",
+            Some("key-1"),
+        )
+        .await;
     assert_error(other, 409, "idempotency_key_reused").await;
     // Keys are per user: bob's "key-1" is his own.
     let bob = app.token("bob", Role::User);
-    let bobs: serde_json::Value = app.upload(&bob, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("key-1")).await.json().await.unwrap();
+    let bobs: serde_json::Value = app
+        .upload(&bob, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("key-1"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(bobs["id"], first["id"]);
     assert_eq!(count_documents(&app).await, 2);
 }
@@ -235,7 +350,13 @@ async fn concurrent_retries_with_one_key_create_one_document() {
     let alice = app.token("alice", Role::User);
     let mut tasks = Vec::new();
     for _ in 0..12 {
-        tasks.push(app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("same-key")));
+        tasks.push(app.upload(
+            &alice,
+            "KTP",
+            fixture("ktp_003.jpg"),
+            "k.jpg",
+            Some("same-key"),
+        ));
     }
     let responses = futures_util::future::join_all(tasks).await;
     let mut ids = std::collections::HashSet::new();
@@ -254,9 +375,16 @@ async fn upload_rate_limit_gets_429_with_retry_after() {
     let app = spawn_app_with(|s| s.limits.uploads_per_user_per_minute = 2).await;
     let alice = app.token("alice", Role::User);
     for _ in 0..2 {
-        assert_eq!(app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await.status(), 202);
+        assert_eq!(
+            app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+                .await
+                .status(),
+            202
+        );
     }
-    let resp = app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await;
+    let resp = app
+        .upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+        .await;
     assert!(resp.headers().contains_key("retry-after"));
     assert_error(resp, 429, "rate_limited").await;
 }
@@ -266,10 +394,21 @@ async fn upload_rate_limit_per_client_address() {
     let app = spawn_app_with(|s| s.limits.uploads_per_ip_per_minute = 2).await;
     for user in ["a1", "a2"] {
         let t = app.token(user, Role::User);
-        assert_eq!(app.upload(&t, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await.status(), 202);
+        assert_eq!(
+            app.upload(&t, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+                .await
+                .status(),
+            202
+        );
     }
     let t = app.token("a3", Role::User);
-    assert_error(app.upload(&t, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await, 429, "rate_limited").await;
+    assert_error(
+        app.upload(&t, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+            .await,
+        429,
+        "rate_limited",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -280,21 +419,68 @@ async fn failed_storage_leaves_no_temp_file_no_blob_and_no_row() {
     let tmp = app.state.blobs.tmp_dir();
 
     app.state.blobs.faults.fail_before_fsync.store(true, SeqCst);
-    assert_error(app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await, 503, "storage_unavailable").await;
-    app.state.blobs.faults.fail_before_fsync.store(false, SeqCst);
+    assert_error(
+        app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+            .await,
+        503,
+        "storage_unavailable",
+    )
+    .await;
+    app.state
+        .blobs
+        .faults
+        .fail_before_fsync
+        .store(false, SeqCst);
 
-    app.state.blobs.faults.fail_before_rename.store(true, SeqCst);
-    assert_error(app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None).await, 503, "storage_unavailable").await;
-    app.state.blobs.faults.fail_before_rename.store(false, SeqCst);
+    app.state
+        .blobs
+        .faults
+        .fail_before_rename
+        .store(true, SeqCst);
+    assert_error(
+        app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
+            .await,
+        503,
+        "storage_unavailable",
+    )
+    .await;
+    app.state
+        .blobs
+        .faults
+        .fail_before_rename
+        .store(false, SeqCst);
 
     app.state.db.faults.fail_next_insert.store(true, SeqCst);
-    let resp = app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("k-fail")).await;
+    let resp = app
+        .upload(
+            &alice,
+            "KTP",
+            fixture("ktp_003.jpg"),
+            "k.jpg",
+            Some("k-fail"),
+        )
+        .await;
     assert_eq!(resp.status(), 503);
 
-    assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0, "temp directory is empty");
+    assert_eq!(
+        std::fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "temp directory is empty"
+    );
     assert_eq!(blob_files(&app), 0, "no orphan blob");
     assert_eq!(count_documents(&app).await, 0, "no orphan row");
     // The key of a failed attempt is free: the retry succeeds.
-    assert_eq!(app.upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", Some("k-fail")).await.status(), 202);
+    assert_eq!(
+        app.upload(
+            &alice,
+            "KTP",
+            fixture("ktp_003.jpg"),
+            "k.jpg",
+            Some("k-fail")
+        )
+        .await
+        .status(),
+        202
+    );
     assert_eq!(blob_files(&app), 1);
 }

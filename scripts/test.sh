@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, as CI does: installs PostgreSQL (and Redis) from Debian when they
+# are missing, starts a throwaway PostgreSQL on loopback so the store tests run on both SQLite
+# and Postgres, runs `cargo test`, and stops the server again.
+#
+#   scripts/test.sh              # everything
+#   scripts/test.sh --test api   # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/filot-target}"
+
+pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+install_services() {
+  if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1; then
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "PostgreSQL/Redis missing; install them: sudo apt-get install -y postgresql redis-server" >&2
+    return
+  fi
+  echo "== installing postgresql and redis-server from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql redis-server >/dev/null
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+PG_DIR=""
+stop_postgres() {
+  if [ -n "$PG_DIR" ] && [ -d "$PG_DIR" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$PG_DIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"
+  fi
+}
+trap stop_postgres EXIT
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+start_postgres() {
+  local bin
+  bin="$(pg_bin)"
+  if [ -z "$bin" ]; then
+    echo "PostgreSQL not available: store tests run on SQLite only" >&2
+    return
+  fi
+  PG_DIR="$(mktemp -d /tmp/filot-pg.XXXXXX)"
+  chmod 755 "$PG_DIR"
+  [ "$(id -u)" -eq 0 ] && chown postgres "$PG_DIR"
+  local port
+  port="$(free_port)"
+  as_pg "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+  as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+    -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
+  export FILOT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  echo "== PostgreSQL on 127.0.0.1:$port for the store tests"
+}
+
+install_services
+if [ -z "${FILOT_TEST_POSTGRES_URL:-}" ]; then
+  start_postgres
+fi
+cargo test "$@"

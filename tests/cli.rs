@@ -1,0 +1,273 @@
+//! The real `filot` binary: zero-configuration start, token minting, config check, migrate,
+//! graceful shutdown on SIGTERM, and personal data masked out of its logs.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_filot");
+
+/// A command in `dir` with no FILOT_* variables from the environment leaking in.
+fn filot(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("FILOT_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+/// `filot serve` on port 0 in `dir` with no configuration; waits for the printed line.
+fn serve(dir: &std::path::Path) -> Server {
+    let mut child = filot(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FILOT_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn filot serve");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("startup line");
+    assert!(
+        line.contains("filot token --sub"),
+        "startup line says how to mint a token: {line}"
+    );
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("address in the startup line")
+        .to_string();
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        stderr,
+    }
+}
+
+impl Server {
+    /// SIGTERM, wait for a clean exit, return the log.
+    fn terminate(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "clean exit after SIGTERM: {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.stderr.join().unwrap()
+    }
+}
+
+fn token(dir: &std::path::Path, sub: &str, role: &str) -> String {
+    let out = filot(dir)
+        .args(["token", "--sub", sub, "--role", role, "--ttl", "10m"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn zero_config_serve_then_token_upload_and_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let data = dir.path().join("data");
+    assert!(
+        data.join("filot.db").exists(),
+        "SQLite database created in ./data"
+    );
+    assert!(data.join("secrets/jwt-hs256.key").exists());
+    assert!(data.join("secrets/blob-aes256.key").exists());
+
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{}/docs", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let spec: serde_json::Value = client
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/v1/documents"].is_object());
+
+    let alice = token(dir.path(), "alice", "user");
+    let form = reqwest::multipart::Form::new().text("type", "KTP").part(
+        "file",
+        reqwest::multipart::Part::bytes(
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/ktp_003.jpg"
+            ))
+            .unwrap(),
+        )
+        .file_name("k.jpg"),
+    );
+    let resp = client
+        .post(format!("{}/v1/documents", server.base))
+        .bearer_auth(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let log = server.terminate();
+    assert!(log.contains("stopped"), "graceful shutdown logged: {log}");
+}
+
+#[tokio::test]
+async fn personal_data_never_reaches_the_log_unmasked() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let alice = token(dir.path(), "alice", "user");
+    let client = reqwest::Client::new();
+    let nik = "3201234567890001";
+    let npwp = "01.234.567.8-901.234";
+    let email = "budi.santoso@example.co.id";
+    let phone = "+6281234567890";
+    // PII in the path, the query, a header, a declared file name, and the body.
+    for path in [
+        format!("/v1/documents/{nik}"),
+        format!("/v1/documents/{npwp}/file"),
+        format!("/v1/{email}"),
+        format!("/v1/documents?phone={phone}"),
+    ] {
+        let _ = client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(&alice)
+            .header("x-correlation-id", nik)
+            .send()
+            .await
+            .unwrap();
+    }
+    let form = reqwest::multipart::Form::new().text("type", "KTP").part(
+        "file",
+        reqwest::multipart::Part::bytes(format!("{nik} {email} {phone}").into_bytes())
+            .file_name(format!("{nik}_{phone}.jpg")),
+    );
+    let resp = client
+        .post(format!("{}/v1/documents", server.base))
+        .bearer_auth(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    let log = server.terminate();
+    for raw in [nik, npwp, email, phone, "081234567890", "1234567890"] {
+        assert!(!log.contains(raw), "`{raw}` leaked into the log:\n{log}");
+    }
+    assert!(
+        log.contains("[id]") || log.contains("[npwp]"),
+        "the values reached the log masked:\n{log}"
+    );
+    assert!(log.contains("[email]"), "{log}");
+    assert!(log.contains("[phone]"), "{log}");
+}
+
+#[test]
+fn config_check_prints_redacted_settings_or_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = filot(dir.path())
+        .args(["config", "check"])
+        .env(
+            "FILOT_AUTH__JWT_SECRET",
+            "a-very-secret-value-that-is-long-enough-0123",
+        )
+        .env(
+            "FILOT_DATABASE_URL",
+            "postgres://filot:hunter2@db.internal/filot",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
+    assert!(
+        !stdout.contains("a-very-secret-value") && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+
+    let out = filot(dir.path())
+        .args(["config", "check"])
+        .env("FILOT_LISTEN", "nowhere")
+        .env("FILOT_LIMITS__MAX_FILE_BYTES", "big")
+        .env("FILOT_DATABASE_URL", "mysql://x")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in ["listen", "limits.max_file_bytes", "database_url"] {
+        assert!(stderr.contains(key), "{key} not reported:\n{stderr}");
+    }
+}
+
+#[test]
+fn migrate_creates_the_database_and_token_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = filot(dir.path())
+        .args(["migrate", "--data-dir", "d"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("d/filot.db").exists());
+    let out = filot(dir.path())
+        .args(["token", "--sub", "alice", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = filot(dir.path())
+        .args(["token", "--sub", "alice", "--ttl", "forever"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

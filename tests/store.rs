@@ -1,0 +1,323 @@
+//! Store tests, run against SQLite always and against Postgres when FILOT_TEST_POSTGRES_URL
+//! names a server (each test gets a fresh database there).
+
+use std::time::Duration;
+
+use filot::{
+    kyc::{DocumentId, DocumentType},
+    store::{
+        Db, StoreError,
+        documents::{self, DocumentChange, DocumentStatus, IdempotencyRecord, NewDocument},
+        now_millis,
+    },
+};
+
+struct Backend {
+    name: &'static str,
+    db: Db,
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+    let db = Db::connect(&url, 5, Duration::from_secs(5)).await.unwrap();
+    db.migrate().await.unwrap();
+    Backend {
+        name: "sqlite",
+        db,
+        url,
+        _dir: Some(dir),
+    }
+}
+
+/// A fresh database on the test Postgres server, or None when none is configured.
+async fn postgres() -> Option<Backend> {
+    let admin_url = std::env::var("FILOT_TEST_POSTGRES_URL").ok()?;
+    let admin = Db::connect(&admin_url, 1, Duration::from_secs(10))
+        .await
+        .expect("test Postgres reachable");
+    let name = format!("filot_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("URL with a database path");
+    let url = format!("{base}/{name}");
+    let db = Db::connect(&url, 5, Duration::from_secs(10))
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    Some(Backend {
+        name: "postgres",
+        db,
+        url,
+        _dir: None,
+    })
+}
+
+async fn backends() -> Vec<Backend> {
+    let mut all = vec![sqlite().await];
+    match postgres().await {
+        Some(pg) => all.push(pg),
+        None => eprintln!("FILOT_TEST_POSTGRES_URL unset: store tests ran on SQLite only"),
+    }
+    all
+}
+
+fn new_doc(owner: &str, created_at: i64) -> NewDocument {
+    let id = DocumentId::new();
+    NewDocument {
+        id,
+        owner: owner.into(),
+        doc_type: DocumentType::Ktp,
+        content_type: "image/jpeg".into(),
+        size_bytes: 10,
+        sha256: "00".repeat(32),
+        blob_key: id.to_string(),
+        created_at,
+    }
+}
+
+#[tokio::test]
+async fn insert_get_list_and_events() {
+    for b in backends().await {
+        let db = &b.db;
+        let t0 = now_millis();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let rec = documents::insert(db, &new_doc("alice", t0 + i), None)
+                .await
+                .unwrap();
+            assert_eq!(rec.status, DocumentStatus::Queued, "{}", b.name);
+            assert_eq!(rec.version, 2);
+            ids.push(rec.id);
+        }
+        documents::insert(db, &new_doc("bob", t0), None)
+            .await
+            .unwrap();
+        ids.reverse();
+        let first = documents::list_by_owner(db, "alice", None, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            first.iter().map(|r| r.id).collect::<Vec<_>>(),
+            ids[..3],
+            "{}",
+            b.name
+        );
+        let last = first.last().unwrap();
+        let rest = documents::list_by_owner(db, "alice", Some((last.created_at, last.id)), 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.iter().map(|r| r.id).collect::<Vec<_>>(),
+            ids[3..],
+            "{}",
+            b.name
+        );
+        let events = documents::events(db, &ids[0]).await.unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.seq, e.kind.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "uploaded"), (2, "queued")]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stale_writer_is_refused_and_leaves_no_event() {
+    for b in backends().await {
+        let db = &b.db;
+        let rec = documents::insert(db, &new_doc("alice", now_millis()), None)
+            .await
+            .unwrap();
+        let after = documents::apply(db, &rec, &DocumentChange::FileRead, "alice")
+            .await
+            .unwrap();
+        assert_eq!(after.version, 3);
+        let stale = documents::apply(db, &rec, &DocumentChange::Erased, "mallory").await;
+        assert!(
+            matches!(stale, Err(StoreError::Conflict(_))),
+            "{}: {stale:?}",
+            b.name
+        );
+        let now = documents::get(db, &rec.id).await.unwrap().unwrap();
+        assert_eq!(now.status, DocumentStatus::Queued);
+        assert_eq!(documents::events(db, &rec.id).await.unwrap().len(), 3);
+
+        let erased = documents::apply(db, &now, &DocumentChange::Erased, "alice")
+            .await
+            .unwrap();
+        assert_eq!(erased.status, DocumentStatus::Erased);
+        assert!(erased.blob_key.is_none() && erased.sha256.is_none() && erased.erased_at.is_some());
+        assert_eq!(
+            documents::get(db, &rec.id).await.unwrap().unwrap(),
+            erased,
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn concurrent_writers_on_one_version_one_wins() {
+    for b in backends().await {
+        let db = b.db.clone();
+        let rec = documents::insert(&db, &new_doc("alice", now_millis()), None)
+            .await
+            .unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (db, rec) = (db.clone(), rec.clone());
+            tasks.spawn(async move {
+                documents::apply(&db, &rec, &DocumentChange::FileRead, "x")
+                    .await
+                    .is_ok()
+            });
+        }
+        let mut wins = 0;
+        while let Some(ok) = tasks.join_next().await {
+            wins += usize::from(ok.unwrap());
+        }
+        assert_eq!(wins, 1, "{}", b.name);
+        assert_eq!(documents::events(&db, &rec.id).await.unwrap().len(), 3);
+    }
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_unique_per_owner_and_expire() {
+    for b in backends().await {
+        let db = &b.db;
+        let idem = |doc: &NewDocument| IdempotencyRecord {
+            owner: "alice".into(),
+            key: "k1".into(),
+            request_hash: "h".into(),
+            document_id: doc.id.to_string(),
+            status_code: 202,
+            response_body: "{}".into(),
+        };
+        let a = new_doc("alice", now_millis());
+        documents::insert(db, &a, Some((&idem(&a), 0)))
+            .await
+            .unwrap();
+        let b2 = new_doc("alice", now_millis());
+        let dup = documents::insert(db, &b2, Some((&idem(&b2), 0)))
+            .await
+            .unwrap_err();
+        assert!(dup.is_unique_violation(), "{}: {dup:?}", b.name);
+        assert!(
+            documents::get(db, &b2.id).await.unwrap().is_none(),
+            "the loser's row rolled back"
+        );
+        let found = documents::find_idempotency(db, "alice", "k1", 0)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.document_id, a.id.to_string());
+        // Expired keys no longer answer, and a new upload may take the key over.
+        assert!(
+            documents::find_idempotency(db, "alice", "k1", now_millis() + 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let c = new_doc("alice", now_millis() + 5);
+        documents::insert(db, &c, Some((&idem(&c), now_millis() + 1)))
+            .await
+            .unwrap();
+        assert_eq!(documents::purge_idempotency(db, 0).await.unwrap(), 0);
+    }
+}
+
+#[tokio::test]
+async fn the_service_runs_on_postgres() {
+    let Some(pg) = postgres().await else {
+        eprintln!("FILOT_TEST_POSTGRES_URL unset: skipping the Postgres service run");
+        return;
+    };
+    let url = pg.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = filot::config::Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().to_path_buf(),
+        database_url: url,
+        ..Default::default()
+    };
+    let app = filot::Application::build(settings).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    let token = state
+        .auth
+        .mint(
+            "alice",
+            filot::http::auth::Role::User,
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let client = reqwest::Client::new();
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/ktp_003.jpg"
+    ))
+    .unwrap();
+    let form = reqwest::multipart::Form::new().text("type", "KTP").part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name("k.jpg"),
+    );
+    let resp = client
+        .post(format!("{base}/v1/documents"))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let (client, url, token) = (
+            client.clone(),
+            format!("{base}/v1/documents/{id}/file"),
+            token.clone(),
+        );
+        tasks.spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    while let Some(s) = tasks.join_next().await {
+        assert_eq!(s.unwrap(), 200);
+    }
+    let events = documents::events(&state.db, &id.parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 202);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as i64 + 1)
+    );
+    let _ = tx.send(());
+    server.await.unwrap().unwrap();
+}
