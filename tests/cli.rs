@@ -147,13 +147,25 @@ async fn zero_config_serve_then_token_upload_and_sigterm() {
     let resp = client
         .post(format!("{}/v1/documents", server.base))
         .bearer_auth(&alice)
+        .header("x-correlation-id", "upload-trace-abc")
         .multipart(form)
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["x-correlation-id"], "upload-trace-abc");
     let log = server.terminate();
     assert!(log.contains("stopped"), "graceful shutdown logged: {log}");
+    // Every log line of that request carries its correlation id.
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("upload-trace-abc"))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l.contains("document accepted")),
+        "{log}"
+    );
+    assert!(lines.iter().any(|l| l.contains("\"status\":202")), "{log}");
 }
 
 #[tokio::test]

@@ -48,9 +48,7 @@ async fn postgres() -> Option<Backend> {
         .rsplit_once('/')
         .expect("URL with a database path");
     let url = format!("{base}/{name}");
-    let db = Db::connect(&url, 5, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let db = Db::connect(&url, 5, Duration::from_secs(10)).await.unwrap();
     db.migrate().await.unwrap();
     Some(Backend {
         name: "postgres",

@@ -177,3 +177,54 @@ async fn shutdown_stops_the_tree_and_restart_resumes_from_the_database() {
     let resp = app.get(&alice, &format!("/v1/documents/{id}/file")).await;
     assert_eq!(resp.status(), 200, "uploads survive a restart");
 }
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", Role::User);
+    let boundary = "INFLIGHT";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"type\"\r\n\r\nKTP\r\n--{boundary}\r\n\
+         Content-Disposition: form-data; name=\"file\"; filename=\"k.jpg\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(crate::helpers::fixture("ktp_003.jpg"));
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (first, second) = body.split_at(body.len() / 2);
+    let (first, second) = (first.to_vec(), second.to_vec());
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let request = app
+        .client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(&alice)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(reqwest::Body::wrap_stream(stream))
+        .send();
+    let request = tokio::spawn(request);
+    tx.send(Ok(first)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Shutdown starts while the upload is half-way through.
+    let base = app.base.clone();
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tx.send(Ok(second)).await.unwrap();
+    drop(tx);
+
+    let resp = request.await.unwrap().expect("in-flight request completes");
+    assert_eq!(
+        resp.status(),
+        202,
+        "the in-flight upload is finished, not cut off"
+    );
+    stopping.await.unwrap();
+    // And no new connection is accepted.
+    assert!(reqwest::get(format!("{base}/health/live")).await.is_err());
+}
