@@ -72,4 +72,11 @@ install_services
 if [ -z "${FILOT_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
 fi
-cargo test "$@"
+LOG="$(mktemp)"
+status=0
+cargo test "$@" 2>&1 | tee "$LOG" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"
+rm -f "$LOG"
+exit "$status"
