@@ -19,6 +19,7 @@
 
 pub mod actors;
 pub mod config;
+pub mod gpu;
 pub mod http;
 pub mod kyc;
 pub mod secrets;

@@ -58,6 +58,26 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Read cards with the OCR model; one JSON object per file and line.
+    Ocr {
+        /// JPEG, PNG or PDF files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// KTP or NPWP (default: recognised from the card).
+        #[arg(long = "type")]
+        doc_type: Option<String>,
+        /// Indented JSON for people.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
+    OcrReport {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Also list every miss.
+        #[arg(long)]
+        verbose: bool,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -196,6 +216,8 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        Command::Ocr { files, doc_type, pretty } => ocr(&files, doc_type.as_deref(), pretty),
+        Command::OcrReport { dirs, verbose } => ocr_report(&dirs, verbose),
         Command::Config {
             command: ConfigCommand::Check,
         } => match Settings::load(Some(&cli.config)) {
@@ -210,4 +232,57 @@ async fn main() -> ExitCode {
             }
         },
     }
+}
+
+fn ocr(files: &[PathBuf], doc_type: Option<&str>, pretty: bool) -> ExitCode {
+    let doc_type = match doc_type.map(str::parse::<filot::kyc::DocumentType>) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("filot ocr: {e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let engine = filot::gpu::OcrEngine::cpu(filot::gpu::OcrParams::default());
+    let today = chrono::Utc::now().date_naive();
+    let mut failed = false;
+    for (i, file) in files.iter().enumerate() {
+        if files.len() > 3 {
+            eprintln!("[{}/{}] {}", i + 1, files.len(), file.display());
+        }
+        match filot::gpu::report::read_file(&engine, file, doc_type, today) {
+            Ok((reading, _)) => {
+                let json = if pretty {
+                    serde_json::to_string_pretty(&reading)
+                } else {
+                    serde_json::to_string(&reading)
+                };
+                println!("{}", json.expect("serializable"));
+            }
+            Err(e) => {
+                eprintln!("filot ocr: {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn ocr_report(dirs: &[PathBuf], verbose: bool) -> ExitCode {
+    let engine = filot::gpu::OcrEngine::cpu(filot::gpu::OcrParams::default());
+    let today = chrono::Utc::now().date_naive();
+    let mut rates = filot::gpu::report::Rates::default();
+    for dir in dirs {
+        if let Err(e) = filot::gpu::report::score_dir(&engine, dir, today, &mut rates) {
+            eprintln!("filot ocr-report: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if verbose {
+        for miss in &rates.misses {
+            println!("miss {miss}");
+        }
+    }
+    print!("{}", rates.summary());
+    ExitCode::SUCCESS
 }

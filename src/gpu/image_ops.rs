@@ -1,0 +1,188 @@
+//! Image preparation for the models: decoding (EXIF orientation applied, the page image of a
+//! scanned PDF), the detector's input tensor, and rotated crops of text lines for the
+//! recogniser. Pure functions over pixels; no model code here.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+
+use super::{OcrError, db::Quad};
+
+/// Decodes a JPEG/PNG (orientation applied) or the largest embedded JPEG of a PDF.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, OcrError> {
+    if bytes.starts_with(b"%PDF-") {
+        let jpeg = pdf_page_image(bytes).ok_or(OcrError::NoPageImage)?;
+        return decode(jpeg);
+    }
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| OcrError::Decode(e.to_string()))?;
+    let mut decoder = reader.into_decoder().map_err(|e| OcrError::Decode(e.to_string()))?;
+    let orientation = decoder.orientation().map_err(|e| OcrError::Decode(e.to_string()))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| OcrError::Decode(e.to_string()))?;
+    img.apply_orientation(orientation);
+    Ok(img.to_rgb8())
+}
+
+/// The largest JPEG stream (`/DCTDecode`) of a PDF: the page image of a scanned card.
+fn pdf_page_image(pdf: &[u8]) -> Option<&[u8]> {
+    let mut best: Option<&[u8]> = None;
+    let mut pos = 0;
+    while let Some(off) = find(&pdf[pos..], b"stream") {
+        let mut start = pos + off + b"stream".len();
+        if pdf.get(start) == Some(&b'\r') {
+            start += 1;
+        }
+        if pdf.get(start) == Some(&b'\n') {
+            start += 1;
+        }
+        let Some(len) = find(&pdf[start..], b"endstream") else { break };
+        let body = &pdf[start..start + len];
+        if body.starts_with(&[0xFF, 0xD8, 0xFF]) && best.is_none_or(|b| body.len() > b.len()) {
+            best = Some(body);
+        }
+        pos = start + len + b"endstream".len();
+    }
+    best
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The detector's input: the image scaled so its shorter side is `min_side` (never beyond
+/// `max_side` on the longer side), each side rounded to a multiple of 32, as BGR planes
+/// normalised with ImageNet statistics (PP-OCR's training recipe).
+pub struct DetInput {
+    pub data: Vec<f32>,
+    pub width: usize,
+    pub height: usize,
+    /// Multiply map coordinates by these to get image coordinates.
+    pub scale: (f32, f32),
+}
+
+pub fn det_input(img: &RgbImage, min_side: u32, max_side: u32) -> DetInput {
+    let (w, h) = (img.width() as f32, img.height() as f32);
+    let mut ratio = min_side as f32 / w.min(h);
+    if w.max(h) * ratio > max_side as f32 {
+        ratio = max_side as f32 / w.max(h);
+    }
+    let round32 = |v: f32| (((v / 32.0).round() as u32).max(1) * 32) as usize;
+    let (tw, th) = (round32(w * ratio), round32(h * ratio));
+    let resized = image::imageops::resize(img, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+    const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+    const STD: [f32; 3] = [0.229, 0.224, 0.225];
+    let plane = tw * th;
+    let mut data = vec![0f32; 3 * plane];
+    for (i, px) in resized.pixels().enumerate() {
+        // BGR order, as the model was trained on OpenCV images.
+        for c in 0..3 {
+            let v = px.0[2 - c] as f32 / 255.0;
+            data[c * plane + i] = (v - MEAN[c]) / STD[c];
+        }
+    }
+    DetInput {
+        data,
+        width: tw,
+        height: th,
+        scale: (w / tw as f32, h / th as f32),
+    }
+}
+
+/// A text line cut out along its (possibly rotated) box and resampled to `height` pixels,
+/// its width following the box's aspect ratio (capped at `max_width`). Tall boxes are read
+/// as vertical text turned upright. Returns BGR planes normalised to [-1, 1] and the width.
+pub fn rec_crop(img: &RgbImage, quad: &Quad, height: usize, max_width: usize) -> (Vec<f32>, usize) {
+    let [p0, p1, _p2, p3] = quad.0;
+    let (bw, bh) = (quad.width().max(1.0), quad.height().max(1.0));
+    // Axis vectors of the box: along the text (u) and across it (v).
+    let (mut origin, mut u, mut v, mut len_u, mut len_v) = (p0, sub(p1, p0), sub(p3, p0), bw, bh);
+    if bh / bw >= 1.5 {
+        // Vertical box: read it rotated by 90° (PP-OCR does the same).
+        origin = p3;
+        u = sub(p0, p3);
+        v = sub(quad.0[2], p3);
+        std::mem::swap(&mut len_u, &mut len_v);
+    }
+    let width = ((height as f32 * len_u / len_v).ceil() as usize).clamp(1, max_width);
+    let plane = width * height;
+    let mut data = vec![0f32; 3 * plane];
+    for y in 0..height {
+        let fy = (y as f32 + 0.5) / height as f32;
+        for x in 0..width {
+            let fx = (x as f32 + 0.5) / width as f32;
+            let sx = origin[0] + fx * u[0] + fy * v[0];
+            let sy = origin[1] + fx * u[1] + fy * v[1];
+            let rgb = bilinear(img, sx - 0.5, sy - 0.5);
+            for c in 0..3 {
+                data[c * plane + y * width + x] = rgb[2 - c] / 127.5 - 1.0;
+            }
+        }
+    }
+    (data, width)
+}
+
+fn sub(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
+    [a[0] - b[0], a[1] - b[1]]
+}
+
+fn bilinear(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let x0 = x.floor();
+    let y0 = y.floor();
+    let (ax, ay) = (x - x0, y - y0);
+    let px = |xi: i64, yi: i64| {
+        let p = img.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32).0;
+        [p[0] as f32, p[1] as f32, p[2] as f32]
+    };
+    let (xi, yi) = (x0 as i64, y0 as i64);
+    let (a, b, c, d) = (px(xi, yi), px(xi + 1, yi), px(xi, yi + 1), px(xi + 1, yi + 1));
+    let mut out = [0f32; 3];
+    for i in 0..3 {
+        let top = a[i] * (1.0 - ax) + b[i] * ax;
+        let bottom = c[i] * (1.0 - ax) + d[i] * ax;
+        out[i] = top * (1.0 - ay) + bottom * ay;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn det_input_is_a_multiple_of_32_with_the_short_side_at_target() {
+        let img = RgbImage::new(1011, 638);
+        let d = det_input(&img, 736, 1600);
+        assert_eq!((d.width % 32, d.height % 32), (0, 0));
+        assert_eq!(d.height, 736);
+        assert_eq!(d.data.len(), 3 * d.width * d.height);
+        let big = RgbImage::new(4000, 600);
+        let d = det_input(&big, 736, 1600);
+        assert!(d.width <= 1600);
+    }
+
+    #[test]
+    fn rec_crop_follows_the_box_aspect() {
+        let mut img = RgbImage::new(200, 100);
+        for x in 50..150 {
+            for y in 40..60 {
+                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
+            }
+        }
+        let quad = Quad([[50.0, 40.0], [150.0, 40.0], [150.0, 60.0], [50.0, 60.0]]);
+        let (data, w) = rec_crop(&img, &quad, 48, 960);
+        assert_eq!(w, 240);
+        // The middle row, away from the edges that blend with the black outside, is white.
+        let middle = &data[24 * w..25 * w];
+        assert!(middle[2..w - 2].iter().all(|&v| v > 0.9), "inside the box is white");
+    }
+
+    #[test]
+    fn finds_the_page_image_of_a_scanned_pdf() {
+        let pdf = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ktp_000.pdf")).unwrap();
+        let img = decode(&pdf).unwrap();
+        assert_eq!(img.width(), 1011);
+        assert!(matches!(decode(b"%PDF-1.4 no images"), Err(OcrError::NoPageImage)));
+    }
+}

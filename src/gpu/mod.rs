@@ -1,0 +1,210 @@
+//! # OCR on Burn
+//!
+//! PaddleOCR's PP-OCRv4 text detection (DBNet) and recognition (SVTR-LCNet, CTC), converted
+//! unmodified from ONNX at build time (see `build.rs` and `models/`), running on Burn's CPU
+//! backend (`flex`) or, with `--features cuda`, on a CUDA GPU. This module owns the models
+//! and the pixels-to-lines pipeline; it knows nothing of KTP/NPWP fields (`crate::kyc`).
+
+pub mod ctc;
+pub mod db;
+pub mod image_ops;
+mod models;
+pub mod report;
+
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+pub use db::Quad;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OcrError {
+    #[error("image cannot be decoded: {0}")]
+    Decode(String),
+    #[error("the PDF has no page image to read")]
+    NoPageImage,
+    #[error("model output has an unexpected shape: {0}")]
+    Shape(String),
+}
+
+/// Tunables of the pipeline (all configurable under `ocr.*`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct OcrParams {
+    /// Detector input: shorter side scaled to this (multiple of 32 after rounding).
+    pub det_min_side: u32,
+    /// Detector input: longer side never beyond this.
+    pub det_max_side: u32,
+    pub det_thresh: f32,
+    pub det_box_thresh: f32,
+    pub det_unclip_ratio: f32,
+    /// Recogniser input height (the model's: 48).
+    pub rec_height: usize,
+    /// Widest line crop fed to the recogniser.
+    pub rec_max_width: usize,
+    /// Lines per recognition batch.
+    pub rec_batch: usize,
+    /// A gap this many times the median character pitch is a space.
+    pub word_gap_factor: f32,
+}
+
+impl Default for OcrParams {
+    fn default() -> Self {
+        Self {
+            det_min_side: 736,
+            det_max_side: 1600,
+            det_thresh: 0.3,
+            det_box_thresh: 0.5,
+            det_unclip_ratio: 1.6,
+            rec_height: 48,
+            rec_max_width: 1600,
+            rec_batch: 8,
+            word_gap_factor: 2.2,
+        }
+    }
+}
+
+/// One line of text found on the page.
+#[derive(Debug, Clone, Serialize)]
+pub struct OcrLine {
+    pub text: String,
+    pub confidence: f32,
+    #[serde(skip)]
+    pub char_confidence: Vec<f32>,
+    /// Corners in image pixels: top-left, top-right, bottom-right, bottom-left.
+    pub quad: [[f32; 2]; 4],
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OcrPage {
+    pub width: u32,
+    pub height: u32,
+    pub lines: Vec<OcrLine>,
+    pub det_ms: f64,
+    pub rec_ms: f64,
+}
+
+/// Both models loaded on one device. Loading takes milliseconds (weights are embedded).
+pub struct OcrEngine {
+    det: models::det::Model,
+    rec: models::rec::Model,
+    dict: Vec<String>,
+    device: Device,
+    params: OcrParams,
+}
+
+impl OcrEngine {
+    pub fn new(device: Device, params: OcrParams) -> Self {
+        Self {
+            det: models::det::Model::from_embedded(&device),
+            rec: models::rec::Model::from_embedded(&device),
+            dict: models::dictionary(),
+            device,
+            params,
+        }
+    }
+
+    /// The CPU engine (Burn `flex`).
+    pub fn cpu(params: OcrParams) -> Self {
+        Self::new(Device::flex(), params)
+    }
+
+    /// Reads every text line of an image file's bytes (JPEG, PNG, or a scanned PDF).
+    pub fn read(&self, bytes: &[u8]) -> Result<OcrPage, OcrError> {
+        let img = image_ops::decode(bytes)?;
+        self.read_image(&img)
+    }
+
+    pub fn read_image(&self, img: &image::RgbImage) -> Result<OcrPage, OcrError> {
+        let started = Instant::now();
+        let mut boxes = self.detect(img)?;
+        db::reading_order(&mut boxes);
+        let det_ms = started.elapsed().as_secs_f64() * 1e3;
+        let started = Instant::now();
+        let lines = self.recognize(img, &boxes)?;
+        Ok(OcrPage {
+            width: img.width(),
+            height: img.height(),
+            lines,
+            det_ms,
+            rec_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    fn detect(&self, img: &image::RgbImage) -> Result<Vec<(Quad, f32)>, OcrError> {
+        let p = &self.params;
+        let input = image_ops::det_input(img, p.det_min_side, p.det_max_side);
+        let (w, h) = (input.width, input.height);
+        let x = Tensor::<4>::from_data(TensorData::new(input.data, [1, 3, h, w]), &self.device);
+        let out = self.det.forward(x);
+        let dims = out.dims();
+        let prob = out.into_data().try_to_vec::<f32>().map_err(|e| OcrError::Shape(format!("{e:?}")))?;
+        if prob.len() != w * h {
+            return Err(OcrError::Shape(format!("det output {dims:?} for input {w}×{h}")));
+        }
+        let params = db::DbParams {
+            thresh: p.det_thresh,
+            box_thresh: p.det_box_thresh,
+            unclip_ratio: p.det_unclip_ratio,
+            ..Default::default()
+        };
+        Ok(db::boxes_from_map(
+            &prob,
+            w,
+            h,
+            input.scale,
+            (img.width() as f32, img.height() as f32),
+            &params,
+        ))
+    }
+
+    /// Recognises lines in batches of similar width: each batch is padded only to its own
+    /// widest crop, not to a fixed 960 pixels.
+    fn recognize(&self, img: &image::RgbImage, boxes: &[(Quad, f32)]) -> Result<Vec<OcrLine>, OcrError> {
+        let p = &self.params;
+        let crops: Vec<(Vec<f32>, usize)> = boxes
+            .iter()
+            .map(|(q, _)| image_ops::rec_crop(img, q, p.rec_height, p.rec_max_width))
+            .collect();
+        let mut order: Vec<usize> = (0..crops.len()).collect();
+        order.sort_by_key(|&i| crops[i].1);
+        let mut lines: Vec<Option<OcrLine>> = vec![None; crops.len()];
+        for batch in order.chunks(p.rec_batch.max(1)) {
+            // Round the batch width up to a multiple of 8 (the model's time-step stride).
+            let width = batch.iter().map(|&i| crops[i].1).max().unwrap_or(8).div_ceil(8) * 8;
+            let h = p.rec_height;
+            let mut data = vec![0f32; batch.len() * 3 * h * width];
+            for (b, &i) in batch.iter().enumerate() {
+                let (crop, cw) = &crops[i];
+                for c in 0..3 {
+                    for y in 0..h {
+                        let src = &crop[c * h * cw + y * cw..c * h * cw + (y + 1) * cw];
+                        let dst = b * 3 * h * width + c * h * width + y * width;
+                        data[dst..dst + cw].copy_from_slice(src);
+                    }
+                }
+            }
+            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, h, width]), &self.device);
+            let out = self.rec.forward(x);
+            let [bn, steps, classes] = out.dims();
+            if bn != batch.len() || classes != self.dict.len() {
+                return Err(OcrError::Shape(format!("rec output {:?}, dictionary {}", out.dims(), self.dict.len())));
+            }
+            let probs = out.into_data().try_to_vec::<f32>().map_err(|e| OcrError::Shape(format!("{e:?}")))?;
+            for (b, &i) in batch.iter().enumerate() {
+                // Steps beyond this crop's own width are padding.
+                let own = crops[i].1.div_ceil(8).min(steps);
+                let slice = &probs[b * steps * classes..(b * steps + own) * classes];
+                let d = ctc::greedy_decode(slice, own, classes, &self.dict, p.word_gap_factor);
+                lines[i] = Some(OcrLine {
+                    text: d.text,
+                    confidence: d.confidence,
+                    char_confidence: d.char_confidence,
+                    quad: boxes[i].0.0,
+                });
+            }
+        }
+        Ok(lines.into_iter().flatten().filter(|l| !l.text.is_empty()).collect())
+    }
+}

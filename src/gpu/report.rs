@@ -1,0 +1,158 @@
+//! Reading specimen cards and scoring the readings against their ground truth (the JSON beside
+//! each card): what `filot ocr` and `filot ocr-report` print.
+
+use std::{collections::BTreeMap, path::Path};
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::{OcrEngine, OcrError, OcrPage};
+use crate::kyc::{self, DocumentType, card::CardReading, text::TextBox};
+
+/// One file's result, as `filot ocr` prints it.
+#[derive(Debug, Serialize)]
+pub struct FileReading {
+    pub file: String,
+    pub doc_type: DocumentType,
+    pub fields: BTreeMap<String, String>,
+    pub confidence: BTreeMap<String, f32>,
+    pub issues: Vec<String>,
+    pub det_ms: f64,
+    pub rec_ms: f64,
+    pub lines: usize,
+}
+
+pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
+    page.lines
+        .iter()
+        .map(|l| {
+            let xs = l.quad.iter().map(|p| p[0]);
+            let ys = l.quad.iter().map(|p| p[1]);
+            TextBox {
+                text: l.text.clone(),
+                confidence: l.confidence,
+                left: xs.clone().fold(f32::MAX, f32::min),
+                right: xs.fold(f32::MIN, f32::max),
+                top: ys.clone().fold(f32::MAX, f32::min),
+                bottom: ys.fold(f32::MIN, f32::max),
+            }
+        })
+        .collect()
+}
+
+pub fn read_file(engine: &OcrEngine, path: &Path, doc_type: Option<DocumentType>, today: NaiveDate) -> Result<(FileReading, CardReading), OcrError> {
+    let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
+    let page = engine.read(&bytes)?;
+    let (doc_type, card) = kyc::read_card(&boxes(&page), doc_type, today);
+    Ok((
+        FileReading {
+            file: path.display().to_string(),
+            doc_type,
+            fields: card.fields.clone(),
+            confidence: card.confidence.clone(),
+            issues: card.issues.clone(),
+            det_ms: page.det_ms,
+            rec_ms: page.rec_ms,
+            lines: page.lines.len(),
+        },
+        card,
+    ))
+}
+
+/// Rates over a specimen set.
+#[derive(Debug, Default, Serialize)]
+pub struct Rates {
+    pub cards: usize,
+    pub ktp_cards: usize,
+    pub npwp_cards: usize,
+    pub nik_exact: usize,
+    pub name_exact: usize,
+    pub birth_date_exact: usize,
+    pub npwp_exact: usize,
+    pub issues_exact: usize,
+    /// Every KTP field, exact, per field name.
+    pub fields_exact: BTreeMap<String, usize>,
+    pub misses: Vec<String>,
+}
+
+impl Rates {
+    pub fn summary(&self) -> String {
+        let pct = |n: usize, d: usize| if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 };
+        let mut s = format!(
+            "cards {}: NIK {:.1}% name {:.1}% birth date {:.1}% NPWP {:.1}% issues {:.1}%\n",
+            self.cards,
+            pct(self.nik_exact, self.ktp_cards),
+            pct(self.name_exact, self.cards),
+            pct(self.birth_date_exact, self.ktp_cards),
+            pct(self.npwp_exact, self.npwp_cards),
+            pct(self.issues_exact, self.cards),
+        );
+        for (k, v) in &self.fields_exact {
+            s.push_str(&format!("  {k}: {:.1}%\n", pct(*v, self.ktp_cards)));
+        }
+        s
+    }
+}
+
+/// Scores every card in `dir` (files with a JSON beside them) against its ground truth.
+pub fn score_dir(engine: &OcrEngine, dir: &Path, today: NaiveDate, rates: &mut Rates) -> std::io::Result<()> {
+    let mut truths: Vec<(std::path::PathBuf, serde_json::Value)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let truth: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+            if let Some(file) = truth["file"].as_str() {
+                truths.push((dir.join(file), truth));
+            }
+        }
+    }
+    truths.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut readings: BTreeMap<String, CardReading> = BTreeMap::new();
+    for (path, truth) in &truths {
+        let doc_type = if truth["doc_type"] == "NPWP" { DocumentType::Npwp } else { DocumentType::Ktp };
+        match read_file(engine, path, Some(doc_type), today) {
+            Ok((_, card)) => {
+                readings.insert(truth["file"].as_str().unwrap_or_default().to_string(), card);
+            }
+            Err(e) => rates.misses.push(format!("{}: {e}", path.display())),
+        }
+    }
+    for (path, truth) in &truths {
+        let file = truth["file"].as_str().unwrap_or_default();
+        let Some(card) = readings.get(file) else { continue };
+        let mut card = card.clone();
+        let npwp = truth["doc_type"] == "NPWP";
+        if npwp && let Some(ktp) = truth["pair_ktp"].as_str().and_then(|k| readings.get(k)) {
+            for issue in kyc::card::cross_check(ktp, &card) {
+                if !card.issues.iter().any(|i| i == issue) {
+                    card.issues.push(issue.to_string());
+                }
+            }
+        }
+        rates.cards += 1;
+        let exact = |key: &str| card.get(key) == truth[key].as_str();
+        let mut note = |what: &str| rates.misses.push(format!("{}: {what}", path.display()));
+        if npwp {
+            rates.npwp_cards += 1;
+            if exact("npwp") { rates.npwp_exact += 1 } else { note(&format!("npwp {:?}", card.get("npwp").map(|_| "wrong"))) }
+        } else {
+            rates.ktp_cards += 1;
+            if exact("nik") { rates.nik_exact += 1 } else { note("nik") }
+            if exact("birth_date") { rates.birth_date_exact += 1 } else { note(&format!("birth_date {:?}", card.get("birth_date"))) }
+            for key in ["birth_place", "gender", "blood_type", "address", "rt_rw", "village", "district", "religion", "marital_status", "occupation", "nationality", "valid_until", "province", "regency"] {
+                let hit = exact(key);
+                *rates.fields_exact.entry(key.to_string()).or_default() += usize::from(hit);
+                if !hit {
+                    note(&format!("{key}: read {:?} want {:?}", card.get(key), truth[key].as_str()));
+                }
+            }
+        }
+        if exact("name") { rates.name_exact += 1 } else { note(&format!("name: read {:?} want {:?}", card.get("name"), truth["name"].as_str())) }
+        let mut want: Vec<String> = truth["expected_issues"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let mut got = card.issues.clone();
+        want.sort();
+        got.sort();
+        if want == got { rates.issues_exact += 1 } else { note(&format!("issues: got {got:?} want {want:?}")) }
+    }
+    Ok(())
+}

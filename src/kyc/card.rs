@@ -1,0 +1,420 @@
+//! Reading KTP and NPWP cards from OCR text boxes into the specimen field names, and the
+//! checks on what was read. Tolerant to OCR noise in labels (fuzzy match) and to labels and
+//! values split across boxes; digits are repaired only in numeric fields.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::{
+    DocumentType,
+    nik::{Gender, Nik},
+    npwp::Npwp,
+    text::{self, TextBox, after_colon, closest, repair_digits, squash},
+};
+
+/// What was read off one card.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct CardReading {
+    pub fields: BTreeMap<String, String>,
+    pub confidence: BTreeMap<String, f32>,
+    pub issues: Vec<String>,
+}
+
+impl CardReading {
+    fn set(&mut self, key: &str, value: impl Into<String>, confidence: f32) {
+        let value = value.into();
+        if !value.trim().is_empty() && !self.fields.contains_key(key) {
+            self.fields.insert(key.to_string(), value.trim().to_string());
+            self.confidence.insert(key.to_string(), confidence);
+        }
+    }
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.fields.get(key).map(String::as_str)
+    }
+    fn issue(&mut self, code: &str) {
+        if !self.issues.iter().any(|i| i == code) {
+            self.issues.push(code.to_string());
+        }
+    }
+}
+
+const KTP_LABELS: &[(&str, &str)] = &[
+    ("nik", "NIK"),
+    ("name", "NAMA"),
+    ("birth", "TEMPAT/TGLLAHIR"),
+    ("gender", "JENISKELAMIN"),
+    ("blood_type", "GOLDARAH"),
+    ("address", "ALAMAT"),
+    ("rt_rw", "RT/RW"),
+    ("village", "KEL/DESA"),
+    ("district", "KECAMATAN"),
+    ("religion", "AGAMA"),
+    ("marital_status", "STATUSPERKAWINAN"),
+    ("occupation", "PEKERJAAN"),
+    ("nationality", "KEWARGANEGARAAN"),
+    ("valid_until", "BERLAKUHINGGA"),
+];
+
+/// Guesses the card type from its text.
+pub fn detect_type(boxes: &[TextBox]) -> DocumentType {
+    let all = squash(&boxes.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join(" "));
+    let npwp = ["NPWP", "DIREKTORATJENDERALPAJAK", "KEMENTERIANKEUANGAN", "TERDAFTAR"]
+        .iter()
+        .filter(|k| all.contains(*k))
+        .count();
+    let ktp = ["PROVINSI", "NAMA", "AGAMA", "KEWARGANEGARAAN", "BERLAKUHINGGA", "KECAMATAN"]
+        .iter()
+        .filter(|k| all.contains(*k))
+        .count();
+    if npwp > ktp { DocumentType::Npwp } else { DocumentType::Ktp }
+}
+
+/// Splits a segment's text into (label key, value) when it starts with a known label.
+fn labelled(segment: &str) -> Option<(&'static str, String, bool)> {
+    let accept = |label: &str, candidate: &str| {
+        let c = squash(candidate);
+        if c.is_empty() {
+            return false;
+        }
+        let max = if label.len() <= 5 { 1 } else { (label.len() as f32 * 0.3) as usize };
+        text::edit_distance(&c, label) <= max
+    };
+    if let Some((before, after)) = segment.split_once(':') {
+        let before = before.trim();
+        // "Jenis Kelamin" glued to its value without a colon is handled below.
+        for (key, label) in KTP_LABELS {
+            if accept(label, before) {
+                return Some((key, after.trim().to_string(), true));
+            }
+        }
+    }
+    let words: Vec<&str> = segment.split_whitespace().collect();
+    let mut best: Option<(usize, &'static str, usize)> = None;
+    for k in 1..=words.len().min(3) {
+        let candidate = words[..k].join(" ");
+        for (key, label) in KTP_LABELS {
+            let c = squash(&candidate);
+            if accept(label, &candidate) {
+                let d = text::edit_distance(&c, label);
+                if best.is_none_or(|(bd, _, _)| d < bd) {
+                    best = Some((d, key, k));
+                }
+            }
+        }
+    }
+    if let Some((_, key, k)) = best {
+        return Some((key, words[k..].join(" ").trim_start_matches(':').trim().to_string(), false));
+    }
+    // "NIK3471…" with the label glued to the number.
+    let sq = squash(segment);
+    if sq.len() > 16 && text::similarity(&sq[..3], "NIK") >= 0.6 {
+        return Some(("nik", segment.trim()[3..].to_string(), false));
+    }
+    None
+}
+
+/// The first run of 16 digits after repairing confusions, if any.
+fn sixteen_digits(s: &str) -> Option<String> {
+    let repaired = repair_digits(&s.replace(' ', ""));
+    (repaired.len() == 16).then_some(repaired)
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    let digits = repair_digits(s);
+    if digits.len() != 8 {
+        return None;
+    }
+    let (d, m, y) = (&digits[..2], &digits[2..4], &digits[4..]);
+    NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
+}
+
+/// Reads a KTP: header (province, regency), then labelled rows.
+pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
+    let mut card = CardReading::default();
+    let rows = text::rows(boxes);
+    let mut seen_province = false;
+    for row in &rows {
+        let row_text = row.text();
+        let sq = squash(&row_text);
+        if !seen_province && (sq.starts_with("PROVINSI") || (sq.len() > 8 && text::similarity(&sq[..8], "PROVINSI") > 0.7)) {
+            let value = row_text.trim().split_once(' ').map_or("", |(_, v)| v);
+            card.set("province", value, row.confidence());
+            seen_province = true;
+            continue;
+        }
+        if seen_province && !card.fields.contains_key("regency") && !card.fields.contains_key("nik") && labelled(&row_text).is_none() {
+            card.set("regency", row_text.trim(), row.confidence());
+            continue;
+        }
+        for seg in text::segments(row, 2.5) {
+            let seg_text = seg.text();
+            let Some((key, value, _)) = labelled(&seg_text) else { continue };
+            let conf = seg.confidence();
+            match key {
+                "nik" => {
+                    if let Some(n) = sixteen_digits(&value) {
+                        card.set("nik", n, conf);
+                    }
+                }
+                "birth" => {
+                    let (place, date) = match value.rsplit_once(',') {
+                        Some((p, d)) => (p.trim().to_string(), d.trim().to_string()),
+                        None => {
+                            let idx = value.find(|c: char| c.is_ascii_digit()).unwrap_or(value.len());
+                            (value[..idx].trim().to_string(), value[idx..].to_string())
+                        }
+                    };
+                    card.set("birth_place", place, conf);
+                    if let Some(d) = parse_date(&date) {
+                        card.set("birth_date", d.format("%Y-%m-%d").to_string(), conf);
+                    }
+                }
+                "gender" => {
+                    // The blood type often sits on the same row after a wide gap or not.
+                    let (g, blood) = match value.to_uppercase().find("GOL") {
+                        Some(i) => (value[..i].to_string(), Some(value[i..].to_string())),
+                        None => (value.clone(), None),
+                    };
+                    if let Some(v) = closest(&g, &["LAKI-LAKI", "PEREMPUAN"], 0.5) {
+                        card.set("gender", v, conf);
+                    }
+                    if let Some(b) = blood {
+                        set_blood(&mut card, after_colon(&b), conf);
+                    }
+                }
+                "blood_type" => set_blood(&mut card, &value, conf),
+                "rt_rw" => {
+                    let digits = repair_digits(&value);
+                    if digits.len() == 6 {
+                        card.set("rt_rw", format!("{}/{}", &digits[..3], &digits[3..]), conf);
+                    }
+                }
+                "religion" => {
+                    if let Some(v) = closest(&value, &["ISLAM", "KRISTEN", "KATHOLIK", "KATOLIK", "HINDU", "BUDDHA", "KONGHUCU"], 0.6) {
+                        card.set("religion", v, conf);
+                    }
+                }
+                "marital_status" => {
+                    if let Some(v) = closest(&value, &["BELUM KAWIN", "KAWIN", "CERAI HIDUP", "CERAI MATI"], 0.6) {
+                        card.set("marital_status", v, conf);
+                    }
+                }
+                "nationality" => {
+                    if let Some(v) = closest(&value, &["WNI", "WNA"], 0.6) {
+                        card.set("nationality", v, conf);
+                    }
+                }
+                "valid_until" => {
+                    if let Some(d) = parse_date(&value) {
+                        card.set("valid_until", d.format("%Y-%m-%d").to_string(), conf);
+                    } else if let Some(v) = closest(&value, &["SEUMUR HIDUP"], 0.6) {
+                        card.set("valid_until", v, conf);
+                    }
+                }
+                other => card.set(other, value.trim_start_matches(':').trim(), conf),
+            }
+        }
+    }
+    check_ktp(&mut card, today);
+    card
+}
+
+fn set_blood(card: &mut CardReading, value: &str, conf: f32) {
+    let v = value.trim().to_uppercase().replace('0', "O");
+    let v = v.trim_start_matches(':').trim();
+    if ["A", "B", "AB", "O", "-"].contains(&v) {
+        card.set("blood_type", v, conf);
+    }
+}
+
+fn check_ktp(card: &mut CardReading, today: NaiveDate) {
+    let Some(nik) = card.get("nik").and_then(|n| n.parse::<Nik>().ok()) else {
+        card.issue("nik_unreadable");
+        return;
+    };
+    let birth = card.get("birth_date").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let gender = card.get("gender").map(|g| if g == "PEREMPUAN" { Gender::Female } else { Gender::Male });
+    for issue in nik.check(birth, gender, today) {
+        card.issue(issue);
+    }
+}
+
+/// Reads an NPWP card: the number after "NPWP", the name on the next row, the NIK.
+pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
+    let mut card = CardReading::default();
+    let rows = text::rows(boxes);
+    let mut name_next = false;
+    for row in &rows {
+        let t = row.text();
+        let sq = squash(&t);
+        let conf = row.confidence();
+        if sq.starts_with("NPWP") || (sq.len() > 4 && text::similarity(&sq[..4], "NPWP") >= 0.75 && sq[4..].chars().any(|c| c.is_ascii_digit())) {
+            let digits = repair_digits(after_colon(&t[t.find(|c: char| c == ':' || c.is_ascii_digit()).unwrap_or(0)..]));
+            if matches!(digits.len(), 15 | 16) {
+                card.set("npwp", digits, conf);
+                name_next = true;
+            }
+            continue;
+        }
+        if sq.starts_with("NIK") && !card.fields.contains_key("nik") {
+            if let Some(n) = sixteen_digits(after_colon(&t[3.min(t.len())..])) {
+                card.set("nik", n, conf);
+            }
+            continue;
+        }
+        if name_next {
+            let name: String = t.chars().filter(|c| c.is_alphabetic() || " .,'-".contains(*c)).collect();
+            card.set("name", name.split_whitespace().collect::<Vec<_>>().join(" "), conf);
+            name_next = false;
+        }
+    }
+    match card.get("npwp").and_then(|n| n.parse::<Npwp>().ok()) {
+        Some(npwp) => {
+            for issue in npwp.check(card.get("nik")) {
+                card.issue(issue);
+            }
+        }
+        None => card.issue("npwp_unreadable"),
+    }
+    card
+}
+
+/// Cross-document checks between a KTP and the same person's NPWP: the NPWP's NIK and name
+/// must match the KTP (names tolerant to spacing and small OCR noise, strict otherwise).
+pub fn cross_check(ktp: &CardReading, npwp: &CardReading) -> Vec<&'static str> {
+    let mut issues = Vec::new();
+    if let (Some(a), Some(b)) = (ktp.get("nik"), npwp.get("nik"))
+        && a != b
+    {
+        issues.push("npwp_nik_mismatch");
+    }
+    if let (Some(a), Some(b)) = (ktp.get("name"), npwp.get("name"))
+        && !names_match(a, b)
+    {
+        issues.push("npwp_name_mismatch");
+    }
+    issues
+}
+
+/// Same person's name as printed on two cards, allowing OCR noise of about one character
+/// per eight but not a different word.
+pub fn names_match(a: &str, b: &str) -> bool {
+    let (sa, sb) = (squash(a), squash(b));
+    let budget = sa.len().max(sb.len()) / 8;
+    text::edit_distance(&sa, &sb) <= budget.min(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
+        TextBox {
+            text: text.into(),
+            confidence: 0.95,
+            left,
+            top,
+            right,
+            bottom: top + 24.0,
+        }
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
+    }
+
+    /// The lines of specimen clean/ktp_001 as a detector splits them, with typical noise.
+    fn ktp_001() -> Vec<TextBox> {
+        vec![
+            tb("PROVINSI DI YOGYAKARTA", 175.0, 20.0, 615.0),
+            tb("KOTA YOGYAKARTA", 235.0, 60.0, 555.0),
+            tb("NIK", 30.0, 115.0, 100.0),
+            tb(":347IO363O4644108", 170.0, 114.0, 560.0),
+            tb("Nama", 30.0, 172.0, 100.0),
+            tb(":", 245.0, 172.0, 252.0),
+            tb("PUTRI FIRMANSYAH SETIAWAN", 265.0, 171.0, 630.0),
+            tb("Tempat/Tgl Lahir", 30.0, 208.0, 230.0),
+            tb(": YOGYAKARTA, 23-04-1964", 245.0, 207.0, 575.0),
+            tb("Jenis Kelamin", 30.0, 244.0, 190.0),
+            tb(":PEREMPUAN", 245.0, 244.0, 415.0),
+            tb("Gol. Darah : A", 520.0, 244.0, 690.0),
+            tb("Alamat", 30.0, 280.0, 115.0),
+            tb(": JL. DIPONEGORO NO. 70", 245.0, 280.0, 555.0),
+            tb("RT/RW", 53.0, 316.0, 130.0),
+            tb(": 015/004", 245.0, 316.0, 365.0),
+            tb("Kel/Desa", 53.0, 352.0, 158.0),
+            tb(": CIPETE UTARA", 245.0, 352.0, 435.0),
+            tb("Kecamatan", 53.0, 388.0, 187.0),
+            tb(": KOTAGEDE", 245.0, 388.0, 395.0),
+            tb("Agama", 30.0, 424.0, 115.0),
+            tb(": KONGHUCU", 245.0, 424.0, 405.0),
+            tb("YOGYAKARTA", 800.0, 420.0, 915.0),
+            tb("Status Perkawinan KAWIN", 30.0, 460.0, 345.0),
+            tb("23-04-1984", 815.0, 446.0, 920.0),
+            tb("Pekerjaan", 30.0, 496.0, 147.0),
+            tb(": PETANI/PEKEBUN", 245.0, 496.0, 470.0),
+            tb("Kewarganegaraan: WNI", 30.0, 532.0, 315.0),
+            tb("Berlaku Hingga", 30.0, 568.0, 215.0),
+            tb(": SEUMUR HIDUP", 245.0, 568.0, 452.0),
+        ]
+    }
+
+    #[test]
+    fn reads_every_ktp_field_through_noise() {
+        let card = read_ktp(&ktp_001(), today());
+        let f = |k: &str| card.get(k).unwrap_or("<missing>").to_string();
+        assert_eq!(f("province"), "DI YOGYAKARTA");
+        assert_eq!(f("regency"), "KOTA YOGYAKARTA");
+        assert_eq!(f("nik"), "3471036304644108");
+        assert_eq!(f("name"), "PUTRI FIRMANSYAH SETIAWAN");
+        assert_eq!(f("birth_place"), "YOGYAKARTA");
+        assert_eq!(f("birth_date"), "1964-04-23");
+        assert_eq!(f("gender"), "PEREMPUAN");
+        assert_eq!(f("blood_type"), "A");
+        assert_eq!(f("address"), "JL. DIPONEGORO NO. 70");
+        assert_eq!(f("rt_rw"), "015/004");
+        assert_eq!(f("village"), "CIPETE UTARA");
+        assert_eq!(f("district"), "KOTAGEDE");
+        assert_eq!(f("religion"), "KONGHUCU");
+        assert_eq!(f("marital_status"), "KAWIN");
+        assert_eq!(f("occupation"), "PETANI/PEKEBUN");
+        assert_eq!(f("nationality"), "WNI");
+        assert_eq!(f("valid_until"), "SEUMUR HIDUP");
+        assert!(card.issues.is_empty(), "{:?}", card.issues);
+        assert_eq!(detect_type(&ktp_001()), DocumentType::Ktp);
+    }
+
+    #[test]
+    fn reads_an_npwp_and_cross_checks_it() {
+        let boxes = vec![
+            tb("KEMENTERIAN KEUANGAN REPUBLIK INDONESIA", 100.0, 70.0, 640.0),
+            tb("DIREKTORAT JENDERAL PAJAK", 100.0, 108.0, 565.0),
+            tb("NPWP : 09.915.104.5-800.000", 95.0, 190.0, 585.0),
+            tb("EKO RAHAYU", 95.0, 250.0, 295.0),
+            tb("NIK : 1871031312996112", 95.0, 300.0, 380.0),
+        ];
+        assert_eq!(detect_type(&boxes), DocumentType::Npwp);
+        let card = read_npwp(&boxes);
+        assert_eq!(card.get("npwp"), Some("099151045800000"));
+        assert_eq!(card.get("name"), Some("EKO RAHAYU"));
+        assert_eq!(card.get("nik"), Some("1871031312996112"));
+        assert!(card.issues.is_empty(), "{:?}", card.issues);
+
+        let mut ktp = CardReading::default();
+        ktp.set("nik", "1871031312996112", 1.0);
+        ktp.set("name", "EKO  RAHAYU", 1.0);
+        assert!(cross_check(&ktp, &card).is_empty());
+        ktp.fields.insert("name".into(), "EKO PRASETYO".into());
+        assert_eq!(cross_check(&ktp, &card), ["npwp_name_mismatch"]);
+    }
+
+    #[test]
+    fn names_match_tolerates_noise_but_not_other_names() {
+        assert!(names_match("PUTRI FIRMANSYAH", "PUTRIFIRMANSYAH"));
+        assert!(names_match("PUTRI FIRMANSYAH", "PUTRI FIRMANSYAI"));
+        assert!(!names_match("PUTRI FIRMANSYAH", "PUTRI HIDAYAT"));
+        assert!(!names_match("EKO", "EKA"));
+    }
+}
