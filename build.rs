@@ -2,10 +2,7 @@
 //! unmodified PP-OCRv4 ONNX files into Burn code (burn-onnx ModelGen), and extracts the
 //! recognition dictionary from the rec model's ONNX metadata (key `character`).
 
-use std::{
-    fs,
-    path::PathBuf,
-};
+use std::{fs, path::PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -31,7 +28,10 @@ fn main() {
             .lines()
             .find_map(|l| l.strip_suffix(file).map(|h| h.trim().to_string()))
             .unwrap_or_else(|| panic!("{file} is not listed in models/SHA256SUMS"));
-        assert_eq!(actual, expected, "{file}: checksum mismatch (corrupt or replaced model)");
+        assert_eq!(
+            actual, expected,
+            "{file}: checksum mismatch (corrupt or replaced model)"
+        );
 
         burn_onnx::ModelGen::new()
             .input(path.to_str().unwrap())
@@ -40,7 +40,8 @@ fn main() {
             .run_from_script();
 
         if name == "rec" {
-            let dict = onnx_metadata(&bytes, "character").expect("rec model has a `character` metadata entry");
+            let dict = onnx_metadata(&bytes, "character")
+                .expect("rec model has a `character` metadata entry");
             fs::write(out.join("rec_dict.txt"), dict).unwrap();
         }
     }
@@ -107,4 +108,3 @@ fn varint(buf: &[u8], mut pos: usize) -> Option<(u64, usize)> {
     }
     None
 }
-

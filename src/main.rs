@@ -216,7 +216,11 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Ocr { files, doc_type, pretty } => ocr(&files, doc_type.as_deref(), pretty),
+        Command::Ocr {
+            files,
+            doc_type,
+            pretty,
+        } => ocr(&files, doc_type.as_deref(), pretty),
         Command::OcrReport { dirs, verbose } => ocr_report(&dirs, verbose),
         Command::Config {
             command: ConfigCommand::Check,
@@ -265,7 +269,11 @@ fn ocr(files: &[PathBuf], doc_type: Option<&str>, pretty: bool) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn ocr_report(dirs: &[PathBuf], verbose: bool) -> ExitCode {

@@ -73,7 +73,9 @@ pub fn boxes_from_map(
     let mut out = Vec::new();
     for region in regions(&mask, w, h).into_iter().take(p.max_candidates) {
         let hull = convex_hull(&region);
-        let Some(rect) = min_area_rect(&hull) else { continue };
+        let Some(rect) = min_area_rect(&hull) else {
+            continue;
+        };
         if rect.width().min(rect.height()) < p.min_size {
             continue;
         }
@@ -211,7 +213,15 @@ fn min_area_rect(hull: &[[f32; 2]]) -> Option<Quad> {
         let area = (umax - umin) * (vmax - vmin);
         if best.as_ref().is_none_or(|(a, _)| area < *a) {
             let corner = |pu: f32, pv: f32| [pu * u[0] + pv * v[0], pu * u[1] + pv * v[1]];
-            best = Some((area, [corner(umin, vmin), corner(umax, vmin), corner(umax, vmax), corner(umin, vmax)]));
+            best = Some((
+                area,
+                [
+                    corner(umin, vmin),
+                    corner(umax, vmin),
+                    corner(umax, vmax),
+                    corner(umin, vmax),
+                ],
+            ));
         }
     }
     best.map(|(_, c)| Quad(order_corners(c)))
@@ -260,8 +270,18 @@ fn unclip(q: &Quad, ratio: f32) -> Quad {
     let c = q.0;
     let u = unit(c[0], c[1]);
     let v = unit(c[0], c[3]);
-    let grow = |p: [f32; 2], su: f32, sv: f32| [p[0] + d * (su * u[0] + sv * v[0]), p[1] + d * (su * u[1] + sv * v[1])];
-    Quad(order_corners([grow(c[0], -1.0, -1.0), grow(c[1], 1.0, -1.0), grow(c[2], 1.0, 1.0), grow(c[3], -1.0, 1.0)]))
+    let grow = |p: [f32; 2], su: f32, sv: f32| {
+        [
+            p[0] + d * (su * u[0] + sv * v[0]),
+            p[1] + d * (su * u[1] + sv * v[1]),
+        ]
+    };
+    Quad(order_corners([
+        grow(c[0], -1.0, -1.0),
+        grow(c[1], 1.0, -1.0),
+        grow(c[2], 1.0, 1.0),
+        grow(c[3], -1.0, 1.0),
+    ]))
 }
 
 fn unit(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
@@ -271,7 +291,11 @@ fn unit(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
 
 /// Reading order: top to bottom, and left to right among boxes on the same line.
 pub fn reading_order(boxes: &mut [(Quad, f32)]) {
-    boxes.sort_by(|a, b| a.0.top().total_cmp(&b.0.top()).then(a.0.left().total_cmp(&b.0.left())));
+    boxes.sort_by(|a, b| {
+        a.0.top()
+            .total_cmp(&b.0.top())
+            .then(a.0.left().total_cmp(&b.0.left()))
+    });
     // Boxes whose tops differ by less than half a line height belong to one line.
     for i in 1..boxes.len() {
         let mut j = i;
@@ -307,13 +331,23 @@ mod tests {
     #[test]
     fn finds_each_text_region_and_grows_it_back() {
         let prob = map_with(100, 60, &[(10, 10, 60, 18), (10, 30, 40, 38)]);
-        let mut boxes = boxes_from_map(&prob, 100, 60, (2.0, 2.0), (200.0, 120.0), &DbParams::default());
+        let mut boxes = boxes_from_map(
+            &prob,
+            100,
+            60,
+            (2.0, 2.0),
+            (200.0, 120.0),
+            &DbParams::default(),
+        );
         reading_order(&mut boxes);
         assert_eq!(boxes.len(), 2);
         let (first, score) = boxes[0];
         assert!(score > 0.7, "{score}");
         // 50×8 region grown by ~4.3 px each side, then scaled ×2.
-        assert!((first.width() - 2.0 * (50.0 + 2.0 * 4.3)).abs() < 6.0, "{first:?}");
+        assert!(
+            (first.width() - 2.0 * (50.0 + 2.0 * 4.3)).abs() < 6.0,
+            "{first:?}"
+        );
         assert!(first.top() < 20.0 && boxes[1].0.top() > 40.0);
     }
 
@@ -323,19 +357,36 @@ mod tests {
         for v in prob.iter_mut().skip(20 * 50).take(50) {
             *v = 0.35; // above the pixel threshold, below the box threshold
         }
-        assert!(boxes_from_map(&prob, 50, 50, (1.0, 1.0), (50.0, 50.0), &DbParams::default()).is_empty());
+        assert!(
+            boxes_from_map(
+                &prob,
+                50,
+                50,
+                (1.0, 1.0),
+                (50.0, 50.0),
+                &DbParams::default()
+            )
+            .is_empty()
+        );
     }
 
     #[test]
     fn min_area_rect_of_a_rotated_square() {
         let pts = [[5.0, 0.0], [10.0, 5.0], [5.0, 10.0], [0.0, 5.0]];
         let r = min_area_rect(&convex_hull(&pts)).unwrap();
-        assert!((r.width() - 50f32.sqrt()).abs() < 1e-3 && (r.height() - 50f32.sqrt()).abs() < 1e-3);
+        assert!(
+            (r.width() - 50f32.sqrt()).abs() < 1e-3 && (r.height() - 50f32.sqrt()).abs() < 1e-3
+        );
     }
 
     #[test]
     fn reading_order_is_line_by_line() {
-        let q = |x: f32, y: f32| (Quad([[x, y], [x + 10.0, y], [x + 10.0, y + 10.0], [x, y + 10.0]]), 1.0);
+        let q = |x: f32, y: f32| {
+            (
+                Quad([[x, y], [x + 10.0, y], [x + 10.0, y + 10.0], [x, y + 10.0]]),
+                1.0,
+            )
+        };
         let mut boxes = vec![q(50.0, 2.0), q(0.0, 0.0), q(0.0, 30.0)];
         reading_order(&mut boxes);
         let lefts: Vec<_> = boxes.iter().map(|b| (b.0.left(), b.0.top())).collect();

@@ -17,9 +17,14 @@ pub fn decode(bytes: &[u8]) -> Result<RgbImage, OcrError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| OcrError::Decode(e.to_string()))?;
-    let mut decoder = reader.into_decoder().map_err(|e| OcrError::Decode(e.to_string()))?;
-    let orientation = decoder.orientation().map_err(|e| OcrError::Decode(e.to_string()))?;
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| OcrError::Decode(e.to_string()))?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| OcrError::Decode(e.to_string()))?;
+    let orientation = decoder
+        .orientation()
+        .map_err(|e| OcrError::Decode(e.to_string()))?;
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| OcrError::Decode(e.to_string()))?;
     img.apply_orientation(orientation);
     Ok(img.to_rgb8())
 }
@@ -36,7 +41,9 @@ fn pdf_page_image(pdf: &[u8]) -> Option<&[u8]> {
         if pdf.get(start) == Some(&b'\n') {
             start += 1;
         }
-        let Some(len) = find(&pdf[start..], b"endstream") else { break };
+        let Some(len) = find(&pdf[start..], b"endstream") else {
+            break;
+        };
         let body = &pdf[start..start + len];
         if body.starts_with(&[0xFF, 0xD8, 0xFF]) && best.is_none_or(|b| body.len() > b.len()) {
             best = Some(body);
@@ -69,7 +76,12 @@ pub fn det_input(img: &RgbImage, min_side: u32, max_side: u32) -> DetInput {
     }
     let round32 = |v: f32| (((v / 32.0).round() as u32).max(1) * 32) as usize;
     let (tw, th) = (round32(w * ratio), round32(h * ratio));
-    let resized = image::imageops::resize(img, tw as u32, th as u32, image::imageops::FilterType::Triangle);
+    let resized = image::imageops::resize(
+        img,
+        tw as u32,
+        th as u32,
+        image::imageops::FilterType::Triangle,
+    );
     const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
     const STD: [f32; 3] = [0.229, 0.224, 0.225];
     let plane = tw * th;
@@ -132,11 +144,18 @@ fn bilinear(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
     let y0 = y.floor();
     let (ax, ay) = (x - x0, y - y0);
     let px = |xi: i64, yi: i64| {
-        let p = img.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32).0;
+        let p = img
+            .get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32)
+            .0;
         [p[0] as f32, p[1] as f32, p[2] as f32]
     };
     let (xi, yi) = (x0 as i64, y0 as i64);
-    let (a, b, c, d) = (px(xi, yi), px(xi + 1, yi), px(xi, yi + 1), px(xi + 1, yi + 1));
+    let (a, b, c, d) = (
+        px(xi, yi),
+        px(xi + 1, yi),
+        px(xi, yi + 1),
+        px(xi + 1, yi + 1),
+    );
     let mut out = [0f32; 3];
     for i in 0..3 {
         let top = a[i] * (1.0 - ax) + b[i] * ax;
@@ -175,14 +194,24 @@ mod tests {
         assert_eq!(w, 240);
         // The middle row, away from the edges that blend with the black outside, is white.
         let middle = &data[24 * w..25 * w];
-        assert!(middle[2..w - 2].iter().all(|&v| v > 0.9), "inside the box is white");
+        assert!(
+            middle[2..w - 2].iter().all(|&v| v > 0.9),
+            "inside the box is white"
+        );
     }
 
     #[test]
     fn finds_the_page_image_of_a_scanned_pdf() {
-        let pdf = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ktp_000.pdf")).unwrap();
+        let pdf = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/ktp_000.pdf"
+        ))
+        .unwrap();
         let img = decode(&pdf).unwrap();
         assert_eq!(img.width(), 1011);
-        assert!(matches!(decode(b"%PDF-1.4 no images"), Err(OcrError::NoPageImage)));
+        assert!(matches!(
+            decode(b"%PDF-1.4 no images"),
+            Err(OcrError::NoPageImage)
+        ));
     }
 }

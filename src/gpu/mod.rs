@@ -60,7 +60,7 @@ impl Default for OcrParams {
             rec_height: 48,
             rec_max_width: 1600,
             rec_batch: 8,
-            word_gap_factor: 2.2,
+            word_gap_factor: 0.12,
         }
     }
 }
@@ -139,9 +139,14 @@ impl OcrEngine {
         let x = Tensor::<4>::from_data(TensorData::new(input.data, [1, 3, h, w]), &self.device);
         let out = self.det.forward(x);
         let dims = out.dims();
-        let prob = out.into_data().try_to_vec::<f32>().map_err(|e| OcrError::Shape(format!("{e:?}")))?;
+        let prob = out
+            .into_data()
+            .try_to_vec::<f32>()
+            .map_err(|e| OcrError::Shape(format!("{e:?}")))?;
         if prob.len() != w * h {
-            return Err(OcrError::Shape(format!("det output {dims:?} for input {w}×{h}")));
+            return Err(OcrError::Shape(format!(
+                "det output {dims:?} for input {w}×{h}"
+            )));
         }
         let params = db::DbParams {
             thresh: p.det_thresh,
@@ -161,7 +166,11 @@ impl OcrEngine {
 
     /// Recognises lines in batches of similar width: each batch is padded only to its own
     /// widest crop, not to a fixed 960 pixels.
-    fn recognize(&self, img: &image::RgbImage, boxes: &[(Quad, f32)]) -> Result<Vec<OcrLine>, OcrError> {
+    fn recognize(
+        &self,
+        img: &image::RgbImage,
+        boxes: &[(Quad, f32)],
+    ) -> Result<Vec<OcrLine>, OcrError> {
         let p = &self.params;
         let crops: Vec<(Vec<f32>, usize)> = boxes
             .iter()
@@ -172,7 +181,13 @@ impl OcrEngine {
         let mut lines: Vec<Option<OcrLine>> = vec![None; crops.len()];
         for batch in order.chunks(p.rec_batch.max(1)) {
             // Round the batch width up to a multiple of 8 (the model's time-step stride).
-            let width = batch.iter().map(|&i| crops[i].1).max().unwrap_or(8).div_ceil(8) * 8;
+            let width = batch
+                .iter()
+                .map(|&i| crops[i].1)
+                .max()
+                .unwrap_or(8)
+                .div_ceil(8)
+                * 8;
             let h = p.rec_height;
             let mut data = vec![0f32; batch.len() * 3 * h * width];
             for (b, &i) in batch.iter().enumerate() {
@@ -185,18 +200,46 @@ impl OcrEngine {
                     }
                 }
             }
-            let x = Tensor::<4>::from_data(TensorData::new(data, [batch.len(), 3, h, width]), &self.device);
+            let x = Tensor::<4>::from_data(
+                TensorData::new(data, [batch.len(), 3, h, width]),
+                &self.device,
+            );
             let out = self.rec.forward(x);
             let [bn, steps, classes] = out.dims();
             if bn != batch.len() || classes != self.dict.len() {
-                return Err(OcrError::Shape(format!("rec output {:?}, dictionary {}", out.dims(), self.dict.len())));
+                return Err(OcrError::Shape(format!(
+                    "rec output {:?}, dictionary {}",
+                    out.dims(),
+                    self.dict.len()
+                )));
             }
-            let probs = out.into_data().try_to_vec::<f32>().map_err(|e| OcrError::Shape(format!("{e:?}")))?;
+            let probs = out
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| OcrError::Shape(format!("{e:?}")))?;
             for (b, &i) in batch.iter().enumerate() {
                 // Steps beyond this crop's own width are padding.
                 let own = crops[i].1.div_ceil(8).min(steps);
                 let slice = &probs[b * steps * classes..(b * steps + own) * classes];
-                let d = ctc::greedy_decode(slice, own, classes, &self.dict, p.word_gap_factor);
+                let (crop, cw) = &crops[i];
+                // Luminance of the crop (its BGR planes averaged) for finding word gaps.
+                let lum: Vec<f32> = (0..h * cw)
+                    .map(|j| (crop[j] + crop[h * cw + j] + crop[2 * h * cw + j]) / 3.0)
+                    .collect();
+                let blank = ctc::blank_columns(&lum, *cw, h);
+                let factor = std::env::var("FILOT_GAP")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(p.word_gap_factor);
+                let min_gap = ((h as f32 * factor) as usize).max(2);
+                let d = ctc::greedy_decode(
+                    slice,
+                    own,
+                    classes,
+                    &self.dict,
+                    &|a, b| ctc::longest_blank_run(&blank, a, b, 8),
+                    min_gap,
+                );
                 lines[i] = Some(OcrLine {
                     text: d.text,
                     confidence: d.confidence,
@@ -205,6 +248,10 @@ impl OcrEngine {
                 });
             }
         }
-        Ok(lines.into_iter().flatten().filter(|l| !l.text.is_empty()).collect())
+        Ok(lines
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.text.is_empty())
+            .collect())
     }
 }

@@ -3,12 +3,18 @@
 
 #[allow(clippy::all, unused, non_snake_case, non_camel_case_types)]
 pub mod det {
-    include!(concat!(env!("OUT_DIR"), "/model/det/ch_PP-OCRv4_det_infer.rs"));
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/model/det/ch_PP-OCRv4_det_infer.rs"
+    ));
 }
 
 #[allow(clippy::all, unused, non_snake_case, non_camel_case_types)]
 pub mod rec {
-    include!(concat!(env!("OUT_DIR"), "/model/rec/ch_PP-OCRv4_rec_infer.rs"));
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/model/rec/ch_PP-OCRv4_rec_infer.rs"
+    ));
 }
 
 const DICT: &str = include_str!(concat!(env!("OUT_DIR"), "/rec_dict.txt"));

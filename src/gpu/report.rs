@@ -20,16 +20,45 @@ pub struct FileReading {
     pub det_ms: f64,
     pub rec_ms: f64,
     pub lines: usize,
+    /// The raw lines (only with `filot ocr --lines`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub raw_lines: Vec<String>,
+}
+
+/// Words read with less confidence than this are dropped (background patterns read as
+/// letters come out around 0.3–0.6; real text above 0.8).
+const MIN_WORD_CONFIDENCE: f32 = 0.62;
+
+/// Keeps the words of a line that were read confidently.
+fn confident_words(text: &str, confidence: &[f32]) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut words = Vec::new();
+    let mut start = 0;
+    for end in (0..=chars.len()).filter(|&i| i == chars.len() || chars[i] == ' ') {
+        if end > start {
+            let conf = &confidence[start.min(confidence.len())..end.min(confidence.len())];
+            let mean = conf.iter().sum::<f32>() / conf.len().max(1) as f32;
+            if mean >= MIN_WORD_CONFIDENCE {
+                words.push(chars[start..end].iter().collect::<String>());
+            }
+        }
+        start = end + 1;
+    }
+    words.join(" ")
 }
 
 pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
     page.lines
         .iter()
-        .map(|l| {
+        .filter_map(|l| {
+            let text = confident_words(&l.text, &l.char_confidence);
+            (!text.is_empty()).then_some((l, text))
+        })
+        .map(|(l, text)| {
             let xs = l.quad.iter().map(|p| p[0]);
             let ys = l.quad.iter().map(|p| p[1]);
             TextBox {
-                text: l.text.clone(),
+                text,
                 confidence: l.confidence,
                 left: xs.clone().fold(f32::MAX, f32::min),
                 right: xs.fold(f32::MIN, f32::max),
@@ -40,7 +69,12 @@ pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
         .collect()
 }
 
-pub fn read_file(engine: &OcrEngine, path: &Path, doc_type: Option<DocumentType>, today: NaiveDate) -> Result<(FileReading, CardReading), OcrError> {
+pub fn read_file(
+    engine: &OcrEngine,
+    path: &Path,
+    doc_type: Option<DocumentType>,
+    today: NaiveDate,
+) -> Result<(FileReading, CardReading), OcrError> {
     let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
     let page = engine.read(&bytes)?;
     let (doc_type, card) = kyc::read_card(&boxes(&page), doc_type, today);
@@ -54,6 +88,27 @@ pub fn read_file(engine: &OcrEngine, path: &Path, doc_type: Option<DocumentType>
             det_ms: page.det_ms,
             rec_ms: page.rec_ms,
             lines: page.lines.len(),
+            raw_lines: if std::env::var_os("FILOT_OCR_LINES").is_some() {
+                page.lines
+                    .iter()
+                    .map(|l| {
+                        let confs: Vec<String> = l
+                            .char_confidence
+                            .iter()
+                            .map(|c| format!("{:.0}", c * 100.0))
+                            .collect();
+                        format!(
+                            "{} [{}] @{:.0},{:.0}",
+                            l.text,
+                            confs.join(" "),
+                            l.quad[0][0],
+                            l.quad[0][1]
+                        )
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
         },
         card,
     ))
@@ -77,7 +132,13 @@ pub struct Rates {
 
 impl Rates {
     pub fn summary(&self) -> String {
-        let pct = |n: usize, d: usize| if d == 0 { 0.0 } else { 100.0 * n as f64 / d as f64 };
+        let pct = |n: usize, d: usize| {
+            if d == 0 {
+                0.0
+            } else {
+                100.0 * n as f64 / d as f64
+            }
+        };
         let mut s = format!(
             "cards {}: NIK {:.1}% name {:.1}% birth date {:.1}% NPWP {:.1}% issues {:.1}%\n",
             self.cards,
@@ -95,7 +156,12 @@ impl Rates {
 }
 
 /// Scores every card in `dir` (files with a JSON beside them) against its ground truth.
-pub fn score_dir(engine: &OcrEngine, dir: &Path, today: NaiveDate, rates: &mut Rates) -> std::io::Result<()> {
+pub fn score_dir(
+    engine: &OcrEngine,
+    dir: &Path,
+    today: NaiveDate,
+    rates: &mut Rates,
+) -> std::io::Result<()> {
     let mut truths: Vec<(std::path::PathBuf, serde_json::Value)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -109,7 +175,11 @@ pub fn score_dir(engine: &OcrEngine, dir: &Path, today: NaiveDate, rates: &mut R
     truths.sort_by(|a, b| a.0.cmp(&b.0));
     let mut readings: BTreeMap<String, CardReading> = BTreeMap::new();
     for (path, truth) in &truths {
-        let doc_type = if truth["doc_type"] == "NPWP" { DocumentType::Npwp } else { DocumentType::Ktp };
+        let doc_type = if truth["doc_type"] == "NPWP" {
+            DocumentType::Npwp
+        } else {
+            DocumentType::Ktp
+        };
         match read_file(engine, path, Some(doc_type), today) {
             Ok((_, card)) => {
                 readings.insert(truth["file"].as_str().unwrap_or_default().to_string(), card);
@@ -119,7 +189,9 @@ pub fn score_dir(engine: &OcrEngine, dir: &Path, today: NaiveDate, rates: &mut R
     }
     for (path, truth) in &truths {
         let file = truth["file"].as_str().unwrap_or_default();
-        let Some(card) = readings.get(file) else { continue };
+        let Some(card) = readings.get(file) else {
+            continue;
+        };
         let mut card = card.clone();
         let npwp = truth["doc_type"] == "NPWP";
         if npwp && let Some(ktp) = truth["pair_ktp"].as_str().and_then(|k| readings.get(k)) {
@@ -134,25 +206,75 @@ pub fn score_dir(engine: &OcrEngine, dir: &Path, today: NaiveDate, rates: &mut R
         let mut note = |what: &str| rates.misses.push(format!("{}: {what}", path.display()));
         if npwp {
             rates.npwp_cards += 1;
-            if exact("npwp") { rates.npwp_exact += 1 } else { note(&format!("npwp {:?}", card.get("npwp").map(|_| "wrong"))) }
+            if exact("npwp") {
+                rates.npwp_exact += 1
+            } else {
+                note(&format!("npwp {:?}", card.get("npwp").map(|_| "wrong")))
+            }
         } else {
             rates.ktp_cards += 1;
-            if exact("nik") { rates.nik_exact += 1 } else { note("nik") }
-            if exact("birth_date") { rates.birth_date_exact += 1 } else { note(&format!("birth_date {:?}", card.get("birth_date"))) }
-            for key in ["birth_place", "gender", "blood_type", "address", "rt_rw", "village", "district", "religion", "marital_status", "occupation", "nationality", "valid_until", "province", "regency"] {
+            if exact("nik") {
+                rates.nik_exact += 1
+            } else {
+                note("nik")
+            }
+            if exact("birth_date") {
+                rates.birth_date_exact += 1
+            } else {
+                note(&format!("birth_date {:?}", card.get("birth_date")))
+            }
+            for key in [
+                "birth_place",
+                "gender",
+                "blood_type",
+                "address",
+                "rt_rw",
+                "village",
+                "district",
+                "religion",
+                "marital_status",
+                "occupation",
+                "nationality",
+                "valid_until",
+                "province",
+                "regency",
+            ] {
                 let hit = exact(key);
                 *rates.fields_exact.entry(key.to_string()).or_default() += usize::from(hit);
                 if !hit {
-                    note(&format!("{key}: read {:?} want {:?}", card.get(key), truth[key].as_str()));
+                    note(&format!(
+                        "{key}: read {:?} want {:?}",
+                        card.get(key),
+                        truth[key].as_str()
+                    ));
                 }
             }
         }
-        if exact("name") { rates.name_exact += 1 } else { note(&format!("name: read {:?} want {:?}", card.get("name"), truth["name"].as_str())) }
-        let mut want: Vec<String> = truth["expected_issues"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        if exact("name") {
+            rates.name_exact += 1
+        } else {
+            note(&format!(
+                "name: read {:?} want {:?}",
+                card.get("name"),
+                truth["name"].as_str()
+            ))
+        }
+        let mut want: Vec<String> = truth["expected_issues"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut got = card.issues.clone();
         want.sort();
         got.sort();
-        if want == got { rates.issues_exact += 1 } else { note(&format!("issues: got {got:?} want {want:?}")) }
+        if want == got {
+            rates.issues_exact += 1
+        } else {
+            note(&format!("issues: got {got:?} want {want:?}"))
+        }
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use super::{
     DocumentType,
     nik::{Gender, Nik},
     npwp::Npwp,
-    text::{self, TextBox, after_colon, closest, repair_digits, squash},
+    text::{self, TextBox, after_colon, clean_value, closest, closest_span, repair_digits, squash},
 };
 
 /// What was read off one card.
@@ -26,7 +26,8 @@ impl CardReading {
     fn set(&mut self, key: &str, value: impl Into<String>, confidence: f32) {
         let value = value.into();
         if !value.trim().is_empty() && !self.fields.contains_key(key) {
-            self.fields.insert(key.to_string(), value.trim().to_string());
+            self.fields
+                .insert(key.to_string(), value.trim().to_string());
             self.confidence.insert(key.to_string(), confidence);
         }
     }
@@ -59,16 +60,38 @@ const KTP_LABELS: &[(&str, &str)] = &[
 
 /// Guesses the card type from its text.
 pub fn detect_type(boxes: &[TextBox]) -> DocumentType {
-    let all = squash(&boxes.iter().map(|b| b.text.as_str()).collect::<Vec<_>>().join(" "));
-    let npwp = ["NPWP", "DIREKTORATJENDERALPAJAK", "KEMENTERIANKEUANGAN", "TERDAFTAR"]
-        .iter()
-        .filter(|k| all.contains(*k))
-        .count();
-    let ktp = ["PROVINSI", "NAMA", "AGAMA", "KEWARGANEGARAAN", "BERLAKUHINGGA", "KECAMATAN"]
-        .iter()
-        .filter(|k| all.contains(*k))
-        .count();
-    if npwp > ktp { DocumentType::Npwp } else { DocumentType::Ktp }
+    let all = squash(
+        &boxes
+            .iter()
+            .map(|b| b.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let npwp = [
+        "NPWP",
+        "DIREKTORATJENDERALPAJAK",
+        "KEMENTERIANKEUANGAN",
+        "TERDAFTAR",
+    ]
+    .iter()
+    .filter(|k| all.contains(*k))
+    .count();
+    let ktp = [
+        "PROVINSI",
+        "NAMA",
+        "AGAMA",
+        "KEWARGANEGARAAN",
+        "BERLAKUHINGGA",
+        "KECAMATAN",
+    ]
+    .iter()
+    .filter(|k| all.contains(*k))
+    .count();
+    if npwp > ktp {
+        DocumentType::Npwp
+    } else {
+        DocumentType::Ktp
+    }
 }
 
 /// Splits a segment's text into (label key, value) when it starts with a known label.
@@ -78,7 +101,11 @@ fn labelled(segment: &str) -> Option<(&'static str, String, bool)> {
         if c.is_empty() {
             return false;
         }
-        let max = if label.len() <= 5 { 1 } else { (label.len() as f32 * 0.3) as usize };
+        let max = if label.len() <= 5 {
+            1
+        } else {
+            (label.len() as f32 * 0.3) as usize
+        };
         text::edit_distance(&c, label) <= max
     };
     if let Some((before, after)) = segment.split_once(':') {
@@ -105,7 +132,15 @@ fn labelled(segment: &str) -> Option<(&'static str, String, bool)> {
         }
     }
     if let Some((_, key, k)) = best {
-        return Some((key, words[k..].join(" ").trim_start_matches(':').trim().to_string(), false));
+        return Some((
+            key,
+            words[k..]
+                .join(" ")
+                .trim_start_matches(':')
+                .trim()
+                .to_string(),
+            false,
+        ));
     }
     // "NIK3471…" with the label glued to the number.
     let sq = squash(segment);
@@ -138,19 +173,29 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
     for row in &rows {
         let row_text = row.text();
         let sq = squash(&row_text);
-        if !seen_province && (sq.starts_with("PROVINSI") || (sq.len() > 8 && text::similarity(&sq[..8], "PROVINSI") > 0.7)) {
-            let value = row_text.trim().split_once(' ').map_or("", |(_, v)| v);
-            card.set("province", value, row.confidence());
+        if !seen_province
+            && (sq.starts_with("PROVINSI")
+                || (sq.len() > 8 && text::similarity(&sq[..8], "PROVINSI") > 0.7))
+        {
+            let value = after_letters(row_text.trim(), 8);
+            let canonical = closest(value, &super::nik::PROVINCE_NAMES, 0.8);
+            card.set("province", canonical.unwrap_or(value), row.confidence());
             seen_province = true;
             continue;
         }
-        if seen_province && !card.fields.contains_key("regency") && !card.fields.contains_key("nik") && labelled(&row_text).is_none() {
-            card.set("regency", row_text.trim(), row.confidence());
+        if seen_province
+            && !card.fields.contains_key("regency")
+            && !card.fields.contains_key("nik")
+            && labelled(&row_text).is_none()
+        {
+            card.set("regency", clean_value(&row_text), row.confidence());
             continue;
         }
         for seg in text::segments(row, 2.5) {
             let seg_text = seg.text();
-            let Some((key, value, _)) = labelled(&seg_text) else { continue };
+            let Some((key, value, _)) = labelled(&seg_text) else {
+                continue;
+            };
             let conf = seg.confidence();
             match key {
                 "nik" => {
@@ -162,11 +207,13 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
                     let (place, date) = match value.rsplit_once(',') {
                         Some((p, d)) => (p.trim().to_string(), d.trim().to_string()),
                         None => {
-                            let idx = value.find(|c: char| c.is_ascii_digit()).unwrap_or(value.len());
+                            let idx = value
+                                .find(|c: char| c.is_ascii_digit())
+                                .unwrap_or(value.len());
                             (value[..idx].trim().to_string(), value[idx..].to_string())
                         }
                     };
-                    card.set("birth_place", place, conf);
+                    card.set("birth_place", clean_value(&place), conf);
                     if let Some(d) = parse_date(&date) {
                         card.set("birth_date", d.format("%Y-%m-%d").to_string(), conf);
                     }
@@ -177,7 +224,7 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
                         Some(i) => (value[..i].to_string(), Some(value[i..].to_string())),
                         None => (value.clone(), None),
                     };
-                    if let Some(v) = closest(&g, &["LAKI-LAKI", "PEREMPUAN"], 0.5) {
+                    if let Some(v) = closest_span(&g, &["LAKI-LAKI", "PEREMPUAN"], 0.5) {
                         card.set("gender", v, conf);
                     }
                     if let Some(b) = blood {
@@ -192,33 +239,58 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
                     }
                 }
                 "religion" => {
-                    if let Some(v) = closest(&value, &["ISLAM", "KRISTEN", "KATHOLIK", "KATOLIK", "HINDU", "BUDDHA", "KONGHUCU"], 0.6) {
+                    if let Some(v) = closest_span(
+                        &value,
+                        &[
+                            "ISLAM", "KRISTEN", "KATHOLIK", "KATOLIK", "HINDU", "BUDDHA",
+                            "KONGHUCU",
+                        ],
+                        0.6,
+                    ) {
                         card.set("religion", v, conf);
                     }
                 }
                 "marital_status" => {
-                    if let Some(v) = closest(&value, &["BELUM KAWIN", "KAWIN", "CERAI HIDUP", "CERAI MATI"], 0.6) {
+                    if let Some(v) = closest_span(
+                        &value,
+                        &["BELUM KAWIN", "KAWIN", "CERAI HIDUP", "CERAI MATI"],
+                        0.6,
+                    ) {
                         card.set("marital_status", v, conf);
                     }
                 }
                 "nationality" => {
-                    if let Some(v) = closest(&value, &["WNI", "WNA"], 0.6) {
+                    if let Some(v) = closest_span(&value, &["WNI", "WNA"], 0.6) {
                         card.set("nationality", v, conf);
                     }
                 }
                 "valid_until" => {
                     if let Some(d) = parse_date(&value) {
                         card.set("valid_until", d.format("%Y-%m-%d").to_string(), conf);
-                    } else if let Some(v) = closest(&value, &["SEUMUR HIDUP"], 0.6) {
+                    } else if let Some(v) = closest_span(&value, &["SEUMUR HIDUP"], 0.6) {
                         card.set("valid_until", v, conf);
                     }
                 }
-                other => card.set(other, value.trim_start_matches(':').trim(), conf),
+                other => card.set(other, clean_value(&value), conf),
             }
         }
     }
     check_ktp(&mut card, today);
     card
+}
+
+/// `text` after its first `n` letters (a label whose following space may be missing).
+fn after_letters(text: &str, n: usize) -> &str {
+    let mut seen = 0;
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() {
+            seen += 1;
+            if seen == n {
+                return text[i + c.len_utf8()..].trim();
+            }
+        }
+    }
+    ""
 }
 
 fn set_blood(card: &mut CardReading, value: &str, conf: f32) {
@@ -234,8 +306,16 @@ fn check_ktp(card: &mut CardReading, today: NaiveDate) {
         card.issue("nik_unreadable");
         return;
     };
-    let birth = card.get("birth_date").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let gender = card.get("gender").map(|g| if g == "PEREMPUAN" { Gender::Female } else { Gender::Male });
+    let birth = card
+        .get("birth_date")
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let gender = card.get("gender").map(|g| {
+        if g == "PEREMPUAN" {
+            Gender::Female
+        } else {
+            Gender::Male
+        }
+    });
     for issue in nik.check(birth, gender, today) {
         card.issue(issue);
     }
@@ -250,8 +330,15 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
         let t = row.text();
         let sq = squash(&t);
         let conf = row.confidence();
-        if sq.starts_with("NPWP") || (sq.len() > 4 && text::similarity(&sq[..4], "NPWP") >= 0.75 && sq[4..].chars().any(|c| c.is_ascii_digit())) {
-            let digits = repair_digits(after_colon(&t[t.find(|c: char| c == ':' || c.is_ascii_digit()).unwrap_or(0)..]));
+        if sq.starts_with("NPWP")
+            || (sq.len() > 4
+                && text::similarity(&sq[..4], "NPWP") >= 0.75
+                && sq[4..].chars().any(|c| c.is_ascii_digit()))
+        {
+            let digits = repair_digits(after_colon(
+                &t[t.find(|c: char| c == ':' || c.is_ascii_digit())
+                    .unwrap_or(0)..],
+            ));
             if matches!(digits.len(), 15 | 16) {
                 card.set("npwp", digits, conf);
                 name_next = true;
@@ -265,8 +352,15 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
             continue;
         }
         if name_next {
-            let name: String = t.chars().filter(|c| c.is_alphabetic() || " .,'-".contains(*c)).collect();
-            card.set("name", name.split_whitespace().collect::<Vec<_>>().join(" "), conf);
+            let name: String = t
+                .chars()
+                .filter(|c| c.is_alphabetic() || " .,'-".contains(*c))
+                .collect();
+            card.set(
+                "name",
+                name.split_whitespace().collect::<Vec<_>>().join(" "),
+                conf,
+            );
             name_next = false;
         }
     }
@@ -389,7 +483,12 @@ mod tests {
     #[test]
     fn reads_an_npwp_and_cross_checks_it() {
         let boxes = vec![
-            tb("KEMENTERIAN KEUANGAN REPUBLIK INDONESIA", 100.0, 70.0, 640.0),
+            tb(
+                "KEMENTERIAN KEUANGAN REPUBLIK INDONESIA",
+                100.0,
+                70.0,
+                640.0,
+            ),
             tb("DIREKTORAT JENDERAL PAJAK", 100.0, 108.0, 565.0),
             tb("NPWP : 09.915.104.5-800.000", 95.0, 190.0, 585.0),
             tb("EKO RAHAYU", 95.0, 250.0, 295.0),

@@ -14,7 +14,11 @@ pub use ids::{DocumentId, DocumentType, ParseIdError};
 use chrono::NaiveDate;
 
 /// Reads a card from OCR boxes: its type (recognised from the text unless given) and fields.
-pub fn read_card(boxes: &[text::TextBox], doc_type: Option<DocumentType>, today: NaiveDate) -> (DocumentType, card::CardReading) {
+pub fn read_card(
+    boxes: &[text::TextBox],
+    doc_type: Option<DocumentType>,
+    today: NaiveDate,
+) -> (DocumentType, card::CardReading) {
     let doc_type = doc_type.unwrap_or_else(|| card::detect_type(boxes));
     let reading = match doc_type {
         DocumentType::Ktp => card::read_ktp(boxes, today),

@@ -48,6 +48,10 @@ const PROVINCES: &[(u8, &str)] = &[
     (96, "PAPUA BARAT DAYA"),
 ];
 
+/// Every province name, as printed on cards.
+pub static PROVINCE_NAMES: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| PROVINCES.iter().map(|(_, name)| *name).collect());
+
 /// The province named by a code, if the code is in use.
 pub fn province_name(code: u8) -> Option<&'static str> {
     PROVINCES.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
@@ -104,7 +108,11 @@ impl Nik {
     }
 
     pub fn gender(&self) -> Gender {
-        if self.two(6) > 40 { Gender::Female } else { Gender::Male }
+        if self.two(6) > 40 {
+            Gender::Female
+        } else {
+            Gender::Male
+        }
     }
 
     /// The encoded birth date; the two-digit year is placed in the century that makes the
@@ -114,12 +122,21 @@ impl Nik {
         let month = self.two(8);
         let yy = self.two(10) as i32;
         let century = today.year() / 100 * 100;
-        let year = if century + yy > today.year() { century - 100 + yy } else { century + yy };
+        let year = if century + yy > today.year() {
+            century - 100 + yy
+        } else {
+            century + yy
+        };
         NaiveDate::from_ymd_opt(year, month, day)
     }
 
     /// Problems with the number itself and against the printed fields, as stable codes.
-    pub fn check(&self, printed_birth: Option<NaiveDate>, printed_gender: Option<Gender>, today: NaiveDate) -> Vec<&'static str> {
+    pub fn check(
+        &self,
+        printed_birth: Option<NaiveDate>,
+        printed_gender: Option<Gender>,
+        today: NaiveDate,
+    ) -> Vec<&'static str> {
         let mut issues = Vec::new();
         if province_name(self.province_code()).is_none() {
             issues.push("nik_unknown_province");
@@ -188,25 +205,43 @@ mod tests {
         let n = nik("1371016506836968");
         assert_eq!(n.gender(), Gender::Female);
         assert_eq!(n.birth_date(today()), Some(d(1983, 6, 25)));
-        assert!(n.check(Some(d(1983, 6, 25)), Some(Gender::Female), today()).is_empty());
+        assert!(
+            n.check(Some(d(1983, 6, 25)), Some(Gender::Female), today())
+                .is_empty()
+        );
         // A 2005 birth stays in this century.
-        assert_eq!(nik("9971014301056599").birth_date(today()), Some(d(2005, 1, 3)));
+        assert_eq!(
+            nik("9971014301056599").birth_date(today()),
+            Some(d(2005, 1, 3))
+        );
     }
 
     #[test]
     fn finds_the_specimen_issues() {
         // clean/ktp_006: printed PEREMPUAN, NIK day 11 (male).
-        assert_eq!(nik("1871031106903523").check(Some(d(1990, 6, 11)), Some(Gender::Female), today()), ["nik_gender_mismatch"]);
+        assert_eq!(
+            nik("1871031106903523").check(Some(d(1990, 6, 11)), Some(Gender::Female), today()),
+            ["nik_gender_mismatch"]
+        );
         // clean/ktp_007: province 99.
-        assert_eq!(nik("9971014301056599").check(Some(d(2005, 1, 3)), Some(Gender::Female), today()), ["nik_unknown_province"]);
+        assert_eq!(
+            nik("9971014301056599").check(Some(d(2005, 1, 3)), Some(Gender::Female), today()),
+            ["nik_unknown_province"]
+        );
         // hard/ktp_003: NIK says 1991-12-09, card says 1990-11-04.
-        assert_eq!(nik("1371010912913236").check(Some(d(1990, 11, 4)), Some(Gender::Male), today()), ["nik_birth_date_mismatch"]);
+        assert_eq!(
+            nik("1371010912913236").check(Some(d(1990, 11, 4)), Some(Gender::Male), today()),
+            ["nik_birth_date_mismatch"]
+        );
     }
 
     #[test]
     fn holders_under_17_are_flagged() {
         let n = nik("3201011512120001"); // born 2012-12-15
-        assert_eq!(n.check(Some(d(2012, 12, 15)), Some(Gender::Male), today()), ["holder_under_17"]);
+        assert_eq!(
+            n.check(Some(d(2012, 12, 15)), Some(Gender::Male), today()),
+            ["holder_under_17"]
+        );
         assert_eq!(age_on(d(2009, 11, 28), today()), 16);
         assert_eq!(age_on(d(2009, 11, 27), today()), 17);
     }

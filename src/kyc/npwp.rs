@@ -15,7 +15,10 @@ pub struct Npwp(String);
 impl FromStr for Npwp {
     type Err = InvalidNpwp;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits: String = s.chars().filter(|c| !matches!(c, '.' | '-' | ' ')).collect();
+        let digits: String = s
+            .chars()
+            .filter(|c| !matches!(c, '.' | '-' | ' '))
+            .collect();
         if matches!(digits.len(), 15 | 16) && digits.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(digits))
         } else {
@@ -66,7 +69,13 @@ impl Npwp {
             _ if holder_nik == Some(self.0.as_str()) => return vec![],
             _ if self.0.starts_with('0') => &self.0[1..],
             // A 16-digit NPWP that is not "0" + 15 digits must be the holder's NIK.
-            _ => return if holder_nik.is_some() { vec!["npwp_nik_mismatch"] } else { vec![] },
+            _ => {
+                return if holder_nik.is_some() {
+                    vec!["npwp_nik_mismatch"]
+                } else {
+                    vec![]
+                };
+            }
         };
         let expected = luhn_digit(&fifteen[..8]);
         if u32::from(fifteen.as_bytes()[8] - b'0') != expected {
@@ -83,11 +92,18 @@ mod tests {
 
     #[test]
     fn checks_the_luhn_digit_of_specimens() {
-        for ok in ["09.915.104.5-800.000", "051841013234000", "0051841013234000"] {
+        for ok in [
+            "09.915.104.5-800.000",
+            "051841013234000",
+            "0051841013234000",
+        ] {
             assert!(ok.parse::<Npwp>().unwrap().check(None).is_empty(), "{ok}");
         }
         // phone/npwp_008: check digit 9, Luhn says 4.
-        assert_eq!("02.102.877.9-591.000".parse::<Npwp>().unwrap().check(None), ["npwp_check_digit_invalid"]);
+        assert_eq!(
+            "02.102.877.9-591.000".parse::<Npwp>().unwrap().check(None),
+            ["npwp_check_digit_invalid"]
+        );
     }
 
     #[test]

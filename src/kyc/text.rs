@@ -29,7 +29,11 @@ pub struct Row {
 
 impl Row {
     pub fn text(&self) -> String {
-        self.boxes.iter().map(|b| b.text.trim()).collect::<Vec<_>>().join(" ")
+        self.boxes
+            .iter()
+            .map(|b| b.text.trim())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
     pub fn confidence(&self) -> f32 {
         let n = self.boxes.len().max(1) as f32;
@@ -43,7 +47,13 @@ impl Row {
 /// Groups boxes into rows: a box joins a row when its vertical centre lies within half a
 /// line height of the row's; rows top to bottom, boxes left to right.
 pub fn rows(boxes: &[TextBox]) -> Vec<Row> {
-    let mut sorted: Vec<TextBox> = boxes.to_vec();
+    let mut sorted: Vec<TextBox> = boxes
+        .iter()
+        .map(|b| TextBox {
+            text: normalize(&b.text),
+            ..b.clone()
+        })
+        .collect();
     sorted.sort_by(|a, b| a.center_y().total_cmp(&b.center_y()));
     let mut rows: Vec<Row> = Vec::new();
     for b in sorted {
@@ -71,11 +81,15 @@ pub fn segments(row: &Row, gap_factor: f32) -> Vec<Row> {
             let last = seg.boxes.last().expect("segments are never empty");
             let gap = b.left - last.right;
             let text = seg.text();
-            let has_value = text.split_once(':').is_some_and(|(_, v)| !v.trim().is_empty());
+            let has_value = text
+                .split_once(':')
+                .is_some_and(|(_, v)| !v.trim().is_empty());
             gap > gap_factor * row.height() && has_value
         });
         if split || out.is_empty() {
-            out.push(Row { boxes: vec![b.clone()] });
+            out.push(Row {
+                boxes: vec![b.clone()],
+            });
         } else {
             out.last_mut().expect("not empty").boxes.push(b.clone());
         }
@@ -99,7 +113,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -124,6 +140,51 @@ pub fn closest<'a>(value: &str, choices: &[&'a str], min_similarity: f32) -> Opt
         .filter(|(_, s)| *s >= min_similarity)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
+}
+
+/// The best match of `choices` against any run of consecutive words of `value` (noise words
+/// around the value are common on patterned cards).
+pub fn closest_span<'a>(value: &str, choices: &[&'a str], min_similarity: f32) -> Option<&'a str> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let mut best: Option<(&'a str, f32)> = None;
+    for i in 0..words.len() {
+        for j in i + 1..=words.len().min(i + 3) {
+            let span = squash(&words[i..j].join(" "));
+            for c in choices {
+                let s = similarity(&span, &squash(c));
+                if s >= min_similarity && best.is_none_or(|(_, b)| s > b) {
+                    best = Some((c, s));
+                }
+            }
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
+/// Canonical punctuation: full-width colons and similar read as their ASCII forms.
+pub fn normalize(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '：' | '∶' | '﹕' => ':',
+            '，' => ',',
+            '．' => '.',
+            '－' | '–' | '—' => '-',
+            '／' => '/',
+            other => other,
+        })
+        .collect()
+}
+
+/// A free-text value: anything up to a colon close to its start is label residue or noise,
+/// and leading punctuation goes.
+pub fn clean_value(s: &str) -> String {
+    let s = match s.split_once(':') {
+        Some((before, after)) if squash(before).len() <= 4 => after,
+        _ => s,
+    };
+    s.trim_start_matches(|c: char| !c.is_alphanumeric())
+        .trim()
+        .to_string()
 }
 
 /// Repairs the usual OCR confusions in a field that holds only digits.
@@ -185,7 +246,10 @@ mod tests {
     #[test]
     fn repairs_digits_and_matches_fuzzily() {
         assert_eq!(repair_digits("347IO36BO4644lO8"), "3471036804644108");
-        assert_eq!(closest("PEREMPUANN", &["LAKI-LAKI", "PEREMPUAN"], 0.6), Some("PEREMPUAN"));
+        assert_eq!(
+            closest("PEREMPUANN", &["LAKI-LAKI", "PEREMPUAN"], 0.6),
+            Some("PEREMPUAN")
+        );
         assert_eq!(closest("XYZ", &["ISLAM", "HINDU"], 0.6), None);
         assert_eq!(after_colon("Nama : BUDI"), "BUDI");
     }
