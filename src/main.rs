@@ -69,6 +69,25 @@ enum Command {
         /// Indented JSON for people.
         #[arg(long)]
         pretty: bool,
+        /// cpu, or cuda:N with a CUDA build.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+    /// Time the OCR pipeline: det ms, rec ms per line, ms per card, cold and warm.
+    BenchOcr {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Warm passes over the files.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Lines per recognition batch.
+        #[arg(long, default_value_t = 8)]
+        rec_batch: usize,
+        /// Append the figures as one JSON line to this file.
+        #[arg(long)]
+        results: Option<PathBuf>,
     },
     /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
     OcrReport {
@@ -77,6 +96,8 @@ enum Command {
         /// Also list every miss.
         #[arg(long)]
         verbose: bool,
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
     /// Inspect the configuration.
     Config {
@@ -220,8 +241,26 @@ async fn main() -> ExitCode {
             files,
             doc_type,
             pretty,
-        } => ocr(&files, doc_type.as_deref(), pretty),
-        Command::OcrReport { dirs, verbose } => ocr_report(&dirs, verbose),
+            device,
+        } => match engine(&device) {
+            Ok(engine) => ocr(&engine, &files, doc_type.as_deref(), pretty),
+            Err(code) => code,
+        },
+        Command::OcrReport {
+            dirs,
+            verbose,
+            device,
+        } => match engine(&device) {
+            Ok(engine) => ocr_report(&engine, &dirs, verbose),
+            Err(code) => code,
+        },
+        Command::BenchOcr {
+            files,
+            device,
+            rounds,
+            rec_batch,
+            results,
+        } => bench_ocr(&device, rec_batch, &files, rounds, results.as_deref()),
         Command::Config {
             command: ConfigCommand::Check,
         } => match Settings::load(Some(&cli.config)) {
@@ -238,7 +277,19 @@ async fn main() -> ExitCode {
     }
 }
 
-fn ocr(files: &[PathBuf], doc_type: Option<&str>, pretty: bool) -> ExitCode {
+fn engine(device: &str) -> Result<filot::gpu::OcrEngine, ExitCode> {
+    filot::gpu::OcrEngine::on(device, filot::gpu::OcrParams::default()).map_err(|e| {
+        eprintln!("filot: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn ocr(
+    engine: &filot::gpu::OcrEngine,
+    files: &[PathBuf],
+    doc_type: Option<&str>,
+    pretty: bool,
+) -> ExitCode {
     let doc_type = match doc_type.map(str::parse::<filot::kyc::DocumentType>) {
         Some(Ok(t)) => Some(t),
         Some(Err(e)) => {
@@ -247,14 +298,13 @@ fn ocr(files: &[PathBuf], doc_type: Option<&str>, pretty: bool) -> ExitCode {
         }
         None => None,
     };
-    let engine = filot::gpu::OcrEngine::cpu(filot::gpu::OcrParams::default());
     let today = chrono::Utc::now().date_naive();
     let mut failed = false;
     for (i, file) in files.iter().enumerate() {
         if files.len() > 3 {
             eprintln!("[{}/{}] {}", i + 1, files.len(), file.display());
         }
-        match filot::gpu::report::read_file(&engine, file, doc_type, today) {
+        match filot::gpu::report::read_file(engine, file, doc_type, today) {
             Ok((reading, _)) => {
                 let json = if pretty {
                     serde_json::to_string_pretty(&reading)
@@ -276,12 +326,11 @@ fn ocr(files: &[PathBuf], doc_type: Option<&str>, pretty: bool) -> ExitCode {
     }
 }
 
-fn ocr_report(dirs: &[PathBuf], verbose: bool) -> ExitCode {
-    let engine = filot::gpu::OcrEngine::cpu(filot::gpu::OcrParams::default());
+fn ocr_report(engine: &filot::gpu::OcrEngine, dirs: &[PathBuf], verbose: bool) -> ExitCode {
     let today = chrono::Utc::now().date_naive();
     let mut rates = filot::gpu::report::Rates::default();
     for dir in dirs {
-        if let Err(e) = filot::gpu::report::score_dir(&engine, dir, today, &mut rates) {
+        if let Err(e) = filot::gpu::report::score_dir(engine, dir, today, &mut rates) {
             eprintln!("filot ocr-report: {}: {e}", dir.display());
             return ExitCode::FAILURE;
         }
@@ -292,5 +341,42 @@ fn ocr_report(dirs: &[PathBuf], verbose: bool) -> ExitCode {
         }
     }
     print!("{}", rates.summary());
+    ExitCode::SUCCESS
+}
+
+fn bench_ocr(
+    device: &str,
+    rec_batch: usize,
+    files: &[PathBuf],
+    rounds: usize,
+    results: Option<&std::path::Path>,
+) -> ExitCode {
+    let params = filot::gpu::OcrParams {
+        rec_batch,
+        ..Default::default()
+    };
+    let report = match filot::gpu::bench::run(device, params, files, rounds) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("filot bench-ocr: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.summary());
+    if let Some(path) = results {
+        let line = serde_json::to_string(&report).expect("serializable");
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(f, "{line}")
+            });
+        if let Err(e) = appended {
+            eprintln!("filot bench-ocr: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }

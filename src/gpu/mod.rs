@@ -5,6 +5,7 @@
 //! backend (`flex`) or, with `--features cuda`, on a CUDA GPU. This module owns the models
 //! and the pixels-to-lines pipeline; it knows nothing of KTP/NPWP fields (`crate::kyc`).
 
+pub mod bench;
 pub mod ctc;
 pub mod db;
 pub mod image_ops;
@@ -18,8 +19,30 @@ use serde::Serialize;
 
 pub use db::Quad;
 
+/// `cpu` or `cuda:N` (the latter only in builds with the `cuda` feature).
+pub fn parse_device(name: &str) -> Result<Device, OcrError> {
+    match name.trim() {
+        "cpu" => Ok(Device::flex()),
+        #[cfg(feature = "cuda")]
+        other if other.starts_with("cuda") => {
+            let index: usize = other
+                .strip_prefix("cuda")
+                .and_then(|r| r.strip_prefix(':').or(Some(r)))
+                .filter(|r| !r.is_empty())
+                .map_or(Ok(0), str::parse)
+                .map_err(|_| OcrError::Device(other.to_string()))?;
+            Ok(Device::cuda(index))
+        }
+        other => Err(OcrError::Device(other.to_string())),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum OcrError {
+    #[error(
+        "unknown or unsupported OCR device `{0}` (cpu; cuda:N needs a build with --features cuda)"
+    )]
+    Device(String),
     #[error("image cannot be decoded: {0}")]
     Decode(String),
     #[error("the PDF has no page image to read")]
@@ -108,6 +131,16 @@ impl OcrEngine {
     /// The CPU engine (Burn `flex`).
     pub fn cpu(params: OcrParams) -> Self {
         Self::new(Device::flex(), params)
+    }
+
+    /// The engine on `device`: `cpu`, or `cuda:N` in builds with the `cuda` feature.
+    pub fn on(device: &str, params: OcrParams) -> Result<Self, OcrError> {
+        Ok(Self::new(parse_device(device)?, params))
+    }
+
+    /// Waits for queued device work (timings on asynchronous backends).
+    pub fn sync(&self) {
+        let _ = self.device.sync();
     }
 
     /// Reads every text line of an image file's bytes (JPEG, PNG, or a scanned PDF).

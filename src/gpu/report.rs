@@ -47,7 +47,27 @@ fn confident_words(text: &str, confidence: &[f32]) -> String {
     words.join(" ")
 }
 
+/// The page's text slant: the median angle of its longer lines' baselines.
+fn skew(page: &OcrPage) -> f32 {
+    let mut angles: Vec<f32> = page
+        .lines
+        .iter()
+        .filter_map(|l| {
+            let [p0, p1, _, p3] = l.quad;
+            let (dx, dy) = (p1[0] - p0[0], p1[1] - p0[1]);
+            let height = ((p3[0] - p0[0]).powi(2) + (p3[1] - p0[1]).powi(2)).sqrt();
+            ((dx * dx + dy * dy).sqrt() > 3.0 * height).then(|| dy.atan2(dx))
+        })
+        .collect();
+    angles.sort_by(f32::total_cmp);
+    angles.get(angles.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Text boxes for the card readers, turned upright (a photographed card is rarely level, and
+/// rows are found by vertical position).
 pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
+    let (sin, cos) = (-skew(page)).sin_cos();
+    let upright = |p: [f32; 2]| [p[0] * cos - p[1] * sin, p[0] * sin + p[1] * cos];
     page.lines
         .iter()
         .filter_map(|l| {
@@ -55,8 +75,9 @@ pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
             (!text.is_empty()).then_some((l, text))
         })
         .map(|(l, text)| {
-            let xs = l.quad.iter().map(|p| p[0]);
-            let ys = l.quad.iter().map(|p| p[1]);
+            let quad = l.quad.map(upright);
+            let xs = quad.iter().map(|p| p[0]);
+            let ys = quad.iter().map(|p| p[1]);
             TextBox {
                 text,
                 confidence: l.confidence,
