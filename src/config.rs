@@ -76,6 +76,7 @@ pub struct Settings {
     pub blobs: BlobSettings,
     pub limits: Limits,
     pub documents: DocumentSettings,
+    pub ocr: OcrSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
 }
@@ -159,6 +160,28 @@ pub struct DocumentSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
+pub struct OcrSettings {
+    /// One OCR worker per entry: `cpu` (Burn's CPU backend) or `cuda:N` (builds with the
+    /// `cuda` feature). Empty: this node runs no OCR and uploads stay `queued`.
+    pub devices: Vec<String>,
+    /// How often the pool looks for documents waiting for OCR, in milliseconds.
+    pub poll_ms: u64,
+    /// Pipeline tunables (detector sizes, thresholds, recognition batch).
+    pub params: crate::gpu::OcrParams,
+}
+
+impl Default for OcrSettings {
+    fn default() -> Self {
+        Self {
+            devices: vec!["cpu".into()],
+            poll_ms: 500,
+            params: crate::gpu::OcrParams::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct NodeSettings {
     /// `name@host` of this node in the cluster.
     pub name: String,
@@ -190,6 +213,7 @@ impl Default for Settings {
             blobs: BlobSettings::default(),
             limits: Limits::default(),
             documents: DocumentSettings::default(),
+            ocr: OcrSettings::default(),
             node: NodeSettings::default(),
             cluster: ClusterSettings::default(),
         }
@@ -410,6 +434,14 @@ impl Settings {
         }
         if self.documents.actor_call_timeout_ms == 0 {
             p.push("documents.actor_call_timeout_ms: must be greater than 0".into());
+        }
+        for device in &self.ocr.devices {
+            if crate::gpu::parse_device(device).is_err() {
+                p.push(format!("ocr.devices: `{device}` is not available in this build (cpu; cuda:N with --features cuda)"));
+            }
+        }
+        if self.ocr.poll_ms == 0 {
+            p.push("ocr.poll_ms: must be greater than 0".into());
         }
         if !self.node.name.contains('@') {
             p.push(format!(

@@ -110,16 +110,27 @@ impl Application {
             Duration::from_secs(settings.documents.actor_idle_secs),
         ));
         let slot = SupervisorSlot::default();
+        let documents = Documents::new(slot.clone(), settings.actor_call_timeout(), ctx.clone());
+        let restart_window = Duration::from_secs(settings.documents.restart_window_secs);
+        let ocr = actors::ocr::OcrPoolArgs {
+            documents: documents.clone(),
+            blobs: blobs.clone(),
+            devices: settings.ocr.devices.clone(),
+            params: settings.ocr.params.clone(),
+            poll: Duration::from_millis(settings.ocr.poll_ms),
+            max_restarts: settings.documents.max_restarts,
+            restart_window,
+        };
         let args = RootArgs {
             ctx: ctx.clone(),
             slot: slot.clone(),
             max_restarts: settings.documents.max_restarts,
-            restart_window: Duration::from_secs(settings.documents.restart_window_secs),
+            restart_window,
+            ocr: Some(ocr),
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
             .await
             .map_err(|e| StartError::Actors(e.to_string()))?;
-        let documents = Documents::new(slot, settings.actor_call_timeout(), ctx);
 
         let limits = Arc::new(http::rate_limit::RateLimits::new(&settings.limits));
         let janitor = limits.spawn_janitor();

@@ -72,6 +72,9 @@ enum Command {
         /// cpu, or cuda:N with a CUDA build.
         #[arg(long, default_value = "cpu")]
         device: String,
+        /// Also print the raw OCR lines with per-character confidence.
+        #[arg(long)]
+        lines: bool,
     },
     /// Time the OCR pipeline: det ms, rec ms per line, ms per card, cold and warm.
     BenchOcr {
@@ -242,8 +245,9 @@ async fn main() -> ExitCode {
             doc_type,
             pretty,
             device,
+            lines,
         } => match engine(&device) {
-            Ok(engine) => ocr(&engine, &files, doc_type.as_deref(), pretty),
+            Ok(engine) => ocr(&engine, &files, doc_type.as_deref(), pretty, lines),
             Err(code) => code,
         },
         Command::OcrReport {
@@ -289,6 +293,7 @@ fn ocr(
     files: &[PathBuf],
     doc_type: Option<&str>,
     pretty: bool,
+    lines: bool,
 ) -> ExitCode {
     let doc_type = match doc_type.map(str::parse::<filot::kyc::DocumentType>) {
         Some(Ok(t)) => Some(t),
@@ -304,7 +309,7 @@ fn ocr(
         if files.len() > 3 {
             eprintln!("[{}/{}] {}", i + 1, files.len(), file.display());
         }
-        match filot::gpu::report::read_file(engine, file, doc_type, today) {
+        match filot::gpu::report::read_file(engine, file, doc_type, today, lines) {
             Ok((reading, _)) => {
                 let json = if pretty {
                     serde_json::to_string_pretty(&reading)

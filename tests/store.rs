@@ -246,6 +246,11 @@ async fn the_service_runs_on_postgres() {
         listen: "127.0.0.1:0".into(),
         data_dir: dir.path().to_path_buf(),
         database_url: url,
+        // This test counts events of file reads alone.
+        ocr: filot::config::OcrSettings {
+            devices: vec![],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let app = filot::Application::build(settings).await.unwrap();

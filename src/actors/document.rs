@@ -38,6 +38,8 @@ pub enum DocumentError {
     Timeout,
     #[error("the actor system is shutting down")]
     ShuttingDown,
+    #[error("the document is already {0}")]
+    Final(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -224,8 +226,23 @@ async fn apply(
         return match change {
             // Erasing twice is a no-op, not an error: the caller's intent already holds.
             DocumentChange::Erased => Ok(before),
-            DocumentChange::FileRead => Err(DocumentError::Erased),
+            _ => Err(DocumentError::Erased),
         };
+    }
+    let ocr_change = matches!(
+        change,
+        DocumentChange::Processing
+            | DocumentChange::Extracted { .. }
+            | DocumentChange::Failed { .. }
+    );
+    if ocr_change
+        && matches!(
+            before.status,
+            DocumentStatus::Extracted | DocumentStatus::Failed
+        )
+    {
+        // A final state never moves back, whatever arrives late or twice.
+        return Err(DocumentError::Final(before.status.as_str()));
     }
     let result = documents::apply(&state.ctx.db, &before, &change, actor).await;
     let after = match result {

@@ -6,5 +6,6 @@
 //! `crate::supervision`, not here.
 
 pub mod document;
+pub mod ocr;
 
 pub use document::{DocumentActor, DocumentContext, DocumentError, DocumentMsg};

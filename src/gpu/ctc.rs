@@ -192,20 +192,19 @@ mod tests {
 
     #[test]
     fn recovers_a_dropped_word_gap_from_blank_columns() {
-        // Ink everywhere except a 12-column gap between steps 4 and 7 (stride 4) and 1-column
-        // gaps between letters.
+        // Thin strokes every 4th column on paper, and a 12-column word gap (stride 4).
         let (w, h) = (44, 10);
-        let mut lum = vec![-1.0f32; w * h];
+        let mut lum = vec![1.0f32; w * h];
         for y in 0..h {
             for x in 0..w {
-                if (18..30).contains(&x) || x % 4 == 0 {
-                    lum[y * w + x] = 1.0;
+                if x % 4 == 2 && !(18..30).contains(&x) {
+                    lum[y * w + x] = -1.0;
                 }
             }
         }
         let blank = blank_columns(&lum, w, h);
         assert_eq!(longest_blank_run(&blank, 4, 7, 4), 12);
-        assert_eq!(longest_blank_run(&blank, 0, 2, 4), 1);
+        assert_eq!(longest_blank_run(&blank, 0, 2, 4), 3);
         let d = greedy_decode(
             &steps(&[1, 0, 2, 0, 3, 0, 0, 1, 0, 2]),
             10,

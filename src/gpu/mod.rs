@@ -260,11 +260,7 @@ impl OcrEngine {
                     .map(|j| (crop[j] + crop[h * cw + j] + crop[2 * h * cw + j]) / 3.0)
                     .collect();
                 let blank = ctc::blank_columns(&lum, *cw, h);
-                let factor = std::env::var("FILOT_GAP")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(p.word_gap_factor);
-                let min_gap = ((h as f32 * factor) as usize).max(2);
+                let min_gap = ((h as f32 * p.word_gap_factor) as usize).max(2);
                 let d = ctc::greedy_decode(
                     slice,
                     own,

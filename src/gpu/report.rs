@@ -20,7 +20,7 @@ pub struct FileReading {
     pub det_ms: f64,
     pub rec_ms: f64,
     pub lines: usize,
-    /// The raw lines (only with `filot ocr --lines`).
+    /// The raw lines with per-character confidence in percent (only with `filot ocr --lines`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub raw_lines: Vec<String>,
 }
@@ -95,6 +95,7 @@ pub fn read_file(
     path: &Path,
     doc_type: Option<DocumentType>,
     today: NaiveDate,
+    with_lines: bool,
 ) -> Result<(FileReading, CardReading), OcrError> {
     let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
     let page = engine.read(&bytes)?;
@@ -109,7 +110,7 @@ pub fn read_file(
             det_ms: page.det_ms,
             rec_ms: page.rec_ms,
             lines: page.lines.len(),
-            raw_lines: if std::env::var_os("FILOT_OCR_LINES").is_some() {
+            raw_lines: if with_lines {
                 page.lines
                     .iter()
                     .map(|l| {
@@ -201,7 +202,7 @@ pub fn score_dir(
         } else {
             DocumentType::Ktp
         };
-        match read_file(engine, path, Some(doc_type), today) {
+        match read_file(engine, path, Some(doc_type), today, false) {
             Ok((_, card)) => {
                 readings.insert(truth["file"].as_str().unwrap_or_default().to_string(), card);
             }

@@ -40,8 +40,7 @@ pub struct UploadAccepted {
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub doc_type: DocumentTypeName,
-    /// Always `queued` here. OCR is not plugged in yet: documents stay `queued` until the OCR
-    /// workers land; no extraction result is invented meanwhile.
+    /// Always `queued` here: OCR runs asynchronously; poll `GET /v1/documents/{id}`.
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
@@ -52,14 +51,17 @@ pub struct DocumentView {
     pub id: String,
     #[oai(rename = "type")]
     pub doc_type: DocumentTypeName,
-    /// `uploaded`, `queued`, `processing`, `extracted`, `failed` or `erased`. Until OCR is
-    /// plugged in, uploads stay `queued`.
+    /// `uploaded`, `queued`, `processing`, `extracted`, `failed` or `erased`. A node with no
+    /// OCR devices configured (`ocr.devices = []`) leaves uploads `queued`.
     pub status: String,
     /// Sniffed media type of the stored file (`null` once erased).
     pub content_type: Option<String>,
     pub size_bytes: Option<i64>,
-    /// Extracted card fields (none before OCR; NIK/NPWP masked for the owner).
+    /// Extracted card fields, named as in the specimens (`nik`, `name`, `birth_date`, …);
+    /// none before OCR. NIK and NPWP are masked for the owner, full for reviewers and admins.
     pub fields: Option<serde_json::Value>,
+    /// OCR confidence per field, 0 to 1.
+    pub confidence: Option<serde_json::Value>,
     /// Stable codes of the problems found on the card.
     pub issues: Vec<String>,
     pub failure_reason: Option<String>,
@@ -106,14 +108,65 @@ fn type_name(t: DocumentType) -> DocumentTypeName {
     }
 }
 
-fn view(record: &DocumentRecord) -> DocumentView {
+/// Masks an identity number for its owner's eyes: first and last four digits only.
+fn mask_number(value: &str) -> String {
+    let n = value.chars().count();
+    if n <= 8 {
+        return "•".repeat(n);
+    }
+    let head: String = value.chars().take(4).collect();
+    let tail: String = value.chars().skip(n - 4).collect();
+    format!("{head}{}{tail}", "•".repeat(n - 8))
+}
+
+/// The extracted fields and their confidences, unsealed; NIK and NPWP masked unless the
+/// reader is a reviewer or an admin.
+fn reveal(
+    state: &AppState,
+    subject: &Subject,
+    record: &DocumentRecord,
+) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
+    let Some(sealed) = record
+        .fields
+        .as_ref()
+        .and_then(|f| f.get("sealed"))
+        .and_then(|s| s.as_str())
+    else {
+        return (None, None);
+    };
+    let opened = state
+        .blobs
+        .open_text(&record.id.to_string(), sealed)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let Some(mut opened) = opened else {
+        tracing::error!(document_id = %record.id, "extracted fields cannot be unsealed");
+        return (None, None);
+    };
+    let full = matches!(subject.role, Role::Reviewer | Role::Admin);
+    if !full && let Some(fields) = opened.get_mut("fields").and_then(|f| f.as_object_mut()) {
+        for key in ["nik", "npwp"] {
+            if let Some(serde_json::Value::String(v)) = fields.get_mut(key) {
+                *v = mask_number(v);
+            }
+        }
+    }
+    (
+        opened.get("fields").cloned(),
+        opened.get("confidence").cloned(),
+    )
+}
+
+fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> DocumentView {
+    let (fields, confidence) = reveal(state, subject, record);
     DocumentView {
         id: record.id.to_string(),
         doc_type: type_name(record.doc_type),
         status: record.status.as_str().to_string(),
         content_type: record.content_type.clone(),
         size_bytes: record.size_bytes,
-        fields: record.fields.clone(),
+        fields,
+        confidence,
         issues: record.issues.clone(),
         failure_reason: record.failure_reason.clone(),
         created_at: millis(record.created_at),
@@ -149,6 +202,10 @@ impl From<DocumentError> for ApiError {
                     message: "the document could not be processed right now; retry later".into(),
                 }
             }
+            DocumentError::Final(state) => ApiError::Conflict {
+                code: "document_final",
+                message: format!("the document is already {state}"),
+            },
             DocumentError::ShuttingDown => ApiError::Unavailable {
                 code: "unavailable",
                 message: "the service is shutting down".into(),
@@ -211,8 +268,8 @@ impl DocumentsApi {
     /// Upload a KTP or NPWP card
     ///
     /// Multipart form with `type` (KTP or NPWP) and `file` (JPEG, PNG or PDF, recognised from
-    /// its content; at most 2 MB by default). Answers 202 with the new document, `queued`.
-    /// OCR is not plugged in yet, so documents stay `queued` for now; no result is faked.
+    /// its content; at most 2 MB by default). Answers 202 with the new document, `queued`;
+    /// the OCR workers then take it through `processing` to `extracted` (or `failed`).
     /// Send an `Idempotency-Key` to make retries safe: the same key with the same body answers
     /// the same document; with a different body, 409.
     #[oai(
@@ -368,7 +425,7 @@ impl DocumentsApi {
             None
         };
         Ok(Json(DocumentPage {
-            items: page.iter().map(view).collect(),
+            items: page.iter().map(|r| view(&self.state, &auth.0, r)).collect(),
             next_cursor,
         }))
     }
@@ -388,7 +445,7 @@ impl DocumentsApi {
         id: Path<String>,
     ) -> Result<Json<DocumentView>, ApiError> {
         let record = self.visible(&auth.0, &id.0).await?;
-        Ok(Json(view(&record)))
+        Ok(Json(view(&self.state, &auth.0, &record)))
     }
 
     /// Download the original file
@@ -463,6 +520,6 @@ impl DocumentsApi {
             .apply(record.id, DocumentChange::Erased, &subject.id)
             .await?;
         tracing::info!(document_id = %record.id, "document erased");
-        Ok(Json(view(&record)))
+        Ok(Json(view(&self.state, &subject, &record)))
     }
 }

@@ -84,9 +84,8 @@ impl BlobStore {
         Ok(self.root.join(&key[..2]).join(format!("{key}.blob")))
     }
 
-    /// Encrypts and stores `plain` under `key` atomically. Blocking: call from `spawn_blocking`.
-    pub fn put(&self, key: &str, plain: &[u8]) -> Result<(), BlobError> {
-        let target = self.path_for(key)?;
+    /// AES-256-GCM over `plain` with `aad` bound in: magic, nonce, ciphertext and tag.
+    fn seal(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, BlobError> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| BlobError::Decrypt)?;
         let mut sealed = Vec::with_capacity(MAGIC.len() + NONCE_LEN + plain.len() + 16);
@@ -96,11 +95,50 @@ impl BlobStore {
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(key.as_bytes()),
+                Aad::from(aad),
                 &mut body,
             )
             .map_err(|_| BlobError::Decrypt)?;
         sealed.extend_from_slice(&body);
+        Ok(sealed)
+    }
+
+    fn unseal(&self, aad: &[u8], data: &[u8]) -> Result<Vec<u8>, BlobError> {
+        if data.len() < MAGIC.len() + NONCE_LEN + 16 || &data[..4] != MAGIC {
+            return Err(BlobError::Decrypt);
+        }
+        let nonce: [u8; NONCE_LEN] = data[4..4 + NONCE_LEN].try_into().expect("length checked");
+        let mut body = data[4 + NONCE_LEN..].to_vec();
+        let plain = self
+            .key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body,
+            )
+            .map_err(|_| BlobError::Decrypt)?;
+        Ok(plain.to_vec())
+    }
+
+    /// Seals a small text (extracted personal fields) for a database column, bound to `aad`.
+    pub fn seal_text(&self, aad: &str, plain: &str) -> Result<String, BlobError> {
+        use base64::Engine;
+        Ok(base64::engine::general_purpose::STANDARD
+            .encode(self.seal(aad.as_bytes(), plain.as_bytes())?))
+    }
+
+    pub fn open_text(&self, aad: &str, sealed: &str) -> Result<String, BlobError> {
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|_| BlobError::Decrypt)?;
+        String::from_utf8(self.unseal(aad.as_bytes(), &data)?).map_err(|_| BlobError::Decrypt)
+    }
+
+    /// Encrypts and stores `plain` under `key` atomically. Blocking: call from `spawn_blocking`.
+    pub fn put(&self, key: &str, plain: &[u8]) -> Result<(), BlobError> {
+        let target = self.path_for(key)?;
+        let sealed = self.seal(key.as_bytes(), plain)?;
 
         let tmp = self
             .tmp_dir()
@@ -151,20 +189,7 @@ impl BlobStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound),
             Err(e) => return Err(e.into()),
         };
-        if data.len() < MAGIC.len() + NONCE_LEN + 16 || &data[..4] != MAGIC {
-            return Err(BlobError::Decrypt);
-        }
-        let nonce: [u8; NONCE_LEN] = data[4..4 + NONCE_LEN].try_into().expect("length checked");
-        let mut body = data[4 + NONCE_LEN..].to_vec();
-        let plain = self
-            .key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(key.as_bytes()),
-                &mut body,
-            )
-            .map_err(|_| BlobError::Decrypt)?;
-        Ok(plain.to_vec())
+        self.unseal(key.as_bytes(), &data)
     }
 
     /// Removes the blob; absent is fine (erasure is idempotent). Blocking.

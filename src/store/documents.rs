@@ -112,6 +112,15 @@ pub enum DocumentChange {
     FileRead,
     /// Personal data and the file are wiped; the row stays as a tombstone.
     Erased,
+    /// An OCR worker took the document.
+    Processing,
+    /// OCR finished: the (sealed) fields and the issues found.
+    Extracted {
+        fields: serde_json::Value,
+        issues: Vec<String>,
+    },
+    /// OCR could not read the document; `reason` is a stable code.
+    Failed { reason: String },
 }
 
 impl DocumentChange {
@@ -119,6 +128,9 @@ impl DocumentChange {
         match self {
             Self::FileRead => "file_read",
             Self::Erased => "erased",
+            Self::Processing => "processing",
+            Self::Extracted { .. } => "extracted",
+            Self::Failed { .. } => "failed",
         }
     }
 
@@ -129,6 +141,17 @@ impl DocumentChange {
         after.updated_at = now;
         match self {
             Self::FileRead => {}
+            Self::Processing => after.status = DocumentStatus::Processing,
+            Self::Extracted { fields, issues } => {
+                after.status = DocumentStatus::Extracted;
+                after.fields = Some(fields.clone());
+                after.issues = issues.clone();
+                after.failure_reason = None;
+            }
+            Self::Failed { reason } => {
+                after.status = DocumentStatus::Failed;
+                after.failure_reason = Some(reason.clone());
+            }
             Self::Erased => {
                 after.status = DocumentStatus::Erased;
                 after.content_type = None;
@@ -424,6 +447,23 @@ pub async fn purge_idempotency(db: &Db, before: i64) -> Result<u64, StoreError> 
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Documents waiting for OCR (and any left `processing` by a stopped process), oldest first.
+pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<DocumentId>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id FROM documents WHERE status IN ('queued', 'processing') ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            id.parse()
+                .map_err(|_| StoreError::Corrupt("document id".into()))
+        })
+        .collect()
 }
 
 /// Ids of documents whose rows exist (used by tests and recovery to find orphans).

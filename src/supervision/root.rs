@@ -3,7 +3,8 @@
 //! Policy: a failed DocumentSupervisor is restarted after an exponential back-off (100 ms
 //! doubling to 5 s); more than `max_restarts` failures within `restart_window` means the
 //! node is unhealthy, so the root stops itself (escalation), which the application treats as
-//! fatal and shuts down instead of serving half a tree.
+//! fatal and shuts down instead of serving half a tree. A failed OCR pool is restarted after
+//! a second (it holds no state: the database is its queue).
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -15,12 +16,17 @@ use super::{
     SupervisorSlot,
     documents::{DocumentSupervisor, DocumentSupervisorArgs},
 };
-use crate::actors::document::DocumentContext;
+use crate::actors::{
+    document::DocumentContext,
+    ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
+};
 
 #[derive(RactorMessage)]
 pub enum RootMsg {
     /// Start (again) the DocumentSupervisor.
     StartDocuments,
+    /// Start (again) the OCR pool.
+    StartOcr,
 }
 
 pub struct RootArgs {
@@ -28,11 +34,14 @@ pub struct RootArgs {
     pub slot: SupervisorSlot,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    /// The OCR pool's arguments; `None` when this node runs no OCR.
+    pub ocr: Option<OcrPoolArgs>,
 }
 
 pub struct RootState {
     args: RootArgs,
     documents: Option<ActorRef<super::documents::DocumentSupervisorMsg>>,
+    ocr: Option<ActorRef<OcrPoolMsg>>,
     failures: VecDeque<Instant>,
 }
 
@@ -56,6 +65,16 @@ impl RootState {
         self.documents = Some(sup);
         Ok(())
     }
+
+    async fn start_ocr(&mut self, myself: &ActorRef<RootMsg>) -> Result<(), ActorProcessingErr> {
+        if let Some(args) = self.args.ocr.clone()
+            && !args.devices.is_empty()
+        {
+            let (pool, _) = Actor::spawn_linked(None, OcrPool, args, myself.get_cell()).await?;
+            self.ocr = Some(pool);
+        }
+        Ok(())
+    }
 }
 
 impl Actor for RootSupervisor {
@@ -71,9 +90,11 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             args,
             documents: None,
+            ocr: None,
             failures: VecDeque::new(),
         };
         state.start_documents(&myself).await?;
+        state.start_ocr(&myself).await?;
         Ok(state)
     }
 
@@ -100,6 +121,11 @@ impl Actor for RootSupervisor {
                     state.start_documents(&myself).await?;
                 }
             }
+            RootMsg::StartOcr => {
+                if state.ocr.is_none() {
+                    state.start_ocr(&myself).await?;
+                }
+            }
         }
         Ok(())
     }
@@ -111,6 +137,17 @@ impl Actor for RootSupervisor {
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
+            SupervisionEvent::ActorFailed(cell, err)
+                if state
+                    .ocr
+                    .as_ref()
+                    .is_some_and(|o| o.get_id() == cell.get_id()) =>
+            {
+                // The pool keeps no state of its own (the database is its queue): restart it.
+                tracing::error!(error = %err, "OCR pool failed; restarting it");
+                state.ocr = None;
+                myself.send_after(Duration::from_secs(1), || RootMsg::StartOcr);
+            }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let is_documents = state
                     .documents

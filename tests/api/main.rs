@@ -6,3 +6,4 @@ mod documents;
 mod errors;
 mod helpers;
 mod intake;
+mod pipeline;

@@ -1,0 +1,337 @@
+//! OcrPool and OcrWorker: the OCR stage of the document pipeline.
+//!
+//! The pool owns no queue of its own: the database is the queue. On every tick (and whenever
+//! an upload wakes it) it hands the oldest documents waiting for OCR to its idle workers, one
+//! each; a document stays `queued` while every worker is busy, so the API never blocks and a
+//! restart loses nothing. Each worker loads the models once on its device and takes one
+//! document at a time through `processing → extracted | failed`, every change through the
+//! document's own actor. A worker that fails is restarted by the pool (its document goes back
+//! to waiting); one that keeps failing is given up after `max_restarts` in a window.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor_cluster::RactorMessage;
+use tokio::time::Instant;
+
+use crate::{
+    gpu::{OcrEngine, OcrParams, report},
+    kyc::{self, DocumentId},
+    store::{
+        blobs::BlobStore,
+        documents::{self, DocumentChange},
+    },
+    supervision::Documents,
+};
+
+#[derive(RactorMessage)]
+pub enum OcrPoolMsg {
+    /// Look for waiting documents now.
+    Poll,
+    /// A worker finished (or gave up on) a document.
+    Done { worker: usize, id: DocumentId },
+    /// Start worker `index` again after a failure.
+    Respawn(usize),
+}
+
+#[derive(RactorMessage)]
+pub enum OcrWorkerMsg {
+    Run(DocumentId),
+}
+
+/// What the pool needs to run.
+#[derive(Clone)]
+pub struct OcrPoolArgs {
+    pub documents: Documents,
+    pub blobs: Arc<BlobStore>,
+    /// One worker per entry: `cpu` or `cuda:N`.
+    pub devices: Vec<String>,
+    pub params: OcrParams,
+    pub poll: Duration,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+}
+
+pub struct OcrPoolState {
+    args: OcrPoolArgs,
+    workers: Vec<Option<ActorRef<OcrWorkerMsg>>>,
+    idle: Vec<usize>,
+    busy: Vec<Option<DocumentId>>,
+    in_flight: HashSet<DocumentId>,
+    failures: VecDeque<Instant>,
+}
+
+pub struct OcrPool;
+
+impl OcrPoolState {
+    async fn spawn_worker(
+        &mut self,
+        pool: &ActorRef<OcrPoolMsg>,
+        index: usize,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = WorkerArgs {
+            index,
+            device: self.args.devices[index].clone(),
+            params: self.args.params.clone(),
+            documents: self.args.documents.clone(),
+            blobs: self.args.blobs.clone(),
+            pool: pool.clone(),
+        };
+        let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;
+        self.workers[index] = Some(worker);
+        self.idle.push(index);
+        Ok(())
+    }
+
+    async fn dispatch(&mut self) {
+        if self.idle.is_empty() {
+            return;
+        }
+        let want = (self.idle.len() + self.in_flight.len()) as u32;
+        let waiting = match documents::awaiting_ocr(&self.args.documents.context().db, want).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the OCR backlog");
+                return;
+            }
+        };
+        for id in waiting {
+            if self.in_flight.contains(&id) {
+                continue;
+            }
+            let Some(index) = self.idle.pop() else { break };
+            let Some(worker) = self.workers[index].clone() else {
+                continue;
+            };
+            if worker.cast(OcrWorkerMsg::Run(id)).is_ok() {
+                self.in_flight.insert(id);
+                self.busy[index] = Some(id);
+            } else {
+                self.idle.push(index);
+            }
+        }
+    }
+}
+
+impl Actor for OcrPool {
+    type Msg = OcrPoolMsg;
+    type State = OcrPoolState;
+    type Arguments = OcrPoolArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: OcrPoolArgs,
+    ) -> Result<OcrPoolState, ActorProcessingErr> {
+        let n = args.devices.len();
+        let mut state = OcrPoolState {
+            workers: vec![None; n],
+            idle: Vec::new(),
+            busy: vec![None; n],
+            in_flight: HashSet::new(),
+            failures: VecDeque::new(),
+            args,
+        };
+        for index in 0..n {
+            state.spawn_worker(&myself, index).await?;
+        }
+        if n > 0 {
+            myself.send_interval(state.args.poll, || OcrPoolMsg::Poll);
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: OcrPoolMsg,
+        state: &mut OcrPoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            OcrPoolMsg::Poll => state.dispatch().await,
+            OcrPoolMsg::Done { worker, id } => {
+                state.in_flight.remove(&id);
+                if state.busy.get(worker).copied().flatten() == Some(id) {
+                    state.busy[worker] = None;
+                    state.idle.push(worker);
+                }
+                state.dispatch().await;
+            }
+            OcrPoolMsg::Respawn(index) => {
+                if state.workers[index].is_none()
+                    && let Err(e) = state.spawn_worker(&myself, index).await
+                {
+                    tracing::error!(worker = index, error = %e, "OCR worker restart failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut OcrPoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(index) = state
+                    .workers
+                    .iter()
+                    .position(|w| w.as_ref().is_some_and(|w| w.get_id() == cell.get_id()))
+                else {
+                    return Ok(());
+                };
+                tracing::error!(worker = index, error = %err, "OCR worker failed; its document waits for another try");
+                state.workers[index] = None;
+                state.idle.retain(|&i| i != index);
+                if let Some(id) = state.busy[index].take() {
+                    state.in_flight.remove(&id);
+                }
+                let window = state.args.restart_window;
+                state.failures.retain(|t| t.elapsed() <= window);
+                state.failures.push_back(Instant::now());
+                if state.failures.len() > state.args.max_restarts as usize {
+                    tracing::error!(
+                        worker = index,
+                        "OCR workers keep failing; not restarting this one"
+                    );
+                } else {
+                    let backoff =
+                        Duration::from_millis(200 * 2u64.pow(state.failures.len().min(5) as u32));
+                    myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(index) = state
+                    .workers
+                    .iter()
+                    .position(|w| w.as_ref().is_some_and(|w| w.get_id() == cell.get_id()))
+                {
+                    state.workers[index] = None;
+                    state.idle.retain(|&i| i != index);
+                }
+            }
+            SupervisionEvent::ActorStarted(_) => {}
+            SupervisionEvent::ProcessGroupChanged(_) => {}
+            SupervisionEvent::PidLifecycleEvent(_) => {}
+        }
+        Ok(())
+    }
+}
+
+pub struct WorkerArgs {
+    index: usize,
+    device: String,
+    params: OcrParams,
+    documents: Documents,
+    blobs: Arc<BlobStore>,
+    pool: ActorRef<OcrPoolMsg>,
+}
+
+pub struct WorkerState {
+    index: usize,
+    engine: Arc<Mutex<OcrEngine>>,
+    documents: Documents,
+    blobs: Arc<BlobStore>,
+    pool: ActorRef<OcrPoolMsg>,
+}
+
+pub struct OcrWorker;
+
+impl Actor for OcrWorker {
+    type Msg = OcrWorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerState, ActorProcessingErr> {
+        let (device, params) = (args.device.clone(), args.params.clone());
+        let engine = tokio::task::spawn_blocking(move || OcrEngine::on(&device, params)).await??;
+        tracing::info!(worker = args.index, device = %args.device, "OCR worker loaded its models");
+        Ok(WorkerState {
+            index: args.index,
+            engine: Arc::new(Mutex::new(engine)),
+            documents: args.documents,
+            blobs: args.blobs,
+            pool: args.pool,
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: OcrWorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            OcrWorkerMsg::Run(id) => {
+                let outcome = process(state, id).await;
+                if let Err(e) = &outcome {
+                    tracing::warn!(document_id = %id, error = %e, "OCR run did not complete");
+                }
+                let _ = state.pool.cast(OcrPoolMsg::Done {
+                    worker: state.index,
+                    id,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+const ACTOR: &str = "ocr";
+
+/// Takes one document through OCR. Errors leave it for another try (it stays `processing`).
+async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actors::DocumentError> {
+    let record = state
+        .documents
+        .apply(id, DocumentChange::Processing, ACTOR)
+        .await?;
+    let Some(key) = record.blob_key.clone() else {
+        return Ok(());
+    };
+    let (blobs, engine) = (state.blobs.clone(), state.engine.clone());
+    let doc_type = record.doc_type;
+    let started = std::time::Instant::now();
+    let read = tokio::task::spawn_blocking(move || {
+        let bytes = blobs.get(&key).map_err(|e| format!("blob: {e}"))?;
+        let engine = engine.lock().map_err(|_| "engine poisoned".to_string())?;
+        let page = engine.read(&bytes).map_err(|e| e.to_string())?;
+        let today = chrono::Utc::now().date_naive();
+        Ok::<_, String>(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+    })
+    .await
+    .map_err(|_| crate::actors::DocumentError::ActorFailed)?;
+    let change = match read {
+        Ok(card) => {
+            let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
+                .to_string();
+            match state.blobs.seal_text(&id.to_string(), &plain) {
+                Ok(sealed) => DocumentChange::Extracted {
+                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": started.elapsed().as_millis() as u64 }),
+                    issues: card.issues,
+                },
+                Err(_) => DocumentChange::Failed {
+                    reason: "sealing_failed".into(),
+                },
+            }
+        }
+        Err(reason) => {
+            tracing::warn!(document_id = %id, reason = %reason, "OCR could not read the document");
+            DocumentChange::Failed {
+                reason: "ocr_unreadable".into(),
+            }
+        }
+    };
+    state.documents.apply(id, change, ACTOR).await?;
+    Ok(())
+}

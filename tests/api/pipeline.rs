@@ -1,0 +1,108 @@
+//! Uploads go through the real OCR model: queued → processing → extracted | failed.
+
+use std::time::Duration;
+
+use filot::{http::auth::Role, store::documents};
+
+use crate::helpers::{TestApp, fixture, spawn_app_with};
+
+async fn wait_final(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let doc: serde_json::Value = app
+            .get(token, &format!("/v1/documents/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if doc["status"] == "extracted" || doc["status"] == "failed" {
+            return doc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} after the deadline",
+            doc["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
+    let app = spawn_app_with(|s| s.ocr.devices = vec!["cpu".into()]).await;
+    let alice = app.token("alice", Role::User);
+    let reviewer = app.token("rita", Role::Reviewer);
+    let id = app.upload_ktp(&alice).await;
+    let want: serde_json::Value = serde_json::from_slice(&fixture("ktp_003.json")).unwrap();
+
+    let doc = wait_final(&app, &alice, &id).await;
+    assert_eq!(doc["status"], "extracted", "{doc}");
+    let nik = want["nik"].as_str().unwrap();
+    assert_eq!(
+        doc["fields"]["nik"],
+        format!("{}••••••••{}", &nik[..4], &nik[12..]),
+        "owner sees the NIK masked"
+    );
+    assert_eq!(doc["fields"]["name"], want["name"]);
+    assert_eq!(doc["fields"]["birth_date"], want["birth_date"]);
+    assert!(doc["confidence"]["nik"].as_f64().unwrap() > 0.5);
+    assert_eq!(doc["issues"], serde_json::json!([]));
+
+    let full: serde_json::Value = app
+        .get(&reviewer, &format!("/v1/documents/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        full["fields"]["nik"], want["nik"],
+        "reviewers see the full NIK"
+    );
+
+    // Personal fields are sealed at rest: the NIK is not in the database in the clear.
+    let record = documents::get(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!record.fields.unwrap().to_string().contains(nik));
+    let kinds: Vec<String> = documents::events(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["uploaded", "queued", "processing", "extracted"]);
+
+    // Erasure wipes the extracted fields too.
+    app.client
+        .delete(app.url(&format!("/v1/documents/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    let gone: serde_json::Value = app
+        .get(&reviewer, &format!("/v1/documents/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(gone["fields"].is_null(), "{gone}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_without_a_page_image_fails_with_a_reason() {
+    let app = spawn_app_with(|s| s.ocr.devices = vec!["cpu".into()]).await;
+    let alice = app.token("alice", Role::User);
+    // A PDF with a text layer but no page image: accepted at intake, nothing for OCR to read.
+    let pdf = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+        .to_vec();
+    let resp = app.upload(&alice, "KTP", pdf, "text.pdf", None).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let doc = wait_final(&app, &alice, &id).await;
+    assert_eq!(doc["status"], "failed", "{doc}");
+    assert_eq!(doc["failure_reason"], "ocr_unreadable");
+}
