@@ -304,13 +304,18 @@ async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actor
     let started = std::time::Instant::now();
     let read = tokio::task::spawn_blocking(move || {
         let bytes = blobs.get(&key).map_err(|e| format!("blob: {e}"))?;
-        let engine = engine.lock().map_err(|_| "engine poisoned".to_string())?;
+        // The models are read-only: a panic in an earlier read leaves nothing half-changed.
+        let engine = engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let page = engine.read(&bytes).map_err(|e| e.to_string())?;
         let today = chrono::Utc::now().date_naive();
         Ok::<_, String>(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
     })
     .await
-    .map_err(|_| crate::actors::DocumentError::ActorFailed)?;
+    // A panic while reading this document would recur on every retry: record it as a failure
+    // of the document instead of leaving it `processing` for ever.
+    .unwrap_or_else(|_| Err("ocr_crashed".to_string()));
     let change = match read {
         Ok(card) => {
             let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
@@ -327,8 +332,13 @@ async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actor
         }
         Err(reason) => {
             tracing::warn!(document_id = %id, reason = %reason, "OCR could not read the document");
+            let code = if reason == "ocr_crashed" {
+                "ocr_crashed"
+            } else {
+                "ocr_unreadable"
+            };
             DocumentChange::Failed {
-                reason: "ocr_unreadable".into(),
+                reason: code.into(),
             }
         }
     };
