@@ -75,6 +75,9 @@ enum Command {
         /// Also print the raw OCR lines with per-character confidence.
         #[arg(long)]
         lines: bool,
+        /// Write a PNG per file into DIR with the detected boxes and the read text drawn on it.
+        #[arg(long, value_name = "DIR")]
+        annotate: Option<PathBuf>,
     },
     /// Time the OCR pipeline: det ms, rec ms per line, ms per card, cold and warm.
     BenchOcr {
@@ -246,8 +249,16 @@ async fn main() -> ExitCode {
             pretty,
             device,
             lines,
+            annotate,
         } => match engine(&device) {
-            Ok(engine) => ocr(&engine, &files, doc_type.as_deref(), pretty, lines),
+            Ok(engine) => ocr(
+                &engine,
+                &files,
+                doc_type.as_deref(),
+                pretty,
+                lines,
+                annotate.as_deref(),
+            ),
             Err(code) => code,
         },
         Command::OcrReport {
@@ -294,6 +305,7 @@ fn ocr(
     doc_type: Option<&str>,
     pretty: bool,
     lines: bool,
+    annotate: Option<&std::path::Path>,
 ) -> ExitCode {
     let doc_type = match doc_type.map(str::parse::<filot::kyc::DocumentType>) {
         Some(Ok(t)) => Some(t),
@@ -303,13 +315,24 @@ fn ocr(
         }
         None => None,
     };
-    let today = chrono::Utc::now().date_naive();
+    if let Some(dir) = annotate
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("filot ocr: {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let options = filot::gpu::report::ReadOptions {
+        doc_type,
+        today: chrono::Utc::now().date_naive(),
+        with_lines: lines,
+        annotate,
+    };
     let mut failed = false;
     for (i, file) in files.iter().enumerate() {
         if files.len() > 3 {
-            eprintln!("[{}/{}] {}", i + 1, files.len(), file.display());
+            progress(i, files.len(), file);
         }
-        match filot::gpu::report::read_file(engine, file, doc_type, today, lines) {
+        match filot::gpu::report::read_file(engine, file, options) {
             Ok((reading, _)) => {
                 let json = if pretty {
                     serde_json::to_string_pretty(&reading)
@@ -324,10 +347,32 @@ fn ocr(
             }
         }
     }
+    if files.len() > 3 {
+        progress(files.len(), files.len(), std::path::Path::new(""));
+        eprintln!();
+    }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// A one-line progress bar on stderr (rewritten in place on a terminal).
+fn progress(done: usize, total: usize, file: &std::path::Path) {
+    use std::io::IsTerminal;
+    let width = 30;
+    let filled = done * width / total.max(1);
+    let bar = format!(
+        "[{}{}] {done}/{total} {}",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        file.display()
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{bar}");
+    } else if done < total {
+        eprintln!("{bar}");
     }
 }
 

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use filot::{
-    gpu::{OcrEngine, OcrParams, report::read_file},
+    gpu::{
+        OcrEngine, OcrParams,
+        report::{ReadOptions, read_file},
+    },
     kyc::DocumentType,
 };
 
@@ -30,7 +33,8 @@ fn reads_ktp_cards_in_every_format() {
     for file in ["ktp_003.jpg", "ktp_001.png", "ktp_000.pdf", "ktp_006.jpg"] {
         let want = truth(file);
         // The type is recognised from the card itself.
-        let (reading, _) = read_file(&engine, &fixture(file), None, today(), false).unwrap();
+        let (reading, _) =
+            read_file(&engine, &fixture(file), ReadOptions::new(None, today())).unwrap();
         assert_eq!(reading.doc_type, DocumentType::Ktp, "{file}");
         for key in ["nik", "name", "birth_date", "gender", "province"] {
             assert_eq!(
@@ -60,7 +64,12 @@ fn reads_ktp_cards_in_every_format() {
 fn reads_an_npwp_card() {
     let engine = OcrEngine::cpu(OcrParams::default());
     let want = truth("npwp_000.jpg");
-    let (reading, _) = read_file(&engine, &fixture("npwp_000.jpg"), None, today(), false).unwrap();
+    let (reading, _) = read_file(
+        &engine,
+        &fixture("npwp_000.jpg"),
+        ReadOptions::new(None, today()),
+    )
+    .unwrap();
     assert_eq!(reading.doc_type, DocumentType::Npwp);
     assert_eq!(
         reading.fields.get("npwp").map(String::as_str),

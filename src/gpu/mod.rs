@@ -5,6 +5,7 @@
 //! backend (`flex`) or, with `--features cuda`, on a CUDA GPU. This module owns the models
 //! and the pixels-to-lines pipeline; it knows nothing of KTP/NPWP fields (`crate::kyc`).
 
+pub mod annotate;
 pub mod bench;
 pub mod ctc;
 pub mod db;

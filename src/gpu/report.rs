@@ -90,15 +90,53 @@ pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
         .collect()
 }
 
+/// How `filot ocr` reads a file.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions<'a> {
+    /// The card type, or `None` to recognise it from the card.
+    pub doc_type: Option<DocumentType>,
+    /// The date age checks are made against.
+    pub today: NaiveDate,
+    /// Include the raw lines in the reading.
+    pub with_lines: bool,
+    /// Write `<DIR>/<file stem>.png` with the boxes and text drawn on the page.
+    pub annotate: Option<&'a Path>,
+}
+
+impl ReadOptions<'_> {
+    pub fn new(doc_type: Option<DocumentType>, today: NaiveDate) -> Self {
+        Self {
+            doc_type,
+            today,
+            with_lines: false,
+            annotate: None,
+        }
+    }
+}
+
 pub fn read_file(
     engine: &OcrEngine,
     path: &Path,
-    doc_type: Option<DocumentType>,
-    today: NaiveDate,
-    with_lines: bool,
+    options: ReadOptions<'_>,
 ) -> Result<(FileReading, CardReading), OcrError> {
+    let ReadOptions {
+        doc_type,
+        today,
+        with_lines,
+        annotate,
+    } = options;
     let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
-    let page = engine.read(&bytes)?;
+    let img = super::image_ops::decode(&bytes)?;
+    let page = engine.read_image(&img)?;
+    if let Some(dir) = annotate {
+        let stem = path
+            .file_stem()
+            .map_or("page".into(), |s| s.to_string_lossy().into_owned());
+        let target = dir.join(format!("{stem}.png"));
+        super::annotate::annotate(&img, &page)
+            .save(&target)
+            .map_err(|e| OcrError::Decode(format!("{}: {e}", target.display())))?;
+    }
     let (doc_type, card) = kyc::read_card(&boxes(&page), doc_type, today);
     Ok((
         FileReading {
@@ -202,7 +240,7 @@ pub fn score_dir(
         } else {
             DocumentType::Ktp
         };
-        match read_file(engine, path, Some(doc_type), today, false) {
+        match read_file(engine, path, ReadOptions::new(Some(doc_type), today)) {
             Ok((_, card)) => {
                 readings.insert(truth["file"].as_str().unwrap_or_default().to_string(), card);
             }
