@@ -62,6 +62,8 @@ pub struct DocumentView {
     pub fields: Option<serde_json::Value>,
     /// OCR confidence per field, 0 to 1.
     pub confidence: Option<serde_json::Value>,
+    /// How long OCR took for this document, in milliseconds.
+    pub ocr_ms: Option<u64>,
     /// Stable codes of the problems found on the card.
     pub issues: Vec<String>,
     pub failure_reason: Option<String>,
@@ -167,6 +169,11 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
         size_bytes: record.size_bytes,
         fields,
         confidence,
+        ocr_ms: record
+            .fields
+            .as_ref()
+            .and_then(|f| f.get("ocr_ms"))
+            .and_then(|v| v.as_u64()),
         issues: record.issues.clone(),
         failure_reason: record.failure_reason.clone(),
         created_at: millis(record.created_at),

@@ -46,6 +46,7 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
     assert_eq!(doc["fields"]["name"], want["name"]);
     assert_eq!(doc["fields"]["birth_date"], want["birth_date"]);
     assert!(doc["confidence"]["nik"].as_f64().unwrap() > 0.5);
+    assert!(doc["ocr_ms"].as_u64().is_some(), "OCR timing is recorded");
     assert_eq!(doc["issues"], serde_json::json!([]));
 
     let full: serde_json::Value = app
@@ -105,4 +106,46 @@ async fn a_document_without_a_page_image_fails_with_a_reason() {
     let doc = wait_final(&app, &alice, &id).await;
     assert_eq!(doc["status"], "failed", "{doc}");
     assert_eq!(doc["failure_reason"], "ocr_unreadable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_left_processing_by_a_stopped_node_is_finished_after_restart() {
+    // First life: no OCR worker; the document is taken to `processing` and the node stops.
+    let app = spawn_app_with(|s| s.ocr.devices = vec![]).await;
+    let alice = app.token("alice", Role::User);
+    let id = app.upload_ktp(&alice).await;
+    app.state
+        .documents
+        .apply(
+            id.parse().unwrap(),
+            documents::DocumentChange::Processing,
+            "ocr",
+        )
+        .await
+        .unwrap();
+    let mut settings = (*app.state.settings).clone();
+    let dir = app.stop().await;
+
+    // Second life with a worker: the interrupted document is read to the end.
+    settings.ocr.devices = vec!["cpu".into()];
+    let app = crate::helpers::spawn_in(dir, settings).await;
+    let alice = app.token("alice", Role::User);
+    let doc = wait_final(&app, &alice, &id).await;
+    assert_eq!(doc["status"], "extracted", "{doc}");
+    let kinds: Vec<String> = documents::events(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "uploaded",
+            "queued",
+            "processing",
+            "processing",
+            "extracted"
+        ]
+    );
 }
