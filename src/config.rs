@@ -166,6 +166,10 @@ pub struct OcrSettings {
     pub devices: Vec<String>,
     /// How often the pool looks for documents waiting for OCR, in milliseconds.
     pub poll_ms: u64,
+    /// Recognition batches across documents on one device: at most this many lines…
+    pub batch_lines: usize,
+    /// …gathered for at most this many milliseconds.
+    pub batch_wait_ms: u64,
     /// Pipeline tunables (detector sizes, thresholds, recognition batch).
     pub params: crate::gpu::OcrParams,
 }
@@ -175,6 +179,8 @@ impl Default for OcrSettings {
         Self {
             devices: vec!["cpu".into()],
             poll_ms: 500,
+            batch_lines: 64,
+            batch_wait_ms: 5,
             params: crate::gpu::OcrParams::default(),
         }
     }
@@ -439,6 +445,9 @@ impl Settings {
             if crate::gpu::parse_device(device).is_err() {
                 p.push(format!("ocr.devices: `{device}` is not available in this build (cpu; cuda:N with --features cuda)"));
             }
+        }
+        if self.ocr.batch_lines == 0 {
+            p.push("ocr.batch_lines: must be greater than 0".into());
         }
         if self.ocr.poll_ms == 0 {
             p.push("ocr.poll_ms: must be greater than 0".into());

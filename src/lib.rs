@@ -120,6 +120,8 @@ impl Application {
             poll: Duration::from_millis(settings.ocr.poll_ms),
             max_restarts: settings.documents.max_restarts,
             restart_window,
+            batch_lines: settings.ocr.batch_lines,
+            batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
         };
         let args = RootArgs {
             ctx: ctx.clone(),

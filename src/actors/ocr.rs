@@ -19,7 +19,7 @@ use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
 use crate::{
-    gpu::{OcrEngine, OcrParams, report},
+    gpu::{self, OcrEngine, OcrPage, OcrParams, batcher::RecBatcher, image_ops, report},
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
@@ -54,10 +54,23 @@ pub struct OcrPoolArgs {
     pub poll: Duration,
     pub max_restarts: u32,
     pub restart_window: Duration,
+    /// Cross-document recognition batches: at most this many lines…
+    pub batch_lines: usize,
+    /// …gathered for at most this long.
+    pub batch_wait: Duration,
+}
+
+/// The models loaded on one device, and that device's recognition batcher.
+#[derive(Clone)]
+struct DeviceModels {
+    engine: Arc<Mutex<OcrEngine>>,
+    batcher: RecBatcher,
 }
 
 pub struct OcrPoolState {
     args: OcrPoolArgs,
+    /// Per worker: its device's models (workers on one device share them).
+    models: Vec<DeviceModels>,
     workers: Vec<Option<ActorRef<OcrWorkerMsg>>>,
     idle: Vec<usize>,
     busy: Vec<Option<DocumentId>>,
@@ -75,8 +88,7 @@ impl OcrPoolState {
     ) -> Result<(), ActorProcessingErr> {
         let args = WorkerArgs {
             index,
-            device: self.args.devices[index].clone(),
-            params: self.args.params.clone(),
+            models: self.models[index].clone(),
             documents: self.args.documents.clone(),
             blobs: self.args.blobs.clone(),
             pool: pool.clone(),
@@ -128,7 +140,26 @@ impl Actor for OcrPool {
         args: OcrPoolArgs,
     ) -> Result<OcrPoolState, ActorProcessingErr> {
         let n = args.devices.len();
+        // Load the models once per distinct device; its workers share them and its batcher.
+        let mut loaded: Vec<(String, DeviceModels)> = Vec::new();
+        let mut models = Vec::with_capacity(n);
+        for device in &args.devices {
+            if let Some((_, m)) = loaded.iter().find(|(d, _)| d == device) {
+                models.push(m.clone());
+                continue;
+            }
+            let (name, params) = (device.clone(), args.params.clone());
+            let engine =
+                tokio::task::spawn_blocking(move || OcrEngine::on(&name, params)).await??;
+            tracing::info!(device = %device, "OCR models loaded");
+            let engine = Arc::new(Mutex::new(engine));
+            let batcher = RecBatcher::spawn(engine.clone(), args.batch_lines, args.batch_wait);
+            let m = DeviceModels { engine, batcher };
+            loaded.push((device.clone(), m.clone()));
+            models.push(m);
+        }
         let mut state = OcrPoolState {
+            models,
             workers: vec![None; n],
             idle: Vec::new(),
             busy: vec![None; n],
@@ -227,8 +258,7 @@ impl Actor for OcrPool {
 
 pub struct WorkerArgs {
     index: usize,
-    device: String,
-    params: OcrParams,
+    models: DeviceModels,
     documents: Documents,
     blobs: Arc<BlobStore>,
     pool: ActorRef<OcrPoolMsg>,
@@ -237,6 +267,7 @@ pub struct WorkerArgs {
 pub struct WorkerState {
     index: usize,
     engine: Arc<Mutex<OcrEngine>>,
+    batcher: RecBatcher,
     documents: Documents,
     blobs: Arc<BlobStore>,
     pool: ActorRef<OcrPoolMsg>,
@@ -254,12 +285,10 @@ impl Actor for OcrWorker {
         _myself: ActorRef<Self::Msg>,
         args: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        let (device, params) = (args.device.clone(), args.params.clone());
-        let engine = tokio::task::spawn_blocking(move || OcrEngine::on(&device, params)).await??;
-        tracing::info!(worker = args.index, device = %args.device, "OCR worker loaded its models");
         Ok(WorkerState {
             index: args.index,
-            engine: Arc::new(Mutex::new(engine)),
+            engine: args.models.engine,
+            batcher: args.models.batcher,
             documents: args.documents,
             blobs: args.blobs,
             pool: args.pool,
@@ -302,20 +331,38 @@ async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actor
     let (blobs, engine) = (state.blobs.clone(), state.engine.clone());
     let doc_type = record.doc_type;
     let started = std::time::Instant::now();
-    let read = tokio::task::spawn_blocking(move || {
+    let prepared = tokio::task::spawn_blocking(move || {
         let bytes = blobs.get(&key).map_err(|e| format!("blob: {e}"))?;
+        let img = image_ops::decode(&bytes).map_err(|e| e.to_string())?;
         // The models are read-only: a panic in an earlier read leaves nothing half-changed.
         let engine = engine
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let page = engine.read(&bytes).map_err(|e| e.to_string())?;
-        let today = chrono::Utc::now().date_naive();
-        Ok::<_, String>(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+        let boxes = engine.detect_boxes(&img).map_err(|e| e.to_string())?;
+        let crops = engine.crops(&img, &boxes);
+        Ok::<_, String>((img.width(), img.height(), boxes, crops))
     })
     .await
     // A panic while reading this document would recur on every retry: record it as a failure
     // of the document instead of leaving it `processing` for ever.
     .unwrap_or_else(|_| Err("ocr_crashed".to_string()));
+    let read = match prepared {
+        Ok((width, height, boxes, crops)) => match state.batcher.recognize(crops).await {
+            Ok(decoded) => {
+                let page = OcrPage {
+                    width,
+                    height,
+                    lines: gpu::lines_from(&boxes, decoded),
+                    det_ms: 0.0,
+                    rec_ms: 0.0,
+                };
+                let today = chrono::Utc::now().date_naive();
+                Ok(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+            }
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e),
+    };
     let change = match read {
         Ok(card) => {
             let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })

@@ -6,6 +6,7 @@
 //! and the pixels-to-lines pipeline; it knows nothing of KTP/NPWP fields (`crate::kyc`).
 
 pub mod annotate;
+pub mod batcher;
 pub mod bench;
 pub mod ctc;
 pub mod db;
@@ -152,8 +153,7 @@ impl OcrEngine {
 
     pub fn read_image(&self, img: &image::RgbImage) -> Result<OcrPage, OcrError> {
         let started = Instant::now();
-        let mut boxes = self.detect(img)?;
-        db::reading_order(&mut boxes);
+        let boxes = self.detect_boxes(img)?;
         let det_ms = started.elapsed().as_secs_f64() * 1e3;
         let started = Instant::now();
         let lines = self.recognize(img, &boxes)?;
@@ -205,14 +205,33 @@ impl OcrEngine {
         img: &image::RgbImage,
         boxes: &[(Quad, f32)],
     ) -> Result<Vec<OcrLine>, OcrError> {
+        let decoded = self.recognize_crops(&self.crops(img, boxes))?;
+        Ok(lines_from(boxes, decoded))
+    }
+
+    /// Detected text boxes in reading order.
+    pub fn detect_boxes(&self, img: &image::RgbImage) -> Result<Vec<(Quad, f32)>, OcrError> {
+        let mut boxes = self.detect(img)?;
+        db::reading_order(&mut boxes);
+        Ok(boxes)
+    }
+
+    /// Each box cut out of the page as a recogniser input.
+    pub fn crops(&self, img: &image::RgbImage, boxes: &[(Quad, f32)]) -> Vec<Crop> {
         let p = &self.params;
-        let crops: Vec<(Vec<f32>, usize)> = boxes
+        boxes
             .iter()
             .map(|(q, _)| image_ops::rec_crop(img, q, p.rec_height, p.rec_max_width))
-            .collect();
+            .collect()
+    }
+
+    /// Recognises crops (from one page or several) in batches of similar width, each batch
+    /// padded only to its own widest crop. Results are in the order of `crops`.
+    pub fn recognize_crops(&self, crops: &[Crop]) -> Result<Vec<ctc::Decoded>, OcrError> {
+        let p = &self.params;
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| crops[i].1);
-        let mut lines: Vec<Option<OcrLine>> = vec![None; crops.len()];
+        let mut lines: Vec<Option<ctc::Decoded>> = vec![None; crops.len()];
         for batch in order.chunks(p.rec_batch.max(1)) {
             // Round the batch width up to a multiple of 8 (the model's time-step stride).
             let width = batch
@@ -270,18 +289,30 @@ impl OcrEngine {
                     &|a, b| ctc::longest_blank_run(&blank, a, b, 8),
                     min_gap,
                 );
-                lines[i] = Some(OcrLine {
-                    text: d.text,
-                    confidence: d.confidence,
-                    char_confidence: d.char_confidence,
-                    quad: boxes[i].0.0,
-                });
+                lines[i] = Some(d);
             }
         }
         Ok(lines
             .into_iter()
-            .flatten()
-            .filter(|l| !l.text.is_empty())
+            .map(|d| d.expect("every crop is in one batch"))
             .collect())
     }
+}
+
+/// A recogniser input: BGR planes of a line, its width (height is the model's).
+pub type Crop = (Vec<f32>, usize);
+
+/// Pairs boxes with what was read in them, dropping empty readings.
+pub fn lines_from(boxes: &[(Quad, f32)], decoded: Vec<ctc::Decoded>) -> Vec<OcrLine> {
+    boxes
+        .iter()
+        .zip(decoded)
+        .filter(|(_, d)| !d.text.is_empty())
+        .map(|((quad, _), d)| OcrLine {
+            text: d.text,
+            confidence: d.confidence,
+            char_confidence: d.char_confidence,
+            quad: quad.0,
+        })
+        .collect()
 }
