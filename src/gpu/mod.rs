@@ -232,7 +232,18 @@ impl OcrEngine {
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| crops[i].1);
         let mut lines: Vec<Option<ctc::Decoded>> = vec![None; crops.len()];
-        for batch in order.chunks(p.rec_batch.max(1)) {
+        // Batches of similar width only: a crop padded far beyond its own width costs compute
+        // for nothing (and the model sees the padding).
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        for &i in &order {
+            match batches.last_mut() {
+                Some(b) if b.len() < p.rec_batch.max(1) && crops[i].1 * 4 <= crops[b[0]].1 * 5 => {
+                    b.push(i)
+                }
+                _ => batches.push(vec![i]),
+            }
+        }
+        for batch in &batches {
             // Round the batch width up to a multiple of 8 (the model's time-step stride).
             let width = batch
                 .iter()
