@@ -378,32 +378,10 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
     Ok(kind)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A PNG that declares w×h pixels with a tiny (invalid) IDAT: what a bomb looks like to a
-    /// header reader.
-    fn png(w: u32, h: u32) -> Vec<u8> {
-        let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&w.to_be_bytes());
-        ihdr.extend_from_slice(&h.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-        for (kind, data) in [
-            (&b"IHDR"[..], ihdr),
-            (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
-            (&b"IEND"[..], vec![]),
-        ] {
-            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-            let mut chunk = kind.to_vec();
-            chunk.extend_from_slice(&data);
-            out.extend_from_slice(&chunk);
-            out.extend_from_slice(&crc32(&chunk).to_be_bytes());
-        }
-        out
-    }
-
+/// Test support: a PNG that declares `w`×`h` pixels with a tiny (invalid) IDAT — what a
+/// decompression bomb looks like to a header reader.
+#[cfg(any(test, feature = "test-hooks"))]
+pub fn bomb_png(w: u32, h: u32) -> Vec<u8> {
     fn crc32(data: &[u8]) -> u32 {
         let mut crc = 0xFFFF_FFFFu32;
         for &b in data {
@@ -418,11 +396,36 @@ mod tests {
         }
         !crc
     }
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [
+        (&b"IHDR"[..], ihdr),
+        (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
+        (&b"IEND"[..], vec![]),
+    ] {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut chunk = kind.to_vec();
+        chunk.extend_from_slice(&data);
+        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn sniffs_content_not_names() {
         let limits = Limits::default();
-        assert_eq!(inspect(&png(100, 60), &limits).unwrap(), MediaKind::Png);
+        assert_eq!(
+            inspect(&bomb_png(100, 60), &limits).unwrap(),
+            MediaKind::Png
+        );
         assert_eq!(inspect(b"%PDF-1.7\n...", &limits).unwrap(), MediaKind::Pdf);
         assert!(matches!(
             inspect(b"GIF89a....", &limits),
@@ -437,9 +440,9 @@ mod tests {
     #[test]
     fn refuses_decompression_bombs_from_the_header() {
         let limits = Limits::default();
-        let err = inspect(&png(100_000, 100_000), &limits).unwrap_err();
+        let err = inspect(&bomb_png(100_000, 100_000), &limits).unwrap_err();
         assert_eq!(err.code(), "image_too_large");
-        let err = inspect(&png(10_000, 10_000), &limits).unwrap_err();
+        let err = inspect(&bomb_png(10_000, 10_000), &limits).unwrap_err();
         assert_eq!(err.code(), "image_too_large");
     }
 }

@@ -166,48 +166,18 @@ async fn content_is_sniffed_whatever_the_name_or_declared_type_says() {
     assert_error(resp, 415, "unsupported_media_type").await;
 }
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
-/// A PNG declaring w×h pixels with a tiny IDAT: a decompression bomb's header.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
-    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [
-        (&b"IHDR"[..], ihdr),
-        (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
-        (&b"IEND"[..], vec![]),
-    ] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(&data);
-        out.extend_from_slice(&chunk);
-        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
-    }
-    out
-}
-
 #[tokio::test]
 async fn decompression_bombs_are_refused_from_the_header() {
     let app = spawn_app().await;
     let alice = app.token("alice", Role::User);
     let resp = app
-        .upload(&alice, "KTP", png_header(60_000, 60_000), "bomb.png", None)
+        .upload(
+            &alice,
+            "KTP",
+            filot::http::upload::bomb_png(60_000, 60_000),
+            "bomb.png",
+            None,
+        )
         .await;
     let body = assert_error(resp, 422, "image_too_large").await;
     assert!(body["message"].as_str().unwrap().contains("file"));
