@@ -1,10 +1,14 @@
 //! Build script: verifies the shipped OCR model files against models/SHA256SUMS, converts the
 //! unmodified PP-OCRv4 ONNX files into Burn code (burn-onnx ModelGen), and extracts the
-//! recognition dictionary from the rec model's ONNX metadata (key `character`).
+//! recognition dictionary from the rec model's ONNX metadata (key `character`). The generated
+//! forward passes then get their scalar element-wise chains fused (build/fuse.rs).
 
 use std::{fs, path::PathBuf};
 
 use sha2::{Digest, Sha256};
+
+#[path = "build/fuse.rs"]
+mod fuse;
 
 const MODELS: [(&str, &str); 2] = [
     ("ch_PP-OCRv4_det_infer.onnx", "det"),
@@ -17,6 +21,7 @@ fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     println!("cargo:rerun-if-changed=models/SHA256SUMS");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/fuse.rs");
 
     let sums = fs::read_to_string(models.join("SHA256SUMS")).expect("models/SHA256SUMS");
     for (file, name) in MODELS {
@@ -38,6 +43,12 @@ fn main() {
             .out_dir(&format!("model/{name}/"))
             .load_strategy(burn_onnx::LoadStrategy::Embedded)
             .run_from_script();
+
+        // Fuse the scalar element-wise chains of the generated forward passes (build/fuse.rs).
+        let generated = out.join(format!("model/{name}/{}", file.replace(".onnx", ".rs")));
+        let source = fs::read_to_string(&generated)
+            .unwrap_or_else(|e| panic!("{}: {e}", generated.display()));
+        fs::write(&generated, fuse::fuse_source(&source)).unwrap();
 
         if name == "rec" {
             let dict = onnx_metadata(&bytes, "character")

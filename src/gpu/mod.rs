@@ -10,9 +10,15 @@ pub mod batcher;
 pub mod bench;
 pub mod ctc;
 pub mod db;
+pub mod fused;
 pub mod image_ops;
 mod models;
 pub mod report;
+
+/// The build-time rewrite that emits the [`fused::map`] calls, unit-tested here.
+#[cfg(test)]
+#[path = "../../build/fuse.rs"]
+mod fuse_rewrite;
 
 use std::time::Instant;
 
