@@ -19,13 +19,14 @@ pub struct BenchReport {
     pub warm_card_ms: f64,
     pub warm_det_ms: f64,
     pub warm_rec_ms_per_line: f64,
+    pub lines_per_card: f64,
     pub cards_per_s: f64,
 }
 
 impl BenchReport {
     pub fn summary(&self) -> String {
         format!(
-            "device {} ({} threads), {} cards, rec batch {}: load {:.0} ms; cold {:.0} ms/card; warm {:.0} ms/card (det {:.0} ms, rec {:.1} ms/line); {:.2} cards/s",
+            "device {} ({} threads), {} cards, rec batch {}: load {:.0} ms; cold {:.0} ms/card; warm {:.0} ms/card (det {:.0} ms, rec {:.1} ms/line, {:.1} lines/card); {:.2} cards/s",
             self.device,
             self.threads,
             self.cards,
@@ -35,6 +36,7 @@ impl BenchReport {
             self.warm_card_ms,
             self.warm_det_ms,
             self.warm_rec_ms_per_line,
+            self.lines_per_card,
             self.cards_per_s
         )
     }
@@ -88,6 +90,7 @@ pub fn run(
         warm_card_ms: total * 1e3 / passes,
         warm_det_ms: det / passes,
         warm_rec_ms_per_line: rec / lines.max(1) as f64,
+        lines_per_card: lines as f64 / passes,
         cards_per_s: passes / total,
     })
 }
