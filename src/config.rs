@@ -77,8 +77,49 @@ pub struct Settings {
     pub limits: Limits,
     pub documents: DocumentSettings,
     pub ocr: OcrSettings,
+    pub workflow: WorkflowSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
+}
+
+/// The KYC review workflow: decision thresholds, blocking issues, review SLA, versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowSettings {
+    /// Workflow version new verifications start under (1 or 2). Running instances keep the
+    /// version they started with. 2 re-checks the NPWP after a reviewer corrects the KTP.
+    pub version: u32,
+    /// Score (0–100) at or above which a case with no blocking issue is approved on its own.
+    pub approve_at: u32,
+    /// Score below which a case is rejected on its own.
+    pub reject_below: u32,
+    /// Issue codes that reject a case on their own, whatever the score.
+    pub blocking_issues: Vec<String>,
+    /// A verification waiting for a reviewer longer than this moves to `expired`.
+    pub review_sla_hours: u64,
+    /// How often the workflow driver looks for verifications whose documents are ready and
+    /// for due timers, in milliseconds.
+    pub poll_ms: u64,
+    /// A verification actor with no message for this long stops (state stays in the database).
+    pub actor_idle_secs: u64,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        Self {
+            version: crate::kyc::workflow::CURRENT_VERSION,
+            approve_at: 85,
+            reject_below: 35,
+            blocking_issues: vec![
+                "holder_under_17".into(),
+                "nik_unknown_province".into(),
+                "nik_region_invalid".into(),
+            ],
+            review_sla_hours: 168,
+            poll_ms: 500,
+            actor_idle_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +261,7 @@ impl Default for Settings {
             limits: Limits::default(),
             documents: DocumentSettings::default(),
             ocr: OcrSettings::default(),
+            workflow: WorkflowSettings::default(),
             node: NodeSettings::default(),
             cluster: ClusterSettings::default(),
         }
@@ -451,6 +493,28 @@ impl Settings {
         }
         if self.ocr.poll_ms == 0 {
             p.push("ocr.poll_ms: must be greater than 0".into());
+        }
+        let w = &self.workflow;
+        if !(1..=crate::kyc::workflow::CURRENT_VERSION).contains(&w.version) {
+            p.push(format!(
+                "workflow.version: must be between 1 and {}",
+                crate::kyc::workflow::CURRENT_VERSION
+            ));
+        }
+        if w.approve_at > 100 || w.reject_below > w.approve_at {
+            p.push(
+                "workflow.approve_at / reject_below: need 0 <= reject_below <= approve_at <= 100"
+                    .into(),
+            );
+        }
+        for (key, value) in [
+            ("workflow.review_sla_hours", w.review_sla_hours),
+            ("workflow.poll_ms", w.poll_ms),
+            ("workflow.actor_idle_secs", w.actor_idle_secs),
+        ] {
+            if value == 0 {
+                p.push(format!("{key}: must be greater than 0"));
+            }
         }
         if !self.node.name.contains('@') {
             p.push(format!(

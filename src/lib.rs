@@ -18,6 +18,7 @@
 //! until the shutdown future resolves, then drains requests and stops the tree.
 
 pub mod actors;
+pub mod clock;
 pub mod config;
 pub mod gpu;
 pub mod http;
@@ -41,7 +42,7 @@ use crate::{
     http::AppState,
     store::{Db, blobs::BlobStore},
     supervision::{
-        Documents, SupervisorSlot,
+        Documents, Slot, Verifications,
         root::{RootArgs, RootMsg, RootSupervisor},
     },
 };
@@ -109,8 +110,28 @@ impl Application {
             blobs.clone(),
             Duration::from_secs(settings.documents.actor_idle_secs),
         ));
-        let slot = SupervisorSlot::default();
+        let slot = Slot::default();
         let documents = Documents::new(slot.clone(), settings.actor_call_timeout(), ctx.clone());
+        let clock = clock::Clock::default();
+        let w = &settings.workflow;
+        let verification_ctx = Arc::new(actors::verification::VerificationContext {
+            db: db.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            policy: kyc::workflow::Policy {
+                approve_at: w.approve_at,
+                reject_below: w.reject_below,
+                blocking: w.blocking_issues.clone(),
+            },
+            review_sla: Duration::from_secs(w.review_sla_hours * 3_600),
+            idle_after: Duration::from_secs(w.actor_idle_secs),
+        });
+        let verification_slot = Slot::default();
+        let verifications = Verifications::new(
+            verification_slot.clone(),
+            settings.actor_call_timeout(),
+            verification_ctx.clone(),
+        );
         let restart_window = Duration::from_secs(settings.documents.restart_window_secs);
         let ocr = actors::ocr::OcrPoolArgs {
             documents: documents.clone(),
@@ -124,11 +145,17 @@ impl Application {
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
         };
         let args = RootArgs {
-            ctx: ctx.clone(),
-            slot: slot.clone(),
+            documents: (ctx.clone(), slot.clone()),
+            verifications: (verification_ctx, verification_slot),
             max_restarts: settings.documents.max_restarts,
             restart_window,
             ocr: Some(ocr),
+            driver: actors::workflow_driver::DriverArgs {
+                db: db.clone(),
+                clock: clock.clone(),
+                verifications: verifications.clone(),
+                poll: Duration::from_millis(settings.workflow.poll_ms),
+            },
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
             .await
@@ -141,6 +168,8 @@ impl Application {
             db,
             blobs,
             documents,
+            verifications,
+            clock,
             auth,
             limits,
         });

@@ -283,3 +283,238 @@ fn migrate_creates_the_database_and_token_refuses_bad_input() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+impl Server {
+    /// SIGKILL: no shutdown code runs at all.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+        let _ = self.stderr.join();
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn upload(&self, token: &str, doc_type: &str, name: &str) -> String {
+        let form = reqwest::multipart::Form::new()
+            .text("type", doc_type.to_string())
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(fixture(name)).file_name(name.to_string()),
+            );
+        let resp = self
+            .client
+            .post(format!("{}/v1/documents", self.base))
+            .bearer_auth(token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 202);
+        resp.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn post(&self, token: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.unwrap()
+    }
+
+    async fn get(&self, token: &str, path: &str) -> serde_json::Value {
+        let resp = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.json().await.unwrap()
+    }
+
+    async fn start(&self, token: &str, ktp: &str, npwp: Option<&str>) -> String {
+        let mut body = serde_json::json!({ "ktp_document_id": ktp });
+        if let Some(n) = npwp {
+            body["npwp_document_id"] = n.into();
+        }
+        self.post(token, "/v1/verifications", body).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn wait_state(&self, token: &str, id: &str, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let v = self.get(token, &format!("/v1/verifications/{id}")).await;
+            if v["state"] == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} is {} not {want}",
+                v["state"]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `(state, event kinds)`; asserts the log is gap-free.
+    async fn snapshot(&self, token: &str, id: &str) -> (String, Vec<String>) {
+        let v = self.get(token, &format!("/v1/verifications/{id}")).await;
+        let log = self
+            .get(token, &format!("/v1/verifications/{id}/events"))
+            .await;
+        let log = log.as_array().unwrap();
+        let seqs: Vec<i64> = log.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+        assert_eq!(
+            seqs,
+            (1..=log.len() as i64).collect::<Vec<_>>(),
+            "{id}: gap-free"
+        );
+        let kinds = log
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect();
+        (v["state"].as_str().unwrap().to_string(), kinds)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(dir.path());
+    let alice = token(dir.path(), "alice", "user");
+    let rita = token(dir.path(), "rita", "reviewer");
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+
+    let ktp_ok = api.upload(&alice, "KTP", "ktp_000.pdf").await;
+    let npwp_ok = api.upload(&alice, "NPWP", "npwp_000.jpg").await;
+    let ktp_bad = api.upload(&alice, "KTP", "ktp_007.jpg").await;
+    let ktp_odd = api.upload(&alice, "KTP", "ktp_006.jpg").await;
+    let approved = api.start(&alice, &ktp_ok, Some(&npwp_ok)).await;
+    let rejected = api.start(&alice, &ktp_bad, None).await;
+    let decided = api.start(&alice, &ktp_odd, None).await;
+    let cancelled = api.start(&alice, &ktp_odd, None).await;
+    let pending = api.start(&alice, &ktp_odd, None).await;
+    api.wait_state(&alice, &approved, "auto_approved").await;
+    api.wait_state(&alice, &rejected, "auto_rejected").await;
+    for id in [&decided, &cancelled, &pending] {
+        api.wait_state(&alice, id, "pending_manual_review").await;
+    }
+    let decision =
+        serde_json::json!({ "signal_id": "d1", "decision": "approve", "reason": "checked" });
+    let first_answer = api
+        .post(
+            &rita,
+            &format!("/v1/verifications/{decided}/signals/review-decision"),
+            decision.clone(),
+        )
+        .await;
+    api.post(
+        &rita,
+        &format!("/v1/verifications/{cancelled}/signals/cancel-review"),
+        serde_json::json!({ "signal_id": "c1", "reason": "withdrawn" }),
+    )
+    .await;
+    // One still waiting for its document when the process dies.
+    let fresh = api.upload(&alice, "KTP", "ktp_006.jpg").await;
+    let awaiting = api.start(&alice, &fresh, None).await;
+
+    let ids = [&approved, &rejected, &decided, &cancelled, &pending];
+    let mut before = Vec::new();
+    for id in ids {
+        before.push(api.snapshot(&rita, id).await);
+    }
+    let (awaiting_state, _) = api.snapshot(&rita, &awaiting).await;
+    assert_eq!(awaiting_state, "awaiting_documents");
+    server.kill();
+
+    let server = serve(dir.path());
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    for (id, was) in ids.iter().zip(&before) {
+        assert_eq!(
+            &api.snapshot(&rita, id).await,
+            was,
+            "{id} resumed where it was"
+        );
+    }
+    // The interrupted one carries on: its document is read and the case checked.
+    api.wait_state(&alice, &awaiting, "pending_manual_review")
+        .await;
+    let (_, kinds) = api.snapshot(&rita, &awaiting).await;
+    assert_eq!(
+        kinds,
+        ["started", "documents_ready", "checked"],
+        "no event twice"
+    );
+    // Signals keep their exactly-once effect across the crash…
+    let replay = api
+        .post(
+            &rita,
+            &format!("/v1/verifications/{decided}/signals/review-decision"),
+            decision,
+        )
+        .await;
+    assert_eq!(replay, first_answer);
+    // …and the waiting case can still be decided.
+    let done = api
+        .post(
+            &rita,
+            &format!("/v1/verifications/{pending}/signals/review-decision"),
+            serde_json::json!({ "signal_id": "p1", "decision": "reject", "reason": "mismatch confirmed" }),
+        )
+        .await;
+    assert_eq!(done["state"], "manually_rejected");
+    server.terminate();
+
+    // Exactly one outbox row per decided verification, none for the undecided.
+    let db = filot::store::Db::connect(
+        &format!("sqlite://{}", dir.path().join("data/filot.db").display()),
+        1,
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    for id in [&approved, &rejected, &decided, &cancelled, &pending] {
+        let rows = filot::store::verifications::outbox_of(&db, id)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{id}");
+    }
+    assert!(
+        filot::store::verifications::outbox_of(&db, &awaiting)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

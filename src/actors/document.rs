@@ -20,7 +20,7 @@ use crate::{
             self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument,
         },
     },
-    supervision::documents::DocumentSupervisorMsg,
+    supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
 
 /// Why a document operation did not happen.
@@ -104,16 +104,10 @@ impl DocumentContext {
     }
 }
 
-pub struct DocumentArgs {
-    pub id: DocumentId,
-    pub ctx: Arc<DocumentContext>,
-    pub supervisor: ActorRef<DocumentSupervisorMsg>,
-}
-
 pub struct DocumentState {
     id: DocumentId,
     ctx: Arc<DocumentContext>,
-    supervisor: ActorRef<DocumentSupervisorMsg>,
+    supervisor: ActorRef<KeyedMsg<DocumentActor>>,
     /// `None` until first needed, then the latest stored version.
     record: Option<DocumentRecord>,
     /// Work messages handled; the supervisor compares it with what it forwarded.
@@ -121,17 +115,35 @@ pub struct DocumentState {
     last_activity: Instant,
 }
 
+#[derive(Default)]
 pub struct DocumentActor;
+
+impl Keyed for DocumentActor {
+    type Key = DocumentId;
+    type Context = DocumentContext;
+    const KIND: &'static str = "document";
+
+    fn reject(msg: DocumentMsg, why: Rejection) {
+        msg.reject(match why {
+            Rejection::Quarantined => DocumentError::Quarantined,
+            Rejection::ActorFailed => DocumentError::ActorFailed,
+        });
+    }
+
+    fn is_work(msg: &DocumentMsg) -> bool {
+        msg.is_work()
+    }
+}
 
 impl Actor for DocumentActor {
     type Msg = DocumentMsg;
     type State = DocumentState;
-    type Arguments = DocumentArgs;
+    type Arguments = KeyedArgs<DocumentActor>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: DocumentArgs,
+        args: KeyedArgs<DocumentActor>,
     ) -> Result<DocumentState, ActorProcessingErr> {
         // Cheap on purpose: the supervisor awaits this. The record loads on the first message.
         let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
@@ -183,7 +195,7 @@ impl Actor for DocumentActor {
             }
             DocumentMsg::IdleTick => {
                 if state.last_activity.elapsed() >= state.ctx.idle_after {
-                    let _ = state.supervisor.cast(DocumentSupervisorMsg::ChildIdle {
+                    let _ = state.supervisor.cast(KeyedMsg::ChildIdle {
                         id: state.id,
                         processed: state.processed,
                     });

@@ -7,5 +7,7 @@
 
 pub mod document;
 pub mod ocr;
+pub mod verification;
+pub mod workflow_driver;
 
 pub use document::{DocumentActor, DocumentContext, DocumentError, DocumentMsg};

@@ -96,9 +96,9 @@ mod tests {
             },
             |_| unreachable!("the CPU backend takes the fused path"),
         );
-        let expected = expected.to_vec::<f32>().unwrap();
+        let expected = expected.try_to_vec::<f32>().unwrap();
         for got in [shared.into_data(), unique.into_data()] {
-            let got = got.to_vec::<f32>().unwrap();
+            let got = got.try_to_vec::<f32>().unwrap();
             assert_eq!(got.len(), expected.len());
             assert!(
                 got.iter()
@@ -118,7 +118,7 @@ mod tests {
         let wide = Tensor::<1>::from_data(TensorData::from([1f32, 2.]), &Device::flex());
         let out = map(x, &[wide], |_, _| f32::NAN, |x| x.mul_scalar(2.0));
         assert_eq!(
-            out.into_data().to_vec::<f32>().unwrap(),
+            out.into_data().try_to_vec::<f32>().unwrap(),
             vec![2., 4., 6., 8.]
         );
     }

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use poem_openapi::{
     ApiResponse, Object,
     param::{Header, Path, Query},
@@ -16,6 +15,7 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role, Subject},
     errors::ApiError,
+    paging::{self, millis},
     rate_limit::client_ip,
     upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
 };
@@ -99,10 +99,6 @@ pub enum FileResponse {
     ),
 }
 
-fn millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
 fn type_name(t: DocumentType) -> DocumentTypeName {
     match t {
         DocumentType::Ktp => DocumentTypeName::Ktp,
@@ -123,25 +119,15 @@ fn mask_number(value: &str) -> String {
 
 /// The extracted fields and their confidences, unsealed; NIK and NPWP masked unless the
 /// reader is a reviewer or an admin.
-fn reveal(
+pub(crate) fn reveal(
     state: &AppState,
     subject: &Subject,
     record: &DocumentRecord,
 ) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
-    let Some(sealed) = record
-        .fields
-        .as_ref()
-        .and_then(|f| f.get("sealed"))
-        .and_then(|s| s.as_str())
-    else {
+    if record.fields.is_none() {
         return (None, None);
-    };
-    let opened = state
-        .blobs
-        .open_text(&record.id.to_string(), sealed)
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    let Some(mut opened) = opened else {
+    }
+    let Some(mut opened) = documents::open_fields(&state.blobs, record) else {
         tracing::error!(document_id = %record.id, "extracted fields cannot be unsealed");
         return (None, None);
     };
@@ -258,16 +244,6 @@ fn replay(record: &IdempotencyRecord, hash: &str) -> Result<UploadResponse, ApiE
     let body: UploadAccepted =
         serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
     Ok(UploadResponse::Accepted(Json(body)))
-}
-
-fn encode_cursor(r: &DocumentRecord) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}", r.created_at, r.id))
-}
-
-fn decode_cursor(c: &str) -> Option<(i64, DocumentId)> {
-    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-    let (t, id) = raw.split_once('|')?;
-    Some((t.parse().ok()?, id.parse().ok()?))
 }
 
 #[poem_openapi::OpenApi(tag = "ApiTags::Documents")]
@@ -407,27 +383,22 @@ impl DocumentsApi {
         /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<DocumentPage>, ApiError> {
-        let max = self.state.settings.limits.max_page_size;
-        let limit = limit.0.unwrap_or(20.min(max));
-        if limit == 0 || limit > max {
-            return Err(ApiError::invalid(
-                "limit",
-                format!("must be between 1 and {max}"),
-            ));
-        }
-        let cursor =
-            match cursor.0.as_deref() {
-                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                    ApiError::invalid("cursor", "is not a cursor this API issued")
-                })?),
-                None => None,
-            };
+        let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
+        let cursor = match paging::decode(cursor.0.as_deref())? {
+            Some((t, id)) => Some((
+                t,
+                id.parse::<DocumentId>()
+                    .map_err(|_| ApiError::invalid("cursor", "is not a cursor this API issued"))?,
+            )),
+            None => None,
+        };
         let records =
             documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit + 1).await?;
         let more = records.len() > limit as usize;
         let page: Vec<_> = records.into_iter().take(limit as usize).collect();
         let next_cursor = if more {
-            page.last().map(encode_cursor)
+            page.last()
+                .map(|r| paging::encode(r.created_at, &r.id.to_string()))
         } else {
             None
         };

@@ -25,6 +25,10 @@ pub struct ErrorBody {
     pub message: String,
     /// The request's correlation id (also in the `X-Correlation-Id` header).
     pub correlation_id: String,
+    /// With `verification_state_conflict` only: the verification's current state.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,9 @@ pub enum ApiError {
     NotFound,
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// A signal that does not fit the verification's state; nothing changed.
+    #[error("the verification is {state}; this signal does not apply to it")]
+    StateConflict { state: &'static str },
     #[error("the document has been erased")]
     Gone,
     #[error("{message}")]
@@ -71,7 +78,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::StateConflict { .. } => StatusCode::CONFLICT,
             Self::Gone => StatusCode::GONE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -88,6 +95,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict { code, .. } => code,
+            Self::StateConflict { .. } => "verification_state_conflict",
             Self::Gone => "document_erased",
             Self::PayloadTooLarge { code, .. } => code,
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -115,11 +123,18 @@ impl ApiError {
 struct Shaped;
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorBody {
-        error: code.to_string(),
-        message: mask_pii(message).into_owned(),
-        correlation_id: current_correlation_id(),
-    };
+    shaped_response(
+        status,
+        ErrorBody {
+            error: code.to_string(),
+            message: mask_pii(message).into_owned(),
+            correlation_id: current_correlation_id(),
+            state: None,
+        },
+    )
+}
+
+fn shaped_response(status: StatusCode, body: ErrorBody) -> Response {
     let mut resp = Response::builder()
         .status(status)
         .content_type("application/json; charset=utf-8")
@@ -134,7 +149,18 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
-        let mut resp = error_response(self.status(), self.code(), &self.message());
+        let mut resp = match self {
+            Self::StateConflict { state } => shaped_response(
+                self.status(),
+                ErrorBody {
+                    error: self.code().into(),
+                    message: self.message(),
+                    correlation_id: current_correlation_id(),
+                    state: Some(state.to_string()),
+                },
+            ),
+            _ => error_response(self.status(), self.code(), &self.message()),
+        };
         if let Self::RateLimited { retry_after_secs } = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -184,7 +210,7 @@ impl ApiResponse for ApiError {
                 entry(404, "No such resource visible to the caller (`not_found`)"),
                 entry(
                     409,
-                    "Conflicts with the current state (e.g. `idempotency_key_reused`)",
+                    "Conflicts with the current state (`idempotency_key_reused`, `signal_id_reused`, `verification_state_conflict` with the current `state`)",
                 ),
                 entry(410, "The document was erased (`document_erased`)"),
                 entry(413, "Too large (`file_too_large`, `request_too_large`)"),

@@ -8,8 +8,10 @@ pub mod auth;
 pub mod documents;
 pub mod errors;
 pub mod health;
+pub mod paging;
 pub mod rate_limit;
 pub mod upload;
+pub mod verifications;
 
 use std::sync::Arc;
 
@@ -23,7 +25,7 @@ use poem_openapi::{OpenApiService, Tags};
 use crate::{
     config::Settings,
     store::{Db, blobs::BlobStore},
-    supervision::Documents,
+    supervision::{Documents, Verifications},
 };
 
 /// Everything a request handler may need, shared by all requests.
@@ -32,6 +34,9 @@ pub struct AppState {
     pub db: Db,
     pub blobs: Arc<BlobStore>,
     pub documents: Documents,
+    pub verifications: Verifications,
+    /// The service clock (workflow timestamps, durable timers).
+    pub clock: crate::clock::Clock,
     pub auth: auth::AuthKeys,
     pub limits: Arc<rate_limit::RateLimits>,
 }
@@ -40,16 +45,28 @@ pub struct AppState {
 pub enum ApiTags {
     /// Upload identity cards and read their status.
     Documents,
+    /// KYC verifications: the review workflow, its queries and its signals.
+    Verifications,
     /// Liveness and readiness.
     Health,
 }
 
 pub fn openapi(
     state: &Arc<AppState>,
-) -> OpenApiService<(documents::DocumentsApi, health::HealthApi), ()> {
+) -> OpenApiService<
+    (
+        documents::DocumentsApi,
+        verifications::VerificationsApi,
+        health::HealthApi,
+    ),
+    (),
+> {
     OpenApiService::new(
         (
             documents::DocumentsApi {
+                state: state.clone(),
+            },
+            verifications::VerificationsApi {
                 state: state.clone(),
             },
             health::HealthApi {

@@ -9,63 +9,81 @@ use uuid::Uuid;
 pub enum ParseIdError {
     #[error("not a valid document id")]
     DocumentId,
+    #[error("not a valid verification id")]
+    VerificationId,
     #[error("document type must be KTP or NPWP")]
     DocumentType,
 }
 
-/// A document's id: a UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct DocumentId(Uuid);
+/// Declares a UUIDv7 id newtype (ids sort by creation time) that parses only the canonical
+/// hyphenated lowercase form: one spelling per entity.
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $err:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(Uuid);
 
-impl DocumentId {
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for DocumentId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl FromStr for DocumentId {
-    type Err = ParseIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        // Only the canonical hyphenated lowercase form: one spelling per document.
-        if s.len() != 36 {
-            return Err(ParseIdError::DocumentId);
+        impl $name {
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
         }
-        let id = Uuid::parse_str(s).map_err(|_| ParseIdError::DocumentId)?;
-        if id.hyphenated().to_string() != s {
-            return Err(ParseIdError::DocumentId);
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
         }
-        Ok(Self(id))
-    }
+
+        impl FromStr for $name {
+            type Err = ParseIdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                if s.len() != 36 {
+                    return Err($err);
+                }
+                let id = Uuid::parse_str(s).map_err(|_| $err)?;
+                if id.hyphenated().to_string() != s {
+                    return Err($err);
+                }
+                Ok(Self(id))
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = ParseIdError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.to_string()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+    };
 }
 
-impl TryFrom<String> for DocumentId {
-    type Error = ParseIdError;
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
-    }
-}
-
-impl From<DocumentId> for String {
-    fn from(id: DocumentId) -> Self {
-        id.to_string()
-    }
-}
-
-impl fmt::Display for DocumentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.hyphenated().fmt(f)
-    }
-}
+uuid_id!(
+    /// A document's id.
+    DocumentId,
+    ParseIdError::DocumentId
+);
+uuid_id!(
+    /// A KYC verification's id.
+    VerificationId,
+    ParseIdError::VerificationId
+);
 
 /// Which card a document holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -8,8 +8,9 @@ mod ids;
 pub mod nik;
 pub mod npwp;
 pub mod text;
+pub mod workflow;
 
-pub use ids::{DocumentId, DocumentType, ParseIdError};
+pub use ids::{DocumentId, DocumentType, ParseIdError, VerificationId};
 
 use chrono::NaiveDate;
 

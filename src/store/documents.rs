@@ -466,6 +466,17 @@ pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<DocumentId>, StoreE
         .collect()
 }
 
+/// The extracted fields and confidences of a document (`{"fields": {…}, "confidence": {…}}`),
+/// unsealed; `None` before extraction or when the sealed text cannot be opened.
+pub fn open_fields(
+    blobs: &super::blobs::BlobStore,
+    record: &DocumentRecord,
+) -> Option<serde_json::Value> {
+    let sealed = record.fields.as_ref()?.get("sealed")?.as_str()?;
+    let text = blobs.open_text(&record.id.to_string(), sealed).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Ids of documents whose rows exist (used by tests and recovery to find orphans).
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM documents")

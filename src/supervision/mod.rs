@@ -1,49 +1,49 @@
 //! # Supervision
 //!
-//! The supervision tree and the handle the rest of the service uses to reach it. Every
+//! The supervision tree and the handles the rest of the service uses to reach it. Every
 //! supervisor states its policy for a failing child in its module docs; none ignores an event.
 //!
 //! ```text
 //! RootSupervisor
-//! └── DocumentSupervisor   one DocumentActor per active document
+//! ├── KeyedSupervisor<DocumentActor>       one DocumentActor per active document
+//! ├── KeyedSupervisor<VerificationActor>   one VerificationActor per active verification
+//! ├── WorkflowDriver                       nudges verifications whose documents settled; fires due timers
+//! └── OcrPool                              one OcrWorker per device
 //! ```
-//! The OCR pool, verification, outbox, reaper and timers join this tree in their own issues.
+//! The outbox and the reaper join this tree in their own issues.
 
-pub mod documents;
+pub mod keyed;
 pub mod root;
 
-use std::{
-    sync::{Arc, RwLock},
-    time::Duration,
-};
-
-use ractor::{ActorRef, RpcReplyPort, concurrency::oneshot};
+use std::time::Duration;
 
 use crate::{
-    actors::document::{DocumentContext, DocumentError, DocumentMsg},
+    actors::{
+        document::{DocumentActor, DocumentError, DocumentMsg},
+        verification::{VerificationActor, VerificationError, VerificationMsg},
+    },
     kyc::DocumentId,
     store::documents::{DocumentChange, DocumentRecord, IdempotencyRecord, NewDocument},
 };
-use documents::{DocumentSupervisorMsg, SupervisorStats};
+use keyed::{CallFailure, Handle, SupervisorStats};
 
-/// Where the current DocumentSupervisor is; the root replaces it after a restart.
-pub type SupervisorSlot = Arc<RwLock<Option<ActorRef<DocumentSupervisorMsg>>>>;
+pub use keyed::Slot;
 
 /// The service's way into document actors. Cheap to clone.
 #[derive(Clone)]
-pub struct Documents {
-    slot: SupervisorSlot,
-    timeout: Duration,
-    ctx: Arc<DocumentContext>,
-}
+pub struct Documents(Handle<DocumentActor>);
 
 impl Documents {
-    pub fn new(slot: SupervisorSlot, timeout: Duration, ctx: Arc<DocumentContext>) -> Self {
-        Self { slot, timeout, ctx }
+    pub fn new(
+        slot: Slot<DocumentActor>,
+        timeout: Duration,
+        ctx: std::sync::Arc<crate::actors::DocumentContext>,
+    ) -> Self {
+        Self(Handle::new(slot, timeout, ctx))
     }
 
-    pub fn context(&self) -> &Arc<DocumentContext> {
-        &self.ctx
+    pub fn context(&self) -> &std::sync::Arc<crate::actors::DocumentContext> {
+        self.0.context()
     }
 
     pub async fn create(
@@ -76,36 +76,64 @@ impl Documents {
     }
 
     pub async fn stats(&self) -> Option<SupervisorStats> {
-        let sup = self.supervisor()?;
-        ractor::call_t!(
-            sup,
-            DocumentSupervisorMsg::Stats,
-            self.timeout.as_millis() as u64
-        )
-        .ok()
+        self.0.stats().await
     }
 
-    fn supervisor(&self) -> Option<ActorRef<DocumentSupervisorMsg>> {
-        self.slot.read().ok()?.clone()
-    }
-
-    /// Sends through the supervisor and waits, with the configured timeout, for the actor's
-    /// answer. A dropped reply port means the actor died with the message.
     async fn call(
         &self,
         id: DocumentId,
-        build: impl FnOnce(RpcReplyPort<Result<DocumentRecord, DocumentError>>) -> DocumentMsg,
+        build: impl FnOnce(ractor::RpcReplyPort<Result<DocumentRecord, DocumentError>>) -> DocumentMsg,
     ) -> Result<DocumentRecord, DocumentError> {
-        let sup = self.supervisor().ok_or(DocumentError::ShuttingDown)?;
-        let (tx, rx) = oneshot();
-        let msg = build(RpcReplyPort::from(tx));
-        if sup.cast(DocumentSupervisorMsg::Dispatch(id, msg)).is_err() {
-            return Err(DocumentError::ShuttingDown);
+        match self.0.call(id, build).await {
+            Ok(result) => result,
+            Err(CallFailure::ShuttingDown) => Err(DocumentError::ShuttingDown),
+            Err(CallFailure::ActorFailed) => Err(DocumentError::ActorFailed),
+            Err(CallFailure::Timeout) => Err(DocumentError::Timeout),
         }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(DocumentError::ActorFailed),
-            Err(_) => Err(DocumentError::Timeout),
+    }
+}
+
+/// The service's way into verification actors. Cheap to clone.
+#[derive(Clone)]
+pub struct Verifications(Handle<VerificationActor>);
+
+impl Verifications {
+    pub fn new(
+        slot: Slot<VerificationActor>,
+        timeout: Duration,
+        ctx: std::sync::Arc<crate::actors::verification::VerificationContext>,
+    ) -> Self {
+        Self(Handle::new(slot, timeout, ctx))
+    }
+
+    pub fn context(&self) -> &std::sync::Arc<crate::actors::verification::VerificationContext> {
+        self.0.context()
+    }
+
+    /// Sends one message and waits for its answer.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        id: crate::actors::verification::VerificationId,
+        build: impl FnOnce(ractor::RpcReplyPort<Result<R, VerificationError>>) -> VerificationMsg,
+    ) -> Result<R, VerificationError> {
+        match self.0.call(id, build).await {
+            Ok(result) => result,
+            Err(CallFailure::ShuttingDown) => Err(VerificationError::ShuttingDown),
+            Err(CallFailure::ActorFailed) => Err(VerificationError::ActorFailed),
+            Err(CallFailure::Timeout) => Err(VerificationError::Timeout),
         }
+    }
+
+    /// Nudges a verification (documents settled, timer due); no answer awaited.
+    pub fn nudge(
+        &self,
+        id: crate::actors::verification::VerificationId,
+        msg: VerificationMsg,
+    ) -> bool {
+        self.0.cast(id, msg)
+    }
+
+    pub async fn stats(&self) -> Option<SupervisorStats> {
+        self.0.stats().await
     }
 }

@@ -1,79 +1,152 @@
 //! RootSupervisor: the top of the actor tree.
 //!
-//! Policy: a failed DocumentSupervisor is restarted after an exponential back-off (100 ms
-//! doubling to 5 s); more than `max_restarts` failures within `restart_window` means the
-//! node is unhealthy, so the root stops itself (escalation), which the application treats as
-//! fatal and shuts down instead of serving half a tree. A failed OCR pool is restarted after
-//! a second (it holds no state: the database is its queue).
+//! Policy: a failed keyed supervisor (documents, verifications) is restarted after an
+//! exponential back-off (100 ms doubling to 5 s); more than `max_restarts` such failures within
+//! `restart_window` means the node is unhealthy, so the root stops itself (escalation), which
+//! the application treats as fatal and shuts down instead of serving half a tree. A failed OCR
+//! pool or workflow driver is restarted after a second: neither holds state (the database is
+//! their queue).
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use ractor_cluster::RactorMessage;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::time::Instant;
 
-use super::{
-    SupervisorSlot,
-    documents::{DocumentSupervisor, DocumentSupervisorArgs},
-};
+use super::keyed::{Keyed, KeyedMsg, KeyedSupervisor, KeyedSupervisorArgs, Slot};
 use crate::actors::{
-    document::DocumentContext,
+    document::{DocumentActor, DocumentContext},
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
+    verification::{VerificationActor, VerificationContext},
+    workflow_driver::{DriverArgs, DriverMsg, WorkflowDriver},
 };
 
-#[derive(RactorMessage)]
-pub enum RootMsg {
-    /// Start (again) the DocumentSupervisor.
-    StartDocuments,
-    /// Start (again) the OCR pool.
-    StartOcr,
+/// The children the root starts, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Child {
+    Documents,
+    Verifications,
+    Driver,
+    Ocr,
 }
 
+pub enum RootMsg {
+    /// Start (again) one child.
+    Start(Child),
+}
+
+impl ractor::Message for RootMsg {}
+
 pub struct RootArgs {
-    pub ctx: Arc<DocumentContext>,
-    pub slot: SupervisorSlot,
+    pub documents: (Arc<DocumentContext>, Slot<DocumentActor>),
+    pub verifications: (Arc<VerificationContext>, Slot<VerificationActor>),
     pub max_restarts: u32,
     pub restart_window: Duration,
     /// The OCR pool's arguments; `None` when this node runs no OCR.
     pub ocr: Option<OcrPoolArgs>,
+    pub driver: DriverArgs,
 }
 
 pub struct RootState {
     args: RootArgs,
-    documents: Option<ActorRef<super::documents::DocumentSupervisorMsg>>,
+    documents: Option<ActorRef<KeyedMsg<DocumentActor>>>,
+    verifications: Option<ActorRef<KeyedMsg<VerificationActor>>>,
+    driver: Option<ActorRef<DriverMsg>>,
     ocr: Option<ActorRef<OcrPoolMsg>>,
     failures: VecDeque<Instant>,
 }
 
 pub struct RootSupervisor;
 
+async fn start_keyed<A: Keyed>(
+    myself: &ActorRef<RootMsg>,
+    ctx: &Arc<A::Context>,
+    slot: &Slot<A>,
+    max_restarts: u32,
+    restart_window: Duration,
+) -> Result<ActorRef<KeyedMsg<A>>, ActorProcessingErr> {
+    let args = KeyedSupervisorArgs::<A> {
+        ctx: ctx.clone(),
+        max_restarts,
+        restart_window,
+    };
+    let (sup, _) = Actor::spawn_linked(
+        None,
+        KeyedSupervisor::<A>::default(),
+        args,
+        myself.get_cell(),
+    )
+    .await?;
+    if let Ok(mut s) = slot.write() {
+        *s = Some(sup.clone());
+    }
+    Ok(sup)
+}
+
+fn clear<A: Keyed>(slot: &Slot<A>) {
+    if let Ok(mut s) = slot.write() {
+        *s = None;
+    }
+}
+
+fn is<M>(child: &Option<ActorRef<M>>, cell: &ActorCell) -> bool {
+    child.as_ref().is_some_and(|c| c.get_id() == cell.get_id())
+}
+
 impl RootState {
-    async fn start_documents(
+    async fn start(
         &mut self,
         myself: &ActorRef<RootMsg>,
+        child: Child,
     ) -> Result<(), ActorProcessingErr> {
-        let args = DocumentSupervisorArgs {
-            ctx: self.args.ctx.clone(),
-            max_restarts: self.args.max_restarts,
-            restart_window: self.args.restart_window,
-        };
-        let (sup, _) =
-            Actor::spawn_linked(None, DocumentSupervisor, args, myself.get_cell()).await?;
-        if let Ok(mut slot) = self.args.slot.write() {
-            *slot = Some(sup.clone());
+        let (max, window) = (self.args.max_restarts, self.args.restart_window);
+        match child {
+            Child::Documents if self.documents.is_none() => {
+                let (ctx, slot) = &self.args.documents;
+                self.documents = Some(start_keyed(myself, ctx, slot, max, window).await?);
+            }
+            Child::Verifications if self.verifications.is_none() => {
+                let (ctx, slot) = &self.args.verifications;
+                self.verifications = Some(start_keyed(myself, ctx, slot, max, window).await?);
+            }
+            Child::Driver if self.driver.is_none() => {
+                let args = self.args.driver.clone();
+                let (d, _) =
+                    Actor::spawn_linked(None, WorkflowDriver, args, myself.get_cell()).await?;
+                self.driver = Some(d);
+            }
+            Child::Ocr if self.ocr.is_none() => {
+                if let Some(args) = self.args.ocr.clone()
+                    && !args.devices.is_empty()
+                {
+                    let (pool, _) =
+                        Actor::spawn_linked(None, OcrPool, args, myself.get_cell()).await?;
+                    self.ocr = Some(pool);
+                }
+            }
+            _ => {}
         }
-        self.documents = Some(sup);
         Ok(())
     }
 
-    async fn start_ocr(&mut self, myself: &ActorRef<RootMsg>) -> Result<(), ActorProcessingErr> {
-        if let Some(args) = self.args.ocr.clone()
-            && !args.devices.is_empty()
-        {
-            let (pool, _) = Actor::spawn_linked(None, OcrPool, args, myself.get_cell()).await?;
-            self.ocr = Some(pool);
+    /// Which child `cell` is, forgetting it (and emptying its slot).
+    fn forget(&mut self, cell: &ActorCell) -> Option<Child> {
+        if is(&self.documents, cell) {
+            self.documents = None;
+            clear(&self.args.documents.1);
+            Some(Child::Documents)
+        } else if is(&self.verifications, cell) {
+            self.verifications = None;
+            clear(&self.args.verifications.1);
+            Some(Child::Verifications)
+        } else if is(&self.driver, cell) {
+            self.driver = None;
+            Some(Child::Driver)
+        } else if is(&self.ocr, cell) {
+            self.ocr = None;
+            Some(Child::Ocr)
+        } else {
+            None
         }
-        Ok(())
     }
 }
 
@@ -90,11 +163,19 @@ impl Actor for RootSupervisor {
         let mut state = RootState {
             args,
             documents: None,
+            verifications: None,
+            driver: None,
             ocr: None,
             failures: VecDeque::new(),
         };
-        state.start_documents(&myself).await?;
-        state.start_ocr(&myself).await?;
+        for child in [
+            Child::Documents,
+            Child::Verifications,
+            Child::Driver,
+            Child::Ocr,
+        ] {
+            state.start(&myself, child).await?;
+        }
         Ok(state)
     }
 
@@ -103,9 +184,8 @@ impl Actor for RootSupervisor {
         _myself: ActorRef<Self::Msg>,
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Ok(mut slot) = state.args.slot.write() {
-            *slot = None;
-        }
+        clear(&state.args.documents.1);
+        clear(&state.args.verifications.1);
         Ok(())
     }
 
@@ -115,19 +195,8 @@ impl Actor for RootSupervisor {
         msg: RootMsg,
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            RootMsg::StartDocuments => {
-                if state.documents.is_none() {
-                    state.start_documents(&myself).await?;
-                }
-            }
-            RootMsg::StartOcr => {
-                if state.ocr.is_none() {
-                    state.start_ocr(&myself).await?;
-                }
-            }
-        }
-        Ok(())
+        let RootMsg::Start(child) = msg;
+        state.start(&myself, child).await
     }
 
     async fn handle_supervisor_evt(
@@ -137,53 +206,31 @@ impl Actor for RootSupervisor {
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
-            SupervisionEvent::ActorFailed(cell, err)
-                if state
-                    .ocr
-                    .as_ref()
-                    .is_some_and(|o| o.get_id() == cell.get_id()) =>
-            {
-                // The pool keeps no state of its own (the database is its queue): restart it.
-                tracing::error!(error = %err, "OCR pool failed; restarting it");
-                state.ocr = None;
-                myself.send_after(Duration::from_secs(1), || RootMsg::StartOcr);
-            }
             SupervisionEvent::ActorFailed(cell, err) => {
-                let is_documents = state
-                    .documents
-                    .as_ref()
-                    .is_some_and(|d| d.get_id() == cell.get_id());
-                if !is_documents {
+                let Some(child) = state.forget(&cell) else {
                     return Ok(());
-                }
-                tracing::error!(error = %err, "document supervisor failed");
-                state.documents = None;
-                if let Ok(mut slot) = state.args.slot.write() {
-                    *slot = None;
+                };
+                tracing::error!(child = ?child, error = %err, "child of the root failed");
+                if matches!(child, Child::Driver | Child::Ocr) {
+                    myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
+                    return Ok(());
                 }
                 let window = state.args.restart_window;
                 state.failures.retain(|t| t.elapsed() <= window);
                 state.failures.push_back(Instant::now());
                 if state.failures.len() > state.args.max_restarts as usize {
-                    tracing::error!(
-                        "document supervisor keeps failing; escalating (stopping the tree)"
-                    );
-                    myself.stop(Some("document supervisor restart limit reached".into()));
+                    tracing::error!("supervisors keep failing; escalating (stopping the tree)");
+                    myself.stop(Some("supervisor restart limit reached".into()));
                     return Ok(());
                 }
                 let exp = (state.failures.len() as u32).saturating_sub(1).min(6);
                 let backoff =
                     Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5));
-                myself.send_after(backoff, || RootMsg::StartDocuments);
+                myself.send_after(backoff, move || RootMsg::Start(child));
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                if state
-                    .documents
-                    .as_ref()
-                    .is_some_and(|d| d.get_id() == cell.get_id())
-                {
-                    tracing::info!(reason = ?reason, "document supervisor stopped");
-                    state.documents = None;
+                if let Some(child) = state.forget(&cell) {
+                    tracing::info!(child = ?child, reason = ?reason, "child of the root stopped");
                 }
             }
             SupervisionEvent::ActorStarted(_) => {}

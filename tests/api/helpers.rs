@@ -38,6 +38,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.limits.auth_failures_per_ip_per_minute = 10_000;
     // Intake tests look at documents before OCR; the pipeline tests turn a worker on.
     s.ocr.devices = vec![];
+    s.workflow.poll_ms = 100;
     s
 }
 
@@ -119,6 +120,62 @@ impl TestApp {
         assert_eq!(resp.status(), 202);
         let body: serde_json::Value = resp.json().await.unwrap();
         body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Settles a document as if OCR had read `fields` (with confidence 0.95 each) and found
+    /// `issues`: the same sealed write the OCR worker makes, through the document's actor.
+    pub async fn extract(&self, id: &str, fields: &[(&str, &str)], issues: &[&str]) {
+        let fields: std::collections::BTreeMap<_, _> = fields.iter().copied().collect();
+        let confidence: std::collections::BTreeMap<_, _> =
+            fields.keys().map(|k| (*k, 0.95)).collect();
+        let plain = serde_json::json!({ "fields": fields, "confidence": confidence }).to_string();
+        let sealed = self.state.blobs.seal_text(id, &plain).unwrap();
+        let change = filot::store::documents::DocumentChange::Extracted {
+            fields: serde_json::json!({ "sealed": sealed, "ocr_ms": 1 }),
+            issues: issues.iter().map(|s| s.to_string()).collect(),
+        };
+        self.state
+            .documents
+            .apply(id.parse().unwrap(), change, "test:ocr")
+            .await
+            .expect("document extracted");
+    }
+
+    pub async fn post_json(
+        &self,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GETs `path` until `done` holds for its JSON body (or panics after `secs`).
+    pub async fn wait_for(
+        &self,
+        token: &str,
+        path: &str,
+        secs: u64,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let body: serde_json::Value = self.get(token, path).await.json().await.unwrap();
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{path} still {body} after {secs} s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {

@@ -7,3 +7,5 @@ mod errors;
 mod helpers;
 mod intake;
 mod pipeline;
+mod workflow;
+mod workflow_ocr;

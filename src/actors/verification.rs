@@ -1,0 +1,573 @@
+//! VerificationActor: the single writer for one KYC verification (the review workflow).
+//!
+//! Every input — creation, documents settled, a reviewer's signal, a timer — is a message in
+//! this actor's mailbox, so a verification never handles two at once. The actor rebuilds its
+//! state by replaying the verification's events ([`Verification::replay`]), asks the pure
+//! workflow functions (`crate::kyc::workflow`) what the input means, and commits the resulting
+//! events together with their side rows (signal answer, timer, outbox row) in one transaction
+//! before anyone hears the answer.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+pub use crate::kyc::VerificationId;
+use crate::{
+    clock::Clock,
+    kyc::{
+        DocumentId,
+        card::CardReading,
+        workflow::{
+            self, DocOutcome, Event, Policy, Refused, ReviewDecision, ReviewInput, State,
+            Verification,
+        },
+    },
+    store::{
+        Db, StoreError,
+        blobs::BlobStore,
+        documents::{self, DocumentStatus},
+        verifications::{self, Extras, NewOutbox, SignalRecord},
+    },
+    supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
+};
+
+/// Who the workflow itself acts as in the audit trail.
+pub const SYSTEM: &str = "system:workflow";
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerificationError {
+    #[error("verification not found")]
+    NotFound,
+    #[error("the verification is {}", .0.as_str())]
+    State(State),
+    #[error("this signal id was used with a different request")]
+    SignalReused,
+    #[error("verification is temporarily unavailable (its actor keeps failing)")]
+    Quarantined,
+    #[error("verification actor failed while handling the request")]
+    ActorFailed,
+    #[error("verification actor did not answer in time")]
+    Timeout,
+    #[error("the actor system is shutting down")]
+    ShuttingDown,
+    #[error("stored verification is inconsistent: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A reviewer's input, with a client-chosen id that makes it idempotent.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub signal_id: String,
+    /// The subject who sent it.
+    pub actor: String,
+    /// Hash of the request: the same id with another request is refused.
+    pub request_hash: String,
+    pub kind: SignalKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SignalKind {
+    ReviewDecision {
+        decision: ReviewDecision,
+        reason: String,
+        corrected: BTreeMap<String, String>,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+impl SignalKind {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::ReviewDecision { .. } => "review-decision",
+            Self::Cancel { .. } => "cancel-review",
+        }
+    }
+}
+
+/// The answer to a signal, remembered with it: a replay answers exactly this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalReceipt {
+    pub verification_id: String,
+    pub signal_id: String,
+    pub signal: String,
+    pub state: State,
+    /// The verification's event count after the signal.
+    pub version: i64,
+    pub applied_at: i64,
+}
+
+type Reply<T> = RpcReplyPort<Result<T, VerificationError>>;
+
+pub enum VerificationMsg {
+    /// Start a verification (the caller checked the documents).
+    Create {
+        started: Box<Event>,
+        reply: Reply<Verification>,
+    },
+    /// Apply a reviewer's signal; answers after commit.
+    Signal {
+        signal: Box<Signal>,
+        reply: Reply<SignalReceipt>,
+    },
+    /// Its documents may have settled: check and decide if so.
+    DocumentsSettled,
+    /// A durable timer of this verification is due.
+    TimerDue {
+        timer_id: String,
+    },
+    /// Test and query helper: the state as replayed from the events.
+    Replayed {
+        reply: Reply<Verification>,
+    },
+    IdleTick,
+}
+
+impl ractor::Message for VerificationMsg {}
+
+impl VerificationMsg {
+    fn reject(self, err: VerificationError) {
+        match self {
+            Self::Create { reply, .. } | Self::Replayed { reply } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Signal { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::DocumentsSettled | Self::TimerDue { .. } | Self::IdleTick => {}
+        }
+    }
+}
+
+/// What every verification actor shares.
+pub struct VerificationContext {
+    pub db: Db,
+    pub blobs: Arc<BlobStore>,
+    pub clock: Clock,
+    pub policy: Policy,
+    pub review_sla: Duration,
+    pub idle_after: Duration,
+}
+
+pub struct VerificationState {
+    id: VerificationId,
+    ctx: Arc<VerificationContext>,
+    supervisor: ActorRef<KeyedMsg<VerificationActor>>,
+    /// `None` until first needed, then the replayed state (dropped after a failed write).
+    cached: Option<Verification>,
+    processed: u64,
+    last_activity: Instant,
+}
+
+#[derive(Default)]
+pub struct VerificationActor;
+
+impl Keyed for VerificationActor {
+    type Key = VerificationId;
+    type Context = VerificationContext;
+    const KIND: &'static str = "verification";
+
+    fn reject(msg: VerificationMsg, why: Rejection) {
+        msg.reject(match why {
+            Rejection::Quarantined => VerificationError::Quarantined,
+            Rejection::ActorFailed => VerificationError::ActorFailed,
+        });
+    }
+
+    fn is_work(msg: &VerificationMsg) -> bool {
+        !matches!(msg, VerificationMsg::IdleTick)
+    }
+}
+
+impl Actor for VerificationActor {
+    type Msg = VerificationMsg;
+    type State = VerificationState;
+    type Arguments = KeyedArgs<VerificationActor>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
+        myself.send_interval(tick, || VerificationMsg::IdleTick);
+        Ok(VerificationState {
+            id: args.id,
+            ctx: args.ctx,
+            supervisor: args.supervisor,
+            cached: None,
+            processed: 0,
+            last_activity: Instant::now(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if VerificationActor::is_work(&msg) {
+            state.processed += 1;
+            state.last_activity = Instant::now();
+        }
+        match msg {
+            VerificationMsg::Create { started, reply } => {
+                let _ = reply.send(create(state, *started).await);
+            }
+            VerificationMsg::Signal { signal, reply } => {
+                let _ = reply.send(apply_signal(state, *signal).await);
+            }
+            VerificationMsg::DocumentsSettled => {
+                if let Err(e) = documents_settled(state).await {
+                    tracing::warn!(verification_id = %state.id, error = %e, "checking documents failed; will retry");
+                }
+            }
+            VerificationMsg::TimerDue { timer_id } => {
+                if let Err(e) = timer_due(state, &timer_id).await {
+                    tracing::warn!(verification_id = %state.id, error = %e, "timer handling failed; will retry");
+                }
+            }
+            VerificationMsg::Replayed { reply } => {
+                state.cached = None;
+                let _ = reply.send(load(state).await);
+            }
+            VerificationMsg::IdleTick => {
+                if state.last_activity.elapsed() >= state.ctx.idle_after {
+                    let _ = state.supervisor.cast(KeyedMsg::ChildIdle {
+                        id: state.id,
+                        processed: state.processed,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn create(
+    state: &mut VerificationState,
+    started: Event,
+) -> Result<Verification, VerificationError> {
+    let now = state.ctx.clock.now_millis();
+    let v = Verification::start(&state.id.to_string(), &started, now)
+        .ok_or_else(|| VerificationError::Corrupt("create needs a `started` event".into()))?;
+    verifications::insert(&state.ctx.db, &v, &started).await?;
+    state.cached = Some(v.clone());
+    Ok(v)
+}
+
+/// The verification as its events make it (cached after the first replay).
+async fn load(state: &mut VerificationState) -> Result<Verification, VerificationError> {
+    if let Some(v) = &state.cached {
+        return Ok(v.clone());
+    }
+    let id = state.id.to_string();
+    let log = verifications::events(&state.ctx.db, &id).await?;
+    if log.is_empty() {
+        return Err(VerificationError::NotFound);
+    }
+    let events: Vec<(Event, i64)> = log.into_iter().map(|e| (e.event, e.created_at)).collect();
+    let v = Verification::replay(&id, &events)
+        .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
+    state.cached = Some(v.clone());
+    Ok(v)
+}
+
+/// What the workflow sees of one document.
+async fn outcome(ctx: &VerificationContext, id: &str) -> Result<DocOutcome, VerificationError> {
+    let id: DocumentId = id
+        .parse()
+        .map_err(|_| VerificationError::Corrupt(format!("document id `{id}`")))?;
+    let Some(record) = documents::get(&ctx.db, &id).await? else {
+        return Ok(DocOutcome::Failed {
+            reason: "missing".into(),
+        });
+    };
+    Ok(match record.status {
+        DocumentStatus::Uploaded | DocumentStatus::Queued | DocumentStatus::Processing => {
+            DocOutcome::Pending
+        }
+        DocumentStatus::Failed => DocOutcome::Failed {
+            reason: record.failure_reason.unwrap_or_else(|| "failed".into()),
+        },
+        DocumentStatus::Erased => DocOutcome::Failed {
+            reason: "erased".into(),
+        },
+        DocumentStatus::Extracted => match documents::open_fields(&ctx.blobs, &record) {
+            Some(opened) => {
+                let fields: BTreeMap<String, String> =
+                    serde_json::from_value(opened["fields"].clone()).unwrap_or_default();
+                let confidence: BTreeMap<String, f32> =
+                    serde_json::from_value(opened["confidence"].clone()).unwrap_or_default();
+                DocOutcome::Extracted(CardReading {
+                    fields,
+                    confidence,
+                    issues: record.issues,
+                })
+            }
+            None => DocOutcome::Failed {
+                reason: "unsealable".into(),
+            },
+        },
+    })
+}
+
+async fn outcomes(
+    ctx: &VerificationContext,
+    v: &Verification,
+) -> Result<(DocOutcome, Option<DocOutcome>), VerificationError> {
+    let ktp = outcome(ctx, &v.ktp_document_id).await?;
+    let npwp = match &v.npwp_document_id {
+        Some(id) => Some(outcome(ctx, id).await?),
+        None => None,
+    };
+    Ok((ktp, npwp))
+}
+
+/// Applies `events` to `before`, writes them with `extras` (plus the outbox row when the
+/// verification becomes final) in one transaction, and caches the result.
+async fn commit(
+    state: &mut VerificationState,
+    before: &Verification,
+    events: Vec<(Event, String)>,
+    mut extras: Extras,
+    docs: &(DocOutcome, Option<DocOutcome>),
+) -> Result<Verification, VerificationError> {
+    let now = state.ctx.clock.now_millis();
+    let mut after = before.clone();
+    for (event, _) in &events {
+        after
+            .apply(event, now)
+            .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
+    }
+    if !before.state.is_final() && after.state.is_final() {
+        extras.outbox = Some(decision_outbox(&state.ctx, &after, docs)?);
+    }
+    match verifications::append(&state.ctx.db, before, &after, &events, &extras).await {
+        Ok(()) => {
+            state.cached = Some(after.clone());
+            if after.state != before.state {
+                tracing::info!(verification_id = %after.id, from = before.state.as_str(), to = after.state.as_str(), "verification moved");
+            }
+            Ok(after)
+        }
+        Err(e) => {
+            // Someone else may have written (another node): replay from the database next time.
+            state.cached = None;
+            Err(e.into())
+        }
+    }
+}
+
+/// The decision BULI2 receives, sealed at rest (it carries the checked personal fields).
+fn decision_outbox(
+    ctx: &VerificationContext,
+    v: &Verification,
+    (ktp, npwp): &(DocOutcome, Option<DocOutcome>),
+) -> Result<NewOutbox, VerificationError> {
+    let mut fields = BTreeMap::new();
+    if let DocOutcome::Extracted(card) = ktp {
+        for key in ["nik", "name", "birth_date", "birth_place", "gender"] {
+            if let Some(value) = card.get(key) {
+                fields.insert(key.to_string(), value.to_string());
+            }
+        }
+    }
+    if let Some(DocOutcome::Extracted(card)) = npwp
+        && let Some(value) = card.get("npwp")
+    {
+        fields.insert("npwp".into(), value.to_string());
+    }
+    if let Some(sealed) = &v.sealed_corrections {
+        let opened = ctx
+            .blobs
+            .open_text(&v.id, sealed)
+            .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))?;
+        let corrected: BTreeMap<String, String> = serde_json::from_str(&opened)
+            .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))?;
+        fields.extend(corrected);
+    }
+    let id = Uuid::now_v7().to_string();
+    let payload = serde_json::json!({
+        "verification_id": v.id,
+        "decision": v.state,
+        "score": v.score,
+        "reasons": v.reasons,
+        "workflow_version": v.workflow_version,
+        "decided_at": v.decided_at,
+        "fields": fields,
+    });
+    let sealed = ctx
+        .blobs
+        .seal_text(&id, &payload.to_string())
+        .map_err(|e| VerificationError::Corrupt(format!("sealing the outbox payload: {e}")))?;
+    Ok(NewOutbox {
+        id,
+        kind: "buli2_decision".into(),
+        payload: sealed,
+    })
+}
+
+async fn documents_settled(state: &mut VerificationState) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    if v.state != State::AwaitingDocuments {
+        return Ok(());
+    }
+    let docs = outcomes(&state.ctx, &v).await?;
+    let now = state.ctx.clock.now_millis();
+    let sla_ms = state.ctx.review_sla.as_millis() as i64;
+    let ids = || (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    let Some(events) = workflow::on_documents(
+        &v,
+        &docs.0,
+        docs.1.as_ref(),
+        &state.ctx.policy,
+        ids,
+        now,
+        sla_ms,
+    ) else {
+        return Ok(());
+    };
+    let arm_timer = events.iter().find_map(|e| match e {
+        Event::Checked {
+            sla_timer_id: Some(t),
+            sla_due_at: Some(due),
+            ..
+        } => Some((t.clone(), *due)),
+        _ => None,
+    });
+    let extras = Extras {
+        arm_timer,
+        ..Default::default()
+    };
+    let events = events
+        .into_iter()
+        .map(|e| (e, SYSTEM.to_string()))
+        .collect();
+    commit(state, &v, events, extras, &docs).await?;
+    Ok(())
+}
+
+async fn timer_due(state: &mut VerificationState, timer_id: &str) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    match workflow::on_timer(&v, timer_id) {
+        Some(events) => {
+            let docs = outcomes(&state.ctx, &v).await?;
+            let extras = Extras {
+                spend_timer: Some(timer_id.to_string()),
+                ..Default::default()
+            };
+            let events = events
+                .into_iter()
+                .map(|e| (e, SYSTEM.to_string()))
+                .collect();
+            commit(state, &v, events, extras, &docs).await?;
+        }
+        // The case moved on (decided, cancelled): the timer is simply spent.
+        None => {
+            verifications::spend_timer(&state.ctx.db, timer_id, state.ctx.clock.now_millis())
+                .await?
+        }
+    }
+    Ok(())
+}
+
+async fn apply_signal(
+    state: &mut VerificationState,
+    signal: Signal,
+) -> Result<SignalReceipt, VerificationError> {
+    let id = state.id.to_string();
+    if let Some(done) = verifications::find_signal(&state.ctx.db, &id, &signal.signal_id).await? {
+        return replay_answer(&done, &signal);
+    }
+    let v = load(state).await?;
+    let docs = outcomes(&state.ctx, &v).await?;
+    let events = match &signal.kind {
+        SignalKind::ReviewDecision {
+            decision,
+            reason,
+            corrected,
+        } => {
+            let sealed =
+                if corrected.is_empty() {
+                    None
+                } else {
+                    let plain = serde_json::to_string(corrected).expect("strings serialize");
+                    Some(state.ctx.blobs.seal_text(&id, &plain).map_err(|e| {
+                        VerificationError::Corrupt(format!("sealing corrections: {e}"))
+                    })?)
+                };
+            let input = ReviewInput {
+                signal_id: signal.signal_id.clone(),
+                decision: *decision,
+                reason: reason.clone(),
+                corrected: corrected.clone(),
+                sealed_corrections: sealed,
+            };
+            workflow::on_review_decision(&v, input, &docs.0, docs.1.as_ref())
+        }
+        SignalKind::Cancel { reason } => workflow::on_cancel(&v, &signal.signal_id, reason),
+    }
+    .map_err(|Refused(current)| VerificationError::State(current))?;
+
+    let mut after_state = v.clone();
+    for e in &events {
+        after_state
+            .apply(e, 0)
+            .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
+    }
+    let receipt = SignalReceipt {
+        verification_id: id.clone(),
+        signal_id: signal.signal_id.clone(),
+        signal: signal.kind.name().into(),
+        state: after_state.state,
+        version: after_state.seq,
+        applied_at: state.ctx.clock.now_millis(),
+    };
+    let extras = Extras {
+        signal: Some(SignalRecord {
+            signal_id: signal.signal_id.clone(),
+            kind: signal.kind.name().into(),
+            request_hash: signal.request_hash.clone(),
+            response: serde_json::to_string(&receipt).expect("receipt serializes"),
+        }),
+        spend_timer: v.sla_timer_id.clone(),
+        ..Default::default()
+    };
+    let events = events
+        .into_iter()
+        .map(|e| {
+            let actor = match &e {
+                Event::NpwpRechecked { .. } => SYSTEM.to_string(),
+                _ => signal.actor.clone(),
+            };
+            (e, actor)
+        })
+        .collect();
+    match commit(state, &v, events, extras, &docs).await {
+        Ok(_) => Ok(receipt),
+        Err(VerificationError::Store(e)) if e.is_unique_violation() => {
+            // The same signal won the race on another node: answer as it did.
+            let done = verifications::find_signal(&state.ctx.db, &id, &signal.signal_id)
+                .await?
+                .ok_or(VerificationError::Store(e))?;
+            replay_answer(&done, &signal)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn replay_answer(done: &SignalRecord, signal: &Signal) -> Result<SignalReceipt, VerificationError> {
+    if done.request_hash != signal.request_hash || done.kind != signal.kind.name() {
+        return Err(VerificationError::SignalReused);
+    }
+    serde_json::from_str(&done.response)
+        .map_err(|e| VerificationError::Corrupt(format!("stored signal answer: {e}")))
+}

@@ -1,0 +1,400 @@
+//! Verification rows (a projection for queries), their append-only event log (the truth),
+//! applied signals, durable workflow timers and the transactional outbox.
+//!
+//! [`append`] is the one write path after creation: it checks the row's version (optimistic,
+//! so even a writer outside the verification's actor cannot leave a gap or overwrite a newer
+//! state), appends the events with consecutive `seq`, and writes the side rows that belong to
+//! the same decision — the signal's remembered answer, a timer set or spent, an outbox row —
+//! all in one transaction.
+
+use sqlx::{AssertSqlSafe, Row, any::AnyRow};
+
+use super::{Db, StoreError};
+use crate::kyc::workflow::{Delivery, Event, State, Verification};
+
+/// A signal already applied, with the answer its sender got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalRecord {
+    pub signal_id: String,
+    pub kind: String,
+    pub request_hash: String,
+    pub response: String,
+}
+
+/// An outbox row to write with a decision (delivered by issue 5's OutboxActor).
+#[derive(Debug, Clone)]
+pub struct NewOutbox {
+    pub id: String,
+    pub kind: String,
+    /// Sealed (AES-256-GCM) JSON: it carries the checked personal fields BULI2 needs.
+    pub payload: String,
+}
+
+/// Side rows written in the same transaction as the events.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub signal: Option<SignalRecord>,
+    /// `(timer id, due_at)`: a review SLA timer to arm.
+    pub arm_timer: Option<(String, i64)>,
+    /// A timer that has fired or is no longer needed.
+    pub spend_timer: Option<String>,
+    pub outbox: Option<NewOutbox>,
+}
+
+/// One audit-trail entry as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub actor: String,
+    pub event: Event,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "id, owner, ktp_document_id, npwp_document_id, state, workflow_version, score, \
+    reasons_json, review_id, delivery_state, corrections, version, created_at, updated_at, decided_at";
+
+/// The projection row, for queries (the actor replays events instead).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerificationRow {
+    pub id: String,
+    pub owner: String,
+    pub ktp_document_id: String,
+    pub npwp_document_id: Option<String>,
+    pub state: State,
+    pub workflow_version: u32,
+    pub score: Option<u32>,
+    pub reasons: Vec<String>,
+    pub review_id: Option<String>,
+    pub delivery: Delivery,
+    pub corrections: Option<String>,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub decided_at: Option<i64>,
+}
+
+fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
+    let state: String = row.try_get("state")?;
+    let delivery: String = row.try_get("delivery_state")?;
+    let reasons: Option<String> = row.try_get("reasons_json")?;
+    let score: Option<i64> = row.try_get("score")?;
+    let version: i64 = row.try_get("workflow_version")?;
+    Ok(VerificationRow {
+        id: row.try_get("id")?,
+        owner: row.try_get("owner")?,
+        ktp_document_id: row.try_get("ktp_document_id")?,
+        npwp_document_id: row.try_get("npwp_document_id")?,
+        state: State::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("verification state `{state}`")))?,
+        workflow_version: version as u32,
+        score: score.map(|s| s as u32),
+        reasons: reasons
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("reasons_json".into()))?
+            .unwrap_or_default(),
+        review_id: row.try_get("review_id")?,
+        delivery: Delivery::parse(&delivery)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery state `{delivery}`")))?,
+        corrections: row.try_get("corrections")?,
+        version: row.try_get("version")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        decided_at: row.try_get("decided_at")?,
+    })
+}
+
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    seq: i64,
+    event: &Event,
+    actor: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    let detail = serde_json::to_string(event).expect("events serialize");
+    sqlx::query(
+        "INSERT INTO verification_events (verification_id, seq, kind, actor, detail, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(seq)
+    .bind(event.kind())
+    .bind(actor)
+    .bind(detail)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Creates the verification from its `started` event.
+pub async fn insert(db: &Db, v: &Verification, started: &Event) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "INSERT INTO verifications (id, owner, ktp_document_id, npwp_document_id, state, workflow_version, \
+         score, reasons_json, review_id, delivery_state, corrections, version, created_at, updated_at, decided_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, $7, NULL, 1, $8, $8, NULL)",
+    )
+    .bind(&v.id)
+    .bind(&v.owner)
+    .bind(&v.ktp_document_id)
+    .bind(&v.npwp_document_id)
+    .bind(v.state.as_str())
+    .bind(i64::from(v.workflow_version))
+    .bind(v.delivery.as_str())
+    .bind(v.created_at)
+    .execute(&mut *tx)
+    .await?;
+    insert_event(&mut tx, &v.id, 1, started, &v.owner, v.created_at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Writes `after` (which is `before` with `events` applied) and everything in `extras`, in one
+/// transaction. `Conflict` when the stored version is no longer `before.seq`.
+pub async fn append(
+    db: &Db,
+    before: &Verification,
+    after: &Verification,
+    events: &[(Event, String)],
+    extras: &Extras,
+) -> Result<(), StoreError> {
+    let at = after.updated_at;
+    let mut tx = db.begin_write().await?;
+    let reasons = serde_json::to_string(&after.reasons).expect("strings serialize");
+    let updated = sqlx::query(
+        "UPDATE verifications SET state = $1, score = $2, reasons_json = $3, review_id = $4, \
+         delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9 \
+         WHERE id = $10 AND version = $11",
+    )
+    .bind(after.state.as_str())
+    .bind(after.score.map(i64::from))
+    .bind(reasons)
+    .bind(&after.review_id)
+    .bind(after.delivery.as_str())
+    .bind(&after.sealed_corrections)
+    .bind(after.seq)
+    .bind(at)
+    .bind(after.decided_at)
+    .bind(&after.id)
+    .bind(before.seq)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Err(StoreError::Conflict(format!(
+            "verification changed since version {}",
+            before.seq
+        )));
+    }
+    for (i, (event, actor)) in events.iter().enumerate() {
+        insert_event(
+            &mut tx,
+            &after.id,
+            before.seq + 1 + i as i64,
+            event,
+            actor,
+            at,
+        )
+        .await?;
+    }
+    if let Some(s) = &extras.signal {
+        sqlx::query(
+            "INSERT INTO verification_signals (verification_id, signal_id, kind, request_hash, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&after.id)
+        .bind(&s.signal_id)
+        .bind(&s.kind)
+        .bind(&s.request_hash)
+        .bind(&s.response)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some((timer, due_at)) = &extras.arm_timer {
+        sqlx::query(
+            "INSERT INTO workflow_timers (id, verification_id, kind, due_at, fired_at) \
+             VALUES ($1, $2, 'review_sla', $3, NULL)",
+        )
+        .bind(timer)
+        .bind(&after.id)
+        .bind(*due_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(timer) = &extras.spend_timer {
+        spend(&mut tx, timer, at).await?;
+    }
+    if let Some(o) = &extras.outbox {
+        sqlx::query(
+            "INSERT INTO outbox (id, verification_id, kind, payload, state, attempts, rounds, \
+             next_attempt_at, last_error, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, NULL, $5, $5)",
+        )
+        .bind(&o.id)
+        .bind(&after.id)
+        .bind(&o.kind)
+        .bind(&o.payload)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn spend(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    timer: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE workflow_timers SET fired_at = $1 WHERE id = $2 AND fired_at IS NULL")
+        .bind(at)
+        .bind(timer)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Marks a timer spent on its own (it fired for a case that had already moved on).
+pub async fn spend_timer(db: &Db, timer: &str, at: i64) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().await?;
+    spend(&mut tx, timer, at).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn get(db: &Db, id: &str) -> Result<Option<VerificationRow>, StoreError> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM verifications WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn events(db: &Db, id: &str) -> Result<Vec<StoredEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, actor, detail, created_at FROM verification_events \
+         WHERE verification_id = $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let detail: String = row.try_get("detail")?;
+            let seq: i64 = row.try_get("seq")?;
+            Ok(StoredEvent {
+                seq,
+                actor: row.try_get("actor")?,
+                event: serde_json::from_str(&detail)
+                    .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?,
+                created_at: row.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+pub async fn find_signal(
+    db: &Db,
+    verification_id: &str,
+    signal_id: &str,
+) -> Result<Option<SignalRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT signal_id, kind, request_hash, response FROM verification_signals \
+         WHERE verification_id = $1 AND signal_id = $2",
+    )
+    .bind(verification_id)
+    .bind(signal_id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(SignalRecord {
+            signal_id: r.try_get("signal_id")?,
+            kind: r.try_get("kind")?,
+            request_hash: r.try_get("request_hash")?,
+            response: r.try_get("response")?,
+        })
+    })
+    .transpose()
+}
+
+/// Verifications waiting for documents whose documents have all settled (extracted, failed
+/// or erased), oldest first.
+pub async fn ready_to_check(db: &Db, limit: u32) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT v.id FROM verifications v \
+         JOIN documents k ON k.id = v.ktp_document_id \
+         LEFT JOIN documents n ON n.id = v.npwp_document_id \
+         WHERE v.state = 'awaiting_documents' \
+           AND k.status IN ('extracted', 'failed', 'erased') \
+           AND (v.npwp_document_id IS NULL OR n.status IN ('extracted', 'failed', 'erased')) \
+         ORDER BY v.created_at, v.id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get("id").map_err(Into::into))
+        .collect()
+}
+
+/// Timers due at `now` that have not fired: `(timer id, verification id)`.
+pub async fn due_timers(
+    db: &Db,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, verification_id FROM workflow_timers WHERE fired_at IS NULL AND due_at <= $1 \
+         ORDER BY due_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("verification_id")?)))
+        .collect()
+}
+
+/// One page of verifications in `state`, oldest first, after the keyset `cursor`.
+pub async fn list_by_state(
+    db: &Db,
+    state: State,
+    cursor: Option<(i64, String)>,
+    limit: u32,
+) -> Result<Vec<VerificationRow>, StoreError> {
+    let (after_t, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
+    let rows = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM verifications WHERE state = $1 \
+         AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+         ORDER BY created_at, id LIMIT $4"
+    )))
+    .bind(state.as_str())
+    .bind(after_t)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Outbox rows of one verification: `(id, kind, state)` (the delivery is issue 5's).
+pub async fn outbox_of(
+    db: &Db,
+    verification_id: &str,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, kind, state FROM outbox WHERE verification_id = $1 ORDER BY created_at, id",
+    )
+    .bind(verification_id)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("kind")?, r.try_get("state")?)))
+        .collect()
+}

@@ -1,0 +1,337 @@
+//! KeyedSupervisor: one child actor per key (a document, a verification), spawned on demand,
+//! fed in arrival order, stopped when idle, restarted when it fails. The same policy serves
+//! every per-entity actor; [`Keyed`] is what such an actor tells it.
+//!
+//! Policy on a child's failure: restart at once (the new actor reloads from the database); a
+//! key whose actor fails more than `max_restarts` times inside `restart_window` is
+//! quarantined (callers get [`Rejection::Quarantined`]) until the window has passed, so one
+//! poisonous entity cannot spin the node.
+//!
+//! Idle stop without losing a message: a child reports `ChildIdle { processed }` and the
+//! supervisor stops it only when that equals the number of work messages it forwarded — it is
+//! the only sender, so nothing can be in flight.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt::Display,
+    hash::Hash,
+    marker::PhantomData,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+    concurrency::oneshot,
+};
+use tokio::time::Instant;
+
+/// Why the supervisor answered instead of the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The key's actor failed too often recently.
+    Quarantined,
+    /// The actor could not be started or died with the message.
+    ActorFailed,
+}
+
+/// A per-entity actor run by a [`KeyedSupervisor`].
+pub trait Keyed: Actor<Arguments = KeyedArgs<Self>> + Default {
+    type Key: Copy + Eq + Hash + Display + Send + Sync + 'static;
+    /// What all actors of this kind share (database, keys, settings).
+    type Context: Send + Sync + 'static;
+    /// For logs: `document`, `verification`.
+    const KIND: &'static str;
+
+    /// Answers the message's caller, if any, with `why` (the message was not handled).
+    fn reject(msg: Self::Msg, why: Rejection);
+    /// Housekeeping (ticks) does not count as forwarded work.
+    fn is_work(msg: &Self::Msg) -> bool;
+}
+
+pub struct KeyedArgs<A: Keyed> {
+    pub id: A::Key,
+    pub ctx: Arc<A::Context>,
+    pub supervisor: ActorRef<KeyedMsg<A>>,
+}
+
+pub enum KeyedMsg<A: Keyed> {
+    /// Deliver the message to the key's actor, starting one if needed.
+    Dispatch(A::Key, A::Msg),
+    /// A child reports it has been idle after handling `processed` work messages.
+    ChildIdle {
+        id: A::Key,
+        processed: u64,
+    },
+    Stats(RpcReplyPort<SupervisorStats>),
+}
+
+impl<A: Keyed> ractor::Message for KeyedMsg<A> {}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SupervisorStats {
+    pub active: usize,
+    pub restarts: u64,
+    pub idle_stops: u64,
+}
+
+pub struct KeyedSupervisorArgs<A: Keyed> {
+    pub ctx: Arc<A::Context>,
+    pub max_restarts: u32,
+    pub restart_window: Duration,
+}
+
+struct Child<A: Keyed> {
+    actor: ActorRef<A::Msg>,
+    forwarded: u64,
+}
+
+pub struct KeyedState<A: Keyed> {
+    ctx: Arc<A::Context>,
+    max_restarts: u32,
+    restart_window: Duration,
+    children: HashMap<A::Key, Child<A>>,
+    by_actor: HashMap<ActorId, A::Key>,
+    failures: HashMap<A::Key, VecDeque<Instant>>,
+    stats: SupervisorStats,
+}
+
+pub struct KeyedSupervisor<A>(PhantomData<fn() -> A>);
+
+impl<A> Default for KeyedSupervisor<A> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<A: Keyed> KeyedState<A> {
+    fn quarantined(&mut self, id: &A::Key) -> bool {
+        let window = self.restart_window;
+        let Some(times) = self.failures.get_mut(id) else {
+            return false;
+        };
+        while times.front().is_some_and(|t| t.elapsed() > window) {
+            times.pop_front();
+        }
+        if times.is_empty() {
+            self.failures.remove(id);
+            return false;
+        }
+        times.len() > self.max_restarts as usize
+    }
+
+    async fn spawn_child(
+        &mut self,
+        myself: &ActorRef<KeyedMsg<A>>,
+        id: A::Key,
+    ) -> Result<(), ActorProcessingErr> {
+        let args = KeyedArgs {
+            id,
+            ctx: self.ctx.clone(),
+            supervisor: myself.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, A::default(), args, myself.get_cell()).await?;
+        self.by_actor.insert(actor.get_id(), id);
+        self.children.insert(
+            id,
+            Child {
+                actor,
+                forwarded: 0,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets the child behind `cell`, returning its key when it was current.
+    fn forget(&mut self, cell: &ActorCell) -> Option<A::Key> {
+        let id = self.by_actor.remove(&cell.get_id())?;
+        match self.children.get(&id) {
+            Some(child) if child.actor.get_id() == cell.get_id() => {
+                self.children.remove(&id);
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<A: Keyed> Actor for KeyedSupervisor<A> {
+    type Msg = KeyedMsg<A>;
+    type State = KeyedState<A>;
+    type Arguments = KeyedSupervisorArgs<A>;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(KeyedState {
+            ctx: args.ctx,
+            max_restarts: args.max_restarts,
+            restart_window: args.restart_window,
+            children: HashMap::new(),
+            by_actor: HashMap::new(),
+            failures: HashMap::new(),
+            stats: SupervisorStats::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            KeyedMsg::Dispatch(id, msg) => {
+                if state.quarantined(&id) {
+                    A::reject(msg, Rejection::Quarantined);
+                    return Ok(());
+                }
+                if !state.children.contains_key(&id)
+                    && let Err(e) = state.spawn_child(&myself, id).await
+                {
+                    tracing::error!(kind = A::KIND, id = %id, error = %e, "cannot start actor");
+                    A::reject(msg, Rejection::ActorFailed);
+                    return Ok(());
+                }
+                let child = state.children.get_mut(&id).expect("spawned above");
+                let counts = A::is_work(&msg);
+                if let Err(e) = child.actor.send_message(msg) {
+                    // The child is dying; the caller's reply port is dropped with the message,
+                    // which the caller sees as a failed actor. Start afresh for the next one.
+                    tracing::warn!(kind = A::KIND, id = %id, error = %e, "actor gone while forwarding");
+                    let cell = child.actor.get_cell();
+                    state.forget(&cell);
+                } else if counts {
+                    child.forwarded += 1;
+                }
+            }
+            KeyedMsg::ChildIdle { id, processed } => {
+                if let Some(child) = state.children.get(&id)
+                    && child.forwarded == processed
+                {
+                    let cell = child.actor.get_cell();
+                    state.forget(&cell);
+                    cell.stop(Some("idle".into()));
+                    state.stats.idle_stops += 1;
+                }
+            }
+            KeyedMsg::Stats(reply) => {
+                let mut stats = state.stats;
+                stats.active = state.children.len();
+                let _ = reply.send(stats);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(id) = state.forget(&cell) else {
+                    return Ok(());
+                };
+                tracing::error!(kind = A::KIND, id = %id, error = %err, "actor failed; restarting from the database");
+                state.stats.restarts += 1;
+                state
+                    .failures
+                    .entry(id)
+                    .or_default()
+                    .push_back(Instant::now());
+                if state.quarantined(&id) {
+                    tracing::error!(kind = A::KIND, id = %id, "actor failed too often; quarantined for the restart window");
+                } else if let Err(e) = state.spawn_child(&myself, id).await {
+                    tracing::error!(kind = A::KIND, id = %id, error = %e, "actor restart failed");
+                }
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                // Idle stops were forgotten already; anything else stopping on its own is
+                // forgotten now so the next message starts a fresh actor.
+                state.forget(&cell);
+            }
+            SupervisionEvent::ActorStarted(_) => {}
+            SupervisionEvent::ProcessGroupChanged(_) => {}
+            SupervisionEvent::PidLifecycleEvent(_) => {}
+        }
+        Ok(())
+    }
+}
+
+/// Where the current supervisor of one kind is; the root replaces it after a restart.
+pub type Slot<A> = Arc<RwLock<Option<ActorRef<KeyedMsg<A>>>>>;
+
+/// Why a call into a keyed actor got no answer from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallFailure {
+    ShuttingDown,
+    /// The actor died with the message (its reply port was dropped).
+    ActorFailed,
+    Timeout,
+}
+
+/// The service's way into the actors of one kind. Cheap to clone.
+pub struct Handle<A: Keyed> {
+    slot: Slot<A>,
+    timeout: Duration,
+    ctx: Arc<A::Context>,
+}
+
+impl<A: Keyed> Clone for Handle<A> {
+    fn clone(&self) -> Self {
+        Self {
+            slot: self.slot.clone(),
+            timeout: self.timeout,
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<A: Keyed> Handle<A> {
+    pub fn new(slot: Slot<A>, timeout: Duration, ctx: Arc<A::Context>) -> Self {
+        Self { slot, timeout, ctx }
+    }
+
+    pub fn context(&self) -> &Arc<A::Context> {
+        &self.ctx
+    }
+
+    fn supervisor(&self) -> Option<ActorRef<KeyedMsg<A>>> {
+        self.slot.read().ok()?.clone()
+    }
+
+    /// Sends through the supervisor and waits, with the configured timeout, for the answer.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        id: A::Key,
+        build: impl FnOnce(RpcReplyPort<R>) -> A::Msg,
+    ) -> Result<R, CallFailure> {
+        let sup = self.supervisor().ok_or(CallFailure::ShuttingDown)?;
+        let (tx, rx) = oneshot();
+        let msg = build(RpcReplyPort::from(tx));
+        if sup.cast(KeyedMsg::Dispatch(id, msg)).is_err() {
+            return Err(CallFailure::ShuttingDown);
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(CallFailure::ActorFailed),
+            Err(_) => Err(CallFailure::Timeout),
+        }
+    }
+
+    /// Delivers a message that needs no answer (a nudge); false when the tree is down.
+    pub fn cast(&self, id: A::Key, msg: A::Msg) -> bool {
+        self.supervisor()
+            .is_some_and(|sup| sup.cast(KeyedMsg::Dispatch(id, msg)).is_ok())
+    }
+
+    pub async fn stats(&self) -> Option<SupervisorStats> {
+        let sup = self.supervisor()?;
+        ractor::call_t!(sup, KeyedMsg::Stats, self.timeout.as_millis() as u64).ok()
+    }
+}
