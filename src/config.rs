@@ -667,6 +667,23 @@ mod tests {
     }
 
     #[test]
+    fn workflow_settings_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_WORKFLOW__VERSION", "3");
+            jail.set_env("FILOT_WORKFLOW__APPROVE_AT", "30");
+            jail.set_env("FILOT_WORKFLOW__REVIEW_SLA_HOURS", "0");
+            let all = Settings::load(None)
+                .expect_err("invalid")
+                .problems
+                .join("\n");
+            assert!(all.contains("workflow.version"), "{all}");
+            assert!(all.contains("reject_below"), "{all}");
+            assert!(all.contains("workflow.review_sla_hours"), "{all}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FILOT_LISTEN", "not-an-address");

@@ -324,3 +324,158 @@ async fn the_service_runs_on_postgres() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+/// The workflow's rows on both backends: log + projection, timers, signals, outbox, queues.
+#[tokio::test]
+async fn verification_log_timers_signals_and_outbox() {
+    use filot::{
+        kyc::workflow::{Event, State, Verification},
+        store::verifications::{self, Extras, NewOutbox, SignalRecord},
+    };
+    for b in backends().await {
+        let db = &b.db;
+        let t0 = now_millis();
+        let doc = documents::insert(db, &new_doc("alice", t0), None)
+            .await
+            .unwrap();
+        let started = Event::Started {
+            owner: "alice".into(),
+            ktp_document_id: doc.id.to_string(),
+            npwp_document_id: None,
+            workflow_version: 2,
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let v0 = Verification::start(&id, &started, t0).unwrap();
+        verifications::insert(db, &v0, &started).await.unwrap();
+        assert!(
+            verifications::ready_to_check(db, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: the document is still queued",
+            b.name
+        );
+        documents::apply(
+            db,
+            &doc,
+            &DocumentChange::Failed {
+                reason: "ocr_unreadable".into(),
+            },
+            "ocr",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            verifications::ready_to_check(db, 10).await.unwrap(),
+            [id.clone()]
+        );
+
+        let events = vec![
+            Event::DocumentsReady {
+                ktp_status: "failed".into(),
+                npwp_status: None,
+            },
+            Event::Checked {
+                score: 40,
+                reasons: vec!["ktp_unreadable_ocr_unreadable".into()],
+                outcome: State::PendingManualReview,
+                review_id: Some("rev".into()),
+                sla_timer_id: Some(format!("t-{id}")),
+                sla_due_at: Some(t0 + 1_000),
+            },
+        ];
+        let mut v1 = v0.clone();
+        for e in &events {
+            v1.apply(e, t0 + 1).unwrap();
+        }
+        let tagged: Vec<_> = events
+            .into_iter()
+            .map(|e| (e, "system".to_string()))
+            .collect();
+        let arm = Extras {
+            arm_timer: Some((format!("t-{id}"), t0 + 1_000)),
+            ..Default::default()
+        };
+        verifications::append(db, &v0, &v1, &tagged, &arm)
+            .await
+            .unwrap();
+        // A writer holding the old version is refused and leaves nothing.
+        let stale = verifications::append(db, &v0, &v1, &tagged, &Extras::default()).await;
+        assert!(matches!(stale, Err(StoreError::Conflict(_))), "{}", b.name);
+        assert_eq!(verifications::events(db, &id).await.unwrap().len(), 3);
+
+        let page = verifications::list_by_state(db, State::PendingManualReview, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].reasons, ["ktp_unreadable_ocr_unreadable"]);
+        assert!(
+            verifications::due_timers(db, t0 + 999, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            verifications::due_timers(db, t0 + 1_000, 10).await.unwrap(),
+            [(format!("t-{id}"), id.clone())]
+        );
+
+        let expired = Event::Expired {
+            timer_id: format!("t-{id}"),
+        };
+        let mut v2 = v1.clone();
+        v2.apply(&expired, t0 + 2_000).unwrap();
+        let fire = Extras {
+            spend_timer: Some(format!("t-{id}")),
+            signal: Some(SignalRecord {
+                signal_id: "s".into(),
+                kind: "cancel-review".into(),
+                request_hash: "h".into(),
+                response: "{}".into(),
+            }),
+            outbox: Some(NewOutbox {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind: "buli2_decision".into(),
+                payload: "sealed".into(),
+            }),
+            ..Default::default()
+        };
+        verifications::append(db, &v1, &v2, &[(expired, "system".into())], &fire)
+            .await
+            .unwrap();
+        assert!(
+            verifications::due_timers(db, t0 + 5_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(verifications::outbox_of(db, &id).await.unwrap().len(), 1);
+        assert!(
+            verifications::find_signal(db, &id, "s")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let row = verifications::get(db, &id).await.unwrap().unwrap();
+        assert_eq!((row.state, row.version), (State::Expired, 4), "{}", b.name);
+
+        // The same signal id cannot be recorded twice, whatever the writer.
+        let mut v3 = v2.clone();
+        let delivered = Event::DeliveryChanged {
+            delivery: filot::kyc::workflow::Delivery::Sent,
+        };
+        v3.apply(&delivered, t0 + 3_000).unwrap();
+        let again = Extras {
+            signal: fire.signal.clone(),
+            ..Default::default()
+        };
+        let dup =
+            verifications::append(db, &v2, &v3, &[(delivered, "system".into())], &again).await;
+        assert!(dup.unwrap_err().is_unique_violation(), "{}", b.name);
+        assert_eq!(
+            verifications::events(db, &id).await.unwrap().len(),
+            4,
+            "rolled back"
+        );
+    }
+}
