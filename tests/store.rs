@@ -365,10 +365,8 @@ async fn verification_log_timers_signals_and_outbox() {
         )
         .await
         .unwrap();
-        assert_eq!(
-            verifications::ready_to_check(db, 10).await.unwrap(),
-            [id.clone()]
-        );
+        let ready = verifications::ready_to_check(db, 10).await.unwrap();
+        assert_eq!(ready, std::slice::from_ref(&id));
 
         let events = vec![
             Event::DocumentsReady {
