@@ -422,12 +422,19 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     let rejected = api.start(&alice, &ktp_bad, None).await;
     let decided = api.start(&alice, &ktp_odd, None).await;
     let cancelled = api.start(&alice, &ktp_odd, None).await;
+    let refused = api.start(&alice, &ktp_odd, None).await;
     let pending = api.start(&alice, &ktp_odd, None).await;
     api.wait_state(&alice, &approved, "auto_approved").await;
     api.wait_state(&alice, &rejected, "auto_rejected").await;
-    for id in [&decided, &cancelled, &pending] {
+    for id in [&decided, &cancelled, &refused, &pending] {
         api.wait_state(&alice, id, "pending_manual_review").await;
     }
+    api.post(
+        &rita,
+        &format!("/v1/verifications/{refused}/signals/review-decision"),
+        serde_json::json!({ "signal_id": "f1", "decision": "reject", "reason": "altered card" }),
+    )
+    .await;
     let decision =
         serde_json::json!({ "signal_id": "d1", "decision": "approve", "reason": "checked" });
     let first_answer = api
@@ -447,7 +454,12 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     let fresh = api.upload(&alice, "KTP", "ktp_006.jpg").await;
     let awaiting = api.start(&alice, &fresh, None).await;
 
-    let ids = [&approved, &rejected, &decided, &cancelled, &pending];
+    // auto_approved, auto_rejected, manually_approved, cancelled, manually_rejected,
+    // pending_manual_review, and awaiting_documents below (expiry across a restart is in
+    // tests/api/workflow.rs, where the clock can move).
+    let ids = [
+        &approved, &rejected, &decided, &cancelled, &refused, &pending,
+    ];
     let mut before = Vec::new();
     for id in ids {
         before.push(api.snapshot(&rita, id).await);
@@ -505,7 +517,9 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     )
     .await
     .unwrap();
-    for id in [&approved, &rejected, &decided, &cancelled, &pending] {
+    for id in [
+        &approved, &rejected, &decided, &cancelled, &refused, &pending,
+    ] {
         let rows = filot::store::verifications::outbox_of(&db, id)
             .await
             .unwrap();
