@@ -71,6 +71,12 @@ pub struct Settings {
     /// Log level filter in `tracing` syntax (overridden by `RUST_LOG`).
     pub log_level: String,
     pub log_format: LogFormat,
+    /// BULI2's base URL (`FILOT_BULI2_URL`); decisions go to `{url}/kyc/decisions`. Unset: the
+    /// BULI2 integration is off (decisions wait in the outbox).
+    pub buli2_url: Option<String>,
+    /// Shared HMAC secret for BULI2 (`FILOT_BULI2_SECRET`), both directions. Required when
+    /// `buli2_url` is set: FiLot never sends unsigned or accepts unverified.
+    pub buli2_secret: Option<Secret>,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub blobs: BlobSettings,
@@ -78,8 +84,52 @@ pub struct Settings {
     pub documents: DocumentSettings,
     pub ocr: OcrSettings,
     pub workflow: WorkflowSettings,
+    pub outbox: OutboxSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
+}
+
+/// Delivery of decisions (BULI2) and status webhooks from the transactional outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxSettings {
+    /// How often the OutboxActor looks for due rows, in milliseconds.
+    pub poll_ms: u64,
+    /// Per HTTP attempt.
+    pub timeout_secs: u64,
+    /// Attempts per delivery round (exponential back-off with jitter in between).
+    pub attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Failed rounds after which a row is dead-lettered.
+    pub max_rounds: u32,
+    /// Delay before the next round, doubling per failed round up to `round_delay_max_ms`.
+    pub round_delay_ms: u64,
+    pub round_delay_max_ms: u64,
+    /// Consecutive failed calls that open BULI2's circuit breaker…
+    pub breaker_failures: u32,
+    /// …and how long it stays open before one probe.
+    pub breaker_cooldown_ms: u64,
+    /// Accepted clock difference on signed callbacks, either way, in seconds.
+    pub callback_window_secs: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            poll_ms: 500,
+            timeout_secs: 30,
+            attempts: 3,
+            backoff_min_ms: 500,
+            backoff_max_ms: 10_000,
+            max_rounds: 5,
+            round_delay_ms: 30_000,
+            round_delay_max_ms: 3_600_000,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+            callback_window_secs: 300,
+        }
+    }
 }
 
 /// The KYC review workflow: decision thresholds, blocking issues, review SLA, versions.
@@ -255,6 +305,8 @@ impl Default for Settings {
             database_url: String::new(),
             log_level: "info".into(),
             log_format: LogFormat::Auto,
+            buli2_url: None,
+            buli2_secret: None,
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
             blobs: BlobSettings::default(),
@@ -262,6 +314,7 @@ impl Default for Settings {
             documents: DocumentSettings::default(),
             ocr: OcrSettings::default(),
             workflow: WorkflowSettings::default(),
+            outbox: OutboxSettings::default(),
             node: NodeSettings::default(),
             cluster: ClusterSettings::default(),
         }
@@ -494,6 +547,34 @@ impl Settings {
         if self.ocr.poll_ms == 0 {
             p.push("ocr.poll_ms: must be greater than 0".into());
         }
+        if let Some(url) = &self.buli2_url {
+            let u = url.trim();
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                p.push("buli2_url: must be an http:// or https:// URL".into());
+            }
+            match &self.buli2_secret {
+                None => p.push(
+                    "buli2_secret: required when buli2_url is set (FiLot never fails open)".into(),
+                ),
+                Some(s) if s.expose().len() < 16 => {
+                    p.push("buli2_secret: must be at least 16 characters".into())
+                }
+                Some(_) => {}
+            }
+        }
+        let o = &self.outbox;
+        for (key, value) in [
+            ("outbox.poll_ms", o.poll_ms),
+            ("outbox.timeout_secs", o.timeout_secs),
+            ("outbox.attempts", o.attempts.into()),
+            ("outbox.max_rounds", o.max_rounds.into()),
+            ("outbox.breaker_failures", o.breaker_failures.into()),
+            ("outbox.callback_window_secs", o.callback_window_secs),
+        ] {
+            if value == 0 {
+                p.push(format!("{key}: must be greater than 0"));
+            }
+        }
         let w = &self.workflow;
         if !(1..=crate::kyc::workflow::CURRENT_VERSION).contains(&w.version) {
             p.push(format!(
@@ -662,6 +743,22 @@ mod tests {
             }
             assert!(count > 10, ".env.example documents too few variables");
             Settings::load(Some(&manifest("cluster.toml"))).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn buli2_without_a_secret_refuses_to_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_BULI2_URL", "http://buli2.internal:9090");
+            let all = Settings::load(None)
+                .expect_err("invalid")
+                .problems
+                .join("\n");
+            assert!(all.contains("buli2_secret: required"), "{all}");
+            jail.set_env("FILOT_BULI2_SECRET", "a-long-shared-secret");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(s.buli2_url.as_deref(), Some("http://buli2.internal:9090"));
             Ok(())
         });
     }

@@ -18,6 +18,7 @@
 //! until the shutdown future resolves, then drains requests and stops the tree.
 
 pub mod actors;
+pub mod buli2;
 pub mod clock;
 pub mod config;
 pub mod gpu;
@@ -144,6 +145,36 @@ impl Application {
             batch_lines: settings.ocr.batch_lines,
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
         };
+        let o = &settings.outbox;
+        let outbox = match (&settings.buli2_url, &settings.buli2_secret) {
+            (Some(url), Some(secret)) => {
+                let client = buli2::client::Buli2Client::new(
+                    url,
+                    secret.expose().as_bytes(),
+                    buli2::client::ClientSettings {
+                        timeout: Duration::from_secs(o.timeout_secs),
+                        attempts: o.attempts,
+                        backoff_min: Duration::from_millis(o.backoff_min_ms),
+                        backoff_max: Duration::from_millis(o.backoff_max_ms),
+                        breaker_failures: o.breaker_failures,
+                        breaker_cooldown: Duration::from_millis(o.breaker_cooldown_ms),
+                    },
+                )
+                .map_err(|e| StartError::Actors(format!("BULI2 client: {e}")))?;
+                Some(actors::outbox::OutboxArgs {
+                    db: db.clone(),
+                    blobs: blobs.clone(),
+                    clock: clock.clone(),
+                    verifications: verifications.clone(),
+                    client: Arc::new(client),
+                    poll: Duration::from_millis(o.poll_ms),
+                    max_rounds: o.max_rounds,
+                    round_delay: Duration::from_millis(o.round_delay_ms),
+                    round_delay_max: Duration::from_millis(o.round_delay_max_ms),
+                })
+            }
+            _ => None,
+        };
         let args = RootArgs {
             documents: (ctx.clone(), slot.clone()),
             verifications: (verification_ctx, verification_slot),
@@ -156,6 +187,7 @@ impl Application {
                 verifications: verifications.clone(),
                 poll: Duration::from_millis(settings.workflow.poll_ms),
             },
+            outbox,
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
             .await

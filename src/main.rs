@@ -105,6 +105,22 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Run a BULI2 simulator to test against: verifies FiLot's signatures, records decisions per
+    /// Idempotency-Key, calls back signed, and misbehaves on request (POST /sim/faults).
+    Buli2Sim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+        /// The shared HMAC secret (the same value as FiLot's FILOT_BULI2_SECRET).
+        #[arg(long, env = "FILOT_BULI2_SECRET", hide_env_values = true)]
+        secret: String,
+        /// FiLot's callback endpoint, e.g. http://127.0.0.1:8080/internal/buli2/callbacks.
+        #[arg(long)]
+        callback_url: Option<String>,
+        /// Milliseconds to wait before calling back.
+        #[arg(long, default_value_t = 200)]
+        callback_delay_ms: u64,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -276,6 +292,33 @@ async fn main() -> ExitCode {
             rec_batch,
             results,
         } => bench_ocr(&device, rec_batch, &files, rounds, results.as_deref()),
+        Command::Buli2Sim {
+            listen,
+            secret,
+            callback_url,
+            callback_delay_ms,
+        } => {
+            let config = filot::buli2::sim::SimConfig {
+                secret: secret.into_bytes(),
+                callback_url,
+                callback_delay: Duration::from_millis(callback_delay_ms),
+            };
+            match filot::buli2::sim::start(&listen, config).await {
+                Ok(sim) => {
+                    println!(
+                        "BULI2 simulator on {} (decisions at /kyc/decisions)",
+                        sim.url()
+                    );
+                    filot::shutdown_signal().await;
+                    sim.stop();
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("filot buli2-sim: cannot listen on {listen}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Config {
             command: ConfigCommand::Check,
         } => match Settings::load(Some(&cli.config)) {

@@ -7,6 +7,7 @@
 
 pub mod document;
 pub mod ocr;
+pub mod outbox;
 pub mod verification;
 pub mod workflow_driver;
 

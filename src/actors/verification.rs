@@ -21,14 +21,15 @@ use crate::{
         DocumentId,
         card::CardReading,
         workflow::{
-            self, DocOutcome, Event, Policy, Refused, ReviewDecision, ReviewInput, State,
-            Verification,
+            self, Buli2Outcome, Delivery, DocOutcome, Event, Policy, Refused, ReviewDecision,
+            ReviewInput, State, Verification,
         },
     },
     store::{
         Db, StoreError,
         blobs::BlobStore,
         documents::{self, DocumentStatus},
+        outbox::{self, OutboxResult, OutboxState},
         verifications::{self, Extras, NewOutbox, SignalRecord},
     },
     supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
@@ -36,6 +37,8 @@ use crate::{
 
 /// Who the workflow itself acts as in the audit trail.
 pub const SYSTEM: &str = "system:workflow";
+/// BULI2's callbacks in the audit trail.
+pub const BULI2: &str = "buli2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerificationError {
@@ -91,6 +94,13 @@ impl SignalKind {
     }
 }
 
+/// Whether a BULI2 callback changed anything (a replayed event id does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallbackApplied {
+    Applied,
+    Replayed,
+}
+
 /// The answer to a signal, remembered with it: a replay answers exactly this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalReceipt {
@@ -122,6 +132,18 @@ pub enum VerificationMsg {
     TimerDue {
         timer_id: String,
     },
+    /// The outbox finished delivering this verification's decision (sent or dead).
+    OutboxResult {
+        result: OutboxResult,
+        reply: Reply<()>,
+    },
+    /// BULI2's signed callback (already verified); answers whether it was new.
+    Buli2Callback {
+        event_id: String,
+        outcome: Buli2Outcome,
+        loan_reference: Option<String>,
+        reply: Reply<CallbackApplied>,
+    },
     /// Test and query helper: the state as replayed from the events.
     Replayed {
         reply: Reply<Verification>,
@@ -138,6 +160,12 @@ impl VerificationMsg {
                 let _ = reply.send(Err(err));
             }
             Self::Signal { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::OutboxResult { reply, .. } => {
+                let _ = reply.send(Err(err));
+            }
+            Self::Buli2Callback { reply, .. } => {
                 let _ = reply.send(Err(err));
             }
             Self::DocumentsSettled | Self::TimerDue { .. } | Self::IdleTick => {}
@@ -233,6 +261,17 @@ impl Actor for VerificationActor {
                 if let Err(e) = timer_due(state, &timer_id).await {
                     tracing::warn!(verification_id = %state.id, error = %e, "timer handling failed; will retry");
                 }
+            }
+            VerificationMsg::OutboxResult { result, reply } => {
+                let _ = reply.send(outbox_result(state, result).await);
+            }
+            VerificationMsg::Buli2Callback {
+                event_id,
+                outcome,
+                loan_reference,
+                reply,
+            } => {
+                let _ = reply.send(buli2_callback(state, event_id, outcome, loan_reference).await);
             }
             VerificationMsg::Replayed { reply } => {
                 state.cached = None;
@@ -570,4 +609,61 @@ fn replay_answer(done: &SignalRecord, signal: &Signal) -> Result<SignalReceipt, 
     }
     serde_json::from_str(&done.response)
         .map_err(|e| VerificationError::Corrupt(format!("stored signal answer: {e}")))
+}
+
+async fn outbox_result(
+    state: &mut VerificationState,
+    result: OutboxResult,
+) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    let delivery = match result.state {
+        OutboxState::Sent => Delivery::Sent,
+        OutboxState::Dead => Delivery::DeadLettered,
+        OutboxState::Pending => return Ok(()),
+    };
+    let now = state.ctx.clock.now_millis();
+    match workflow::on_delivery(&v, delivery) {
+        Some(event) => {
+            let extras = Extras {
+                outbox_result: Some(result),
+                ..Default::default()
+            };
+            let docs = (DocOutcome::Pending, None);
+            commit(state, &v, vec![(event, SYSTEM.to_string())], extras, &docs).await?;
+        }
+        // BULI2's callback got here first (or the state is already further on): only the
+        // row's own record changes.
+        None => outbox::finish(&state.ctx.db, &result, now).await?,
+    }
+    Ok(())
+}
+
+async fn buli2_callback(
+    state: &mut VerificationState,
+    event_id: String,
+    outcome: Buli2Outcome,
+    loan_reference: Option<String>,
+) -> Result<CallbackApplied, VerificationError> {
+    if verifications::callback_seen(&state.ctx.db, &event_id)
+        .await?
+        .is_some()
+    {
+        return Ok(CallbackApplied::Replayed);
+    }
+    let v = load(state).await?;
+    let events = workflow::on_buli2_callback(&v, &event_id, outcome, loan_reference)
+        .map_err(|Refused(current)| VerificationError::State(current))?;
+    let extras = Extras {
+        callback: Some((event_id, outcome.as_str().to_string())),
+        ..Default::default()
+    };
+    let events = events.into_iter().map(|e| (e, BULI2.to_string())).collect();
+    let docs = (DocOutcome::Pending, None);
+    match commit(state, &v, events, extras, &docs).await {
+        Ok(_) => Ok(CallbackApplied::Applied),
+        Err(VerificationError::Store(e)) if e.is_unique_violation() => {
+            Ok(CallbackApplied::Replayed)
+        }
+        Err(e) => Err(e),
+    }
 }

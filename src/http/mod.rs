@@ -4,7 +4,9 @@
 //! `/docs`, the OpenAPI 3 spec at `/openapi.json`. Handlers only unpack requests, check roles
 //! and call one domain operation: no SQL and no business rules live here.
 
+pub mod admin;
 pub mod auth;
+pub mod buli2;
 pub mod documents;
 pub mod errors;
 pub mod health;
@@ -49,6 +51,8 @@ pub enum ApiTags {
     Verifications,
     /// Liveness and readiness.
     Health,
+    /// Operators: outbox dead letters.
+    Admin,
 }
 
 pub fn openapi(
@@ -57,6 +61,7 @@ pub fn openapi(
     (
         documents::DocumentsApi,
         verifications::VerificationsApi,
+        admin::AdminApi,
         health::HealthApi,
     ),
     (),
@@ -67,6 +72,9 @@ pub fn openapi(
                 state: state.clone(),
             },
             verifications::VerificationsApi {
+                state: state.clone(),
+            },
+            admin::AdminApi {
                 state: state.clone(),
             },
             health::HealthApi {
@@ -92,6 +100,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let route = Route::new()
         .nest("/", api)
         .nest("/docs", docs)
+        .at("/internal/buli2/callbacks", poem::post(buli2::callback))
         .at("/openapi.json", spec);
     // Test builds only: a handler that panics, to prove panics leave as the one error shape.
     #[cfg(feature = "test-hooks")]

@@ -159,6 +159,29 @@ pub enum Event {
     DeliveryChanged {
         delivery: Delivery,
     },
+    /// BULI2 called back about the delivered decision.
+    Buli2Answered {
+        event_id: String,
+        outcome: Buli2Outcome,
+        loan_reference: Option<String>,
+    },
+}
+
+/// BULI2's own outcome for a delivered decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Buli2Outcome {
+    Accepted,
+    Rejected,
+}
+
+impl Buli2Outcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+        }
+    }
 }
 
 impl Event {
@@ -172,6 +195,7 @@ impl Event {
             Self::Cancelled { .. } => "cancelled",
             Self::Expired { .. } => "expired",
             Self::DeliveryChanged { .. } => "delivery_changed",
+            Self::Buli2Answered { .. } => "buli2_answered",
         }
     }
 }
@@ -194,6 +218,8 @@ pub struct Verification {
     pub corrected: Vec<String>,
     pub sealed_corrections: Option<String>,
     pub review_reason: Option<String>,
+    pub buli2_outcome: Option<Buli2Outcome>,
+    pub loan_reference: Option<String>,
     /// Number of events applied (the row's version).
     pub seq: i64,
     pub created_at: i64,
@@ -241,6 +267,8 @@ impl Verification {
             corrected: Vec::new(),
             sealed_corrections: None,
             review_reason: None,
+            buli2_outcome: None,
+            loan_reference: None,
             seq: 1,
             created_at: at,
             updated_at: at,
@@ -340,16 +368,65 @@ impl Verification {
                 self.decided_at = Some(at);
             }
             Event::DeliveryChanged { delivery } => {
-                if !self.state.is_final() {
+                if !self.state.is_final() || !delivery_may_move(self.delivery, *delivery) {
                     return Err(misfit());
                 }
                 self.delivery = *delivery;
+            }
+            Event::Buli2Answered {
+                outcome,
+                loan_reference,
+                ..
+            } => {
+                if !self.state.is_final() {
+                    return Err(misfit());
+                }
+                self.delivery = Delivery::Acknowledged;
+                self.buli2_outcome = Some(*outcome);
+                if loan_reference.is_some() {
+                    self.loan_reference = loan_reference.clone();
+                }
             }
         }
         self.seq += 1;
         self.updated_at = at;
         Ok(())
     }
+}
+
+/// Delivery only moves forward: not_sent → sent → acknowledged; a dead letter can be retried
+/// into `sent`; nothing leaves `acknowledged`.
+fn delivery_may_move(from: Delivery, to: Delivery) -> bool {
+    use Delivery::*;
+    matches!(
+        (from, to),
+        (NotSent, Sent) | (NotSent, DeadLettered) | (DeadLettered, Sent) | (Sent, Acknowledged)
+    )
+}
+
+/// The outbox reports a delivery result; `None` when it would not move the delivery state
+/// forward (e.g. BULI2's callback overtook our own bookkeeping).
+pub fn on_delivery(v: &Verification, to: Delivery) -> Option<Event> {
+    (v.state.is_final() && delivery_may_move(v.delivery, to))
+        .then_some(Event::DeliveryChanged { delivery: to })
+}
+
+/// BULI2's signed callback about the decision. Refused while the case is undecided (BULI2
+/// cannot have received a decision yet).
+pub fn on_buli2_callback(
+    v: &Verification,
+    event_id: &str,
+    outcome: Buli2Outcome,
+    loan_reference: Option<String>,
+) -> Result<Vec<Event>, Refused> {
+    if !v.state.is_final() {
+        return Err(Refused(v.state));
+    }
+    Ok(vec![Event::Buli2Answered {
+        event_id: event_id.into(),
+        outcome,
+        loan_reference,
+    }])
 }
 
 fn cancellable(state: State) -> bool {
@@ -832,6 +909,38 @@ mod tests {
                 assert!(v.reasons.contains(&"recheck_npwp_nik_mismatch".to_string()));
             }
         }
+    }
+
+    #[test]
+    fn delivery_only_moves_forward() {
+        let mut v = started(2);
+        assert!(
+            on_delivery(&v, Delivery::Sent).is_none(),
+            "nothing to deliver yet"
+        );
+        assert!(on_buli2_callback(&v, "e", Buli2Outcome::Accepted, None).is_err());
+        let events = on_documents(&v, &ktp(&[]), None, &policy(), ids, 0, 100).unwrap();
+        replay_all(&mut v, &events, 0);
+        let ev = on_buli2_callback(&v, "e1", Buli2Outcome::Accepted, Some("LN-1".into())).unwrap();
+        replay_all(&mut v, &ev, 1);
+        assert_eq!(
+            v.delivery,
+            Delivery::Acknowledged,
+            "a fast callback acknowledges"
+        );
+        assert!(
+            on_delivery(&v, Delivery::Sent).is_none(),
+            "and is not undone by a late `sent`"
+        );
+        assert_eq!(v.loan_reference.as_deref(), Some("LN-1"));
+
+        let mut w = started(2);
+        replay_all(&mut w, &events, 0);
+        let dead = on_delivery(&w, Delivery::DeadLettered).unwrap();
+        replay_all(&mut w, &[dead], 2);
+        let sent = on_delivery(&w, Delivery::Sent).expect("a retried dead letter can succeed");
+        replay_all(&mut w, &[sent], 3);
+        assert!(on_delivery(&w, Delivery::DeadLettered).is_none());
     }
 
     #[test]

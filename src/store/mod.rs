@@ -7,6 +7,7 @@
 
 pub mod blobs;
 pub mod documents;
+pub mod outbox;
 pub mod verifications;
 
 use std::{str::FromStr, time::Duration};

@@ -39,6 +39,10 @@ pub struct Extras {
     /// A timer that has fired or is no longer needed.
     pub spend_timer: Option<String>,
     pub outbox: Option<NewOutbox>,
+    /// An outbox row's delivery result, recorded with the verification's delivery event.
+    pub outbox_result: Option<super::outbox::OutboxResult>,
+    /// A BULI2 callback's event id and outcome (unique: a replay cannot apply twice).
+    pub callback: Option<(String, String)>,
 }
 
 /// One audit-trail entry as stored.
@@ -51,7 +55,8 @@ pub struct StoredEvent {
 }
 
 const COLUMNS: &str = "id, owner, ktp_document_id, npwp_document_id, state, workflow_version, score, \
-    reasons_json, review_id, delivery_state, corrections, version, created_at, updated_at, decided_at";
+    reasons_json, review_id, delivery_state, corrections, buli2_outcome, loan_reference, version, \
+    created_at, updated_at, decided_at";
 
 /// The projection row, for queries (the actor replays events instead).
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +72,8 @@ pub struct VerificationRow {
     pub review_id: Option<String>,
     pub delivery: Delivery,
     pub corrections: Option<String>,
+    pub buli2_outcome: Option<String>,
+    pub loan_reference: Option<String>,
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
@@ -97,6 +104,8 @@ fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
         delivery: Delivery::parse(&delivery)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery state `{delivery}`")))?,
         corrections: row.try_get("corrections")?,
+        buli2_outcome: row.try_get("buli2_outcome")?,
+        loan_reference: row.try_get("loan_reference")?,
         version: row.try_get("version")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
@@ -165,8 +174,8 @@ pub async fn append(
     let reasons = serde_json::to_string(&after.reasons).expect("strings serialize");
     let updated = sqlx::query(
         "UPDATE verifications SET state = $1, score = $2, reasons_json = $3, review_id = $4, \
-         delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9 \
-         WHERE id = $10 AND version = $11",
+         delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9, \
+         buli2_outcome = $10, loan_reference = $11 WHERE id = $12 AND version = $13",
     )
     .bind(after.state.as_str())
     .bind(after.score.map(i64::from))
@@ -177,6 +186,8 @@ pub async fn append(
     .bind(after.seq)
     .bind(at)
     .bind(after.decided_at)
+    .bind(after.buli2_outcome.map(|o| o.as_str()))
+    .bind(&after.loan_reference)
     .bind(&after.id)
     .bind(before.seq)
     .execute(&mut *tx)
@@ -240,8 +251,33 @@ pub async fn append(
         .execute(&mut *tx)
         .await?;
     }
+    if let Some(result) = &extras.outbox_result {
+        super::outbox::record_result(&mut tx, result, at).await?;
+    }
+    if let Some((event_id, outcome)) = &extras.callback {
+        sqlx::query(
+            "INSERT INTO buli2_callbacks (event_id, verification_id, outcome, received_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(event_id)
+        .bind(&after.id)
+        .bind(outcome)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
+}
+
+/// Whether a BULI2 callback event id was already applied.
+pub async fn callback_seen(db: &Db, event_id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT verification_id FROM buli2_callbacks WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_optional(db.pool())
+        .await?;
+    row.map(|r| r.try_get("verification_id").map_err(Into::into))
+        .transpose()
 }
 
 async fn spend(

@@ -4,8 +4,8 @@
 //! exponential back-off (100 ms doubling to 5 s); more than `max_restarts` such failures within
 //! `restart_window` means the node is unhealthy, so the root stops itself (escalation), which
 //! the application treats as fatal and shuts down instead of serving half a tree. A failed OCR
-//! pool or workflow driver is restarted after a second: neither holds state (the database is
-//! their queue).
+//! pool, workflow driver or outbox is restarted after a second: none holds state (the database
+//! is their queue).
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -16,6 +16,7 @@ use super::keyed::{Keyed, KeyedMsg, KeyedSupervisor, KeyedSupervisorArgs, Slot};
 use crate::actors::{
     document::{DocumentActor, DocumentContext},
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
+    outbox::{OutboxActor, OutboxArgs, OutboxMsg},
     verification::{VerificationActor, VerificationContext},
     workflow_driver::{DriverArgs, DriverMsg, WorkflowDriver},
 };
@@ -27,6 +28,7 @@ pub enum Child {
     Verifications,
     Driver,
     Ocr,
+    Outbox,
 }
 
 pub enum RootMsg {
@@ -44,6 +46,8 @@ pub struct RootArgs {
     /// The OCR pool's arguments; `None` when this node runs no OCR.
     pub ocr: Option<OcrPoolArgs>,
     pub driver: DriverArgs,
+    /// The outbox's arguments; `None` when BULI2 is not configured (rows wait).
+    pub outbox: Option<OutboxArgs>,
 }
 
 pub struct RootState {
@@ -52,6 +56,7 @@ pub struct RootState {
     verifications: Option<ActorRef<KeyedMsg<VerificationActor>>>,
     driver: Option<ActorRef<DriverMsg>>,
     ocr: Option<ActorRef<OcrPoolMsg>>,
+    outbox: Option<ActorRef<OutboxMsg>>,
     failures: VecDeque<Instant>,
 }
 
@@ -123,6 +128,13 @@ impl RootState {
                     self.ocr = Some(pool);
                 }
             }
+            Child::Outbox if self.outbox.is_none() => {
+                if let Some(args) = self.args.outbox.clone() {
+                    let (o, _) =
+                        Actor::spawn_linked(None, OutboxActor, args, myself.get_cell()).await?;
+                    self.outbox = Some(o);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -144,6 +156,9 @@ impl RootState {
         } else if is(&self.ocr, cell) {
             self.ocr = None;
             Some(Child::Ocr)
+        } else if is(&self.outbox, cell) {
+            self.outbox = None;
+            Some(Child::Outbox)
         } else {
             None
         }
@@ -166,6 +181,7 @@ impl Actor for RootSupervisor {
             verifications: None,
             driver: None,
             ocr: None,
+            outbox: None,
             failures: VecDeque::new(),
         };
         for child in [
@@ -173,6 +189,7 @@ impl Actor for RootSupervisor {
             Child::Verifications,
             Child::Driver,
             Child::Ocr,
+            Child::Outbox,
         ] {
             state.start(&myself, child).await?;
         }
@@ -211,7 +228,7 @@ impl Actor for RootSupervisor {
                     return Ok(());
                 };
                 tracing::error!(child = ?child, error = %err, "child of the root failed");
-                if matches!(child, Child::Driver | Child::Ocr) {
+                if matches!(child, Child::Driver | Child::Ocr | Child::Outbox) {
                     myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
                     return Ok(());
                 }

@@ -2,6 +2,7 @@
 
 mod actors;
 mod auth;
+mod buli2;
 mod documents;
 mod errors;
 mod helpers;

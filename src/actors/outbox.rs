@@ -1,0 +1,199 @@
+//! OutboxActor: delivers the transactional outbox. Every `poll` it takes the pending rows whose
+//! time has come, oldest first, and runs one delivery round for each through the BULI2 client
+//! (signed POST, `Idempotency-Key` = row id, retries with back-off and jitter, circuit
+//! breaker). The result goes back through the verification's actor, which records the
+//! delivery state in the audit trail and the row's state in one transaction:
+//!
+//! - 2xx → `sent`; a 4xx other than 408/429 → dead-lettered at once (retrying a refused
+//!   payload is pointless);
+//! - anything else → the round failed: `rounds + 1`, the next round scheduled durably
+//!   (`next_attempt_at`, doubling delay); after `max_rounds` the row is dead-lettered;
+//! - breaker open → nothing sent; rows wait for the next poll.
+//!
+//! The database is the queue: rows survive restarts and delivery resumes at the first poll. A
+//! crash between BULI2's 2xx and our commit re-sends the row with the same key (BULI2 treats
+//! it as a repeat), so a decision is never lost and never processed twice by BULI2.
+
+use std::{sync::Arc, time::Duration};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::{
+    actors::verification::{VerificationId, VerificationMsg},
+    buli2::client::{Buli2Client, RoundOutcome},
+    clock::Clock,
+    store::{
+        Db,
+        blobs::BlobStore,
+        outbox::{self, OutboxResult, OutboxRow, OutboxState},
+    },
+    supervision::Verifications,
+};
+
+/// Rows handled per poll.
+const BATCH: u32 = 50;
+
+pub enum OutboxMsg {
+    Poll,
+}
+
+impl ractor::Message for OutboxMsg {}
+
+#[derive(Clone)]
+pub struct OutboxArgs {
+    pub db: Db,
+    pub blobs: Arc<BlobStore>,
+    pub clock: Clock,
+    pub verifications: Verifications,
+    pub client: Arc<Buli2Client>,
+    pub poll: Duration,
+    pub max_rounds: u32,
+    pub round_delay: Duration,
+    pub round_delay_max: Duration,
+}
+
+pub struct OutboxActor;
+
+impl Actor for OutboxActor {
+    type Msg = OutboxMsg;
+    type State = OutboxArgs;
+    type Arguments = OutboxArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: OutboxArgs,
+    ) -> Result<OutboxArgs, ActorProcessingErr> {
+        myself.send_interval(args.poll, || OutboxMsg::Poll);
+        let _ = myself.cast(OutboxMsg::Poll);
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: OutboxMsg,
+        args: &mut OutboxArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let OutboxMsg::Poll = msg;
+        let rows = match outbox::due(&args.db, args.clock.now_millis(), BATCH).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox cannot read due rows");
+                return Ok(());
+            }
+        };
+        for row in rows {
+            if !deliver(args, &row).await {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One round for one row. False when the breaker is open (stop this poll).
+async fn deliver(args: &OutboxArgs, row: &OutboxRow) -> bool {
+    let body = match args.blobs.open_text(&row.id, &row.payload) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(outbox_id = %row.id, error = %e, "outbox payload cannot be unsealed");
+            finish(
+                args,
+                row,
+                OutboxState::Dead,
+                0,
+                Some("payload_unsealable".into()),
+            )
+            .await;
+            return true;
+        }
+    };
+    let outcome = match row.kind.as_str() {
+        "buli2_decision" => {
+            args.client
+                .deliver("/kyc/decisions", &row.id, body.as_bytes())
+                .await
+        }
+        other => {
+            tracing::error!(outbox_id = %row.id, kind = other, "unknown outbox kind");
+            finish(
+                args,
+                row,
+                OutboxState::Dead,
+                0,
+                Some(format!("unknown kind {other}")),
+            )
+            .await;
+            return true;
+        }
+    };
+    match outcome {
+        RoundOutcome::Delivered { attempts } => {
+            tracing::info!(outbox_id = %row.id, verification_id = %row.verification_id, attempts, "decision delivered to BULI2");
+            finish(args, row, OutboxState::Sent, attempts, None).await;
+        }
+        RoundOutcome::Rejected { attempts, reason } => {
+            tracing::warn!(outbox_id = %row.id, reason = %reason, "BULI2 refused the decision; dead-lettered");
+            finish(args, row, OutboxState::Dead, attempts, Some(reason)).await;
+        }
+        RoundOutcome::Failed { attempts, reason } => {
+            let rounds = row.rounds + 1;
+            if rounds >= i64::from(args.max_rounds) {
+                tracing::warn!(outbox_id = %row.id, rounds, reason = %reason, "delivery rounds exhausted; dead-lettered");
+                finish(args, row, OutboxState::Dead, attempts, Some(reason)).await;
+            } else {
+                let factor = 2u32.saturating_pow((rounds - 1).clamp(0, 20) as u32);
+                let delay = args
+                    .round_delay
+                    .saturating_mul(factor)
+                    .min(args.round_delay_max);
+                let now = args.clock.now_millis();
+                let next = now + delay.as_millis() as i64;
+                tracing::info!(outbox_id = %row.id, rounds, reason = %reason, retry_in_ms = delay.as_millis() as u64, "delivery round failed; rescheduled");
+                if let Err(e) =
+                    outbox::reschedule(&args.db, &row.id, i64::from(attempts), next, &reason, now)
+                        .await
+                {
+                    tracing::warn!(outbox_id = %row.id, error = %e, "cannot reschedule outbox row");
+                }
+            }
+        }
+        RoundOutcome::BreakerOpen => return false,
+    }
+    true
+}
+
+/// Records a round's final result: through the verification's actor (delivery state in the
+/// audit trail, in the same transaction), or on the row alone when it has no verification.
+async fn finish(
+    args: &OutboxArgs,
+    row: &OutboxRow,
+    state: OutboxState,
+    attempts: u32,
+    error: Option<String>,
+) {
+    let result = OutboxResult {
+        id: row.id.clone(),
+        state,
+        attempts: i64::from(attempts),
+        error,
+    };
+    let recorded = match row.verification_id.parse::<VerificationId>() {
+        Ok(vid) => args
+            .verifications
+            .call(vid, |reply| VerificationMsg::OutboxResult {
+                result: result.clone(),
+                reply,
+            })
+            .await
+            .map_err(|e| e.to_string()),
+        Err(_) => outbox::finish(&args.db, &result, args.clock.now_millis())
+            .await
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = recorded {
+        // The row stays pending: the next poll sends it again with the same Idempotency-Key.
+        tracing::warn!(outbox_id = %row.id, error = %e, "delivery result not recorded; will resend");
+    }
+}

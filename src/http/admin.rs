@@ -1,0 +1,127 @@
+//! Operators' endpoints: the outbox's dead letters and their retry.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use poem_openapi::{
+    Object,
+    param::{Path, Query},
+    payload::Json,
+};
+
+use super::{
+    ApiTags, AppState,
+    auth::{BearerAuth, Role},
+    errors::ApiError,
+    paging::{self, millis},
+};
+use crate::store::outbox::{self, OutboxRow, OutboxState};
+
+pub struct AdminApi {
+    pub state: Arc<AppState>,
+}
+
+/// One outbox row (its payload, which carries personal data, is never shown).
+#[derive(Debug, Object)]
+pub struct OutboxEntry {
+    /// Also the `Idempotency-Key` BULI2 receives.
+    pub id: String,
+    pub verification_id: String,
+    /// `buli2_decision`.
+    pub kind: String,
+    /// `pending`, `sent` or `dead`.
+    pub state: String,
+    /// HTTP calls made so far.
+    pub attempts: i64,
+    /// Failed delivery rounds.
+    pub rounds: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct OutboxPage {
+    pub items: Vec<OutboxEntry>,
+    pub next_cursor: Option<String>,
+}
+
+fn entry(r: OutboxRow) -> OutboxEntry {
+    OutboxEntry {
+        id: r.id,
+        verification_id: r.verification_id,
+        kind: r.kind,
+        state: r.state.as_str().into(),
+        attempts: r.attempts,
+        rounds: r.rounds,
+        next_attempt_at: millis(r.next_attempt_at),
+        last_error: r.last_error,
+        created_at: millis(r.created_at),
+        updated_at: millis(r.updated_at),
+    }
+}
+
+#[poem_openapi::OpenApi(tag = "ApiTags::Admin")]
+impl AdminApi {
+    /// List outbox rows
+    ///
+    /// Deliveries in `state` (default `dead`: dead letters), oldest first. Admins only.
+    #[oai(path = "/v1/admin/outbox", method = "get", operation_id = "listOutbox")]
+    async fn list(
+        &self,
+        auth: BearerAuth,
+        /// `dead` (default), `pending` or `sent`.
+        state: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> Result<Json<OutboxPage>, ApiError> {
+        auth.0.require(&[Role::Admin])?;
+        let wanted = match state.0.as_deref() {
+            None => OutboxState::Dead,
+            Some(s) => OutboxState::parse(s)
+                .ok_or_else(|| ApiError::invalid("state", "must be dead, pending or sent"))?,
+        };
+        let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
+        let cursor = paging::decode(cursor.0.as_deref())?;
+        let rows = outbox::list(&self.state.db, wanted, cursor, limit + 1).await?;
+        let next_cursor = (rows.len() > limit as usize)
+            .then(|| rows.get(limit as usize - 1))
+            .flatten()
+            .map(|r| paging::encode(r.created_at, &r.id));
+        Ok(Json(OutboxPage {
+            items: rows.into_iter().take(limit as usize).map(entry).collect(),
+            next_cursor,
+        }))
+    }
+
+    /// Retry a dead letter
+    ///
+    /// Puts a dead-lettered delivery back in the queue, due now, with fresh rounds. 409
+    /// `outbox_not_dead` when the row is not dead. Admins only.
+    #[oai(
+        path = "/v1/admin/outbox/:id/retry",
+        method = "post",
+        operation_id = "retryOutbox"
+    )]
+    async fn retry(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+    ) -> Result<Json<OutboxEntry>, ApiError> {
+        auth.0.require(&[Role::Admin])?;
+        let db = &self.state.db;
+        if outbox::get(db, &id.0).await?.is_none() {
+            return Err(ApiError::NotFound);
+        }
+        if !outbox::requeue(db, &id.0, self.state.clock.now_millis()).await? {
+            return Err(ApiError::Conflict {
+                code: "outbox_not_dead",
+                message: "only a dead-lettered delivery can be retried".into(),
+            });
+        }
+        tracing::info!(outbox_id = %id.0, admin = %auth.0.id, "dead letter re-queued");
+        let row = outbox::get(db, &id.0).await?.ok_or(ApiError::NotFound)?;
+        Ok(Json(entry(row)))
+    }
+}
