@@ -29,9 +29,15 @@ struct Server {
 
 /// `filot serve` on port 0 in `dir` with no configuration; waits for the printed line.
 fn serve(dir: &std::path::Path) -> Server {
+    serve_with(dir, &[])
+}
+
+/// `filot serve` with some FILOT_* settings in its environment.
+fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
     let mut child = filot(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("FILOT_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -531,4 +537,106 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[test]
+fn buli2_without_its_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = filot(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("FILOT_BULI2_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("buli2_secret: required"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
+    let secret = "kill-test-shared-secret";
+    let sim = filot::buli2::sim::start(
+        "127.0.0.1:0",
+        filot::buli2::sim::SimConfig {
+            secret: secret.as_bytes().to_vec(),
+            callback_url: None,
+            callback_delay: Duration::from_millis(50),
+        },
+    )
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let sim_get = || {
+        let client = client.clone();
+        let url = format!("{}/sim/deliveries", sim.url());
+        async move {
+            client
+                .get(url)
+                .send()
+                .await
+                .unwrap()
+                .json::<filot::buli2::sim::Deliveries>()
+                .await
+                .unwrap()
+        }
+    };
+    // BULI2 takes its time over the first delivery: FiLot dies while waiting for the answer.
+    client
+        .post(format!("{}/sim/faults", sim.url()))
+        .json(&serde_json::json!({ "mode": "slow", "requests": 1, "delay_ms": 20_000 }))
+        .send()
+        .await
+        .unwrap();
+    let url = sim.url();
+    let env = [
+        ("FILOT_BULI2_URL", url.as_str()),
+        ("FILOT_BULI2_SECRET", secret),
+        ("FILOT_OUTBOX__POLL_MS", "100"),
+        ("FILOT_OUTBOX__TIMEOUT_SECS", "60"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with(dir.path(), &env);
+    let alice = token(dir.path(), "alice", "user");
+    let rita = token(dir.path(), "rita", "reviewer");
+    let api = Api {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let ktp = api.upload(&alice, "KTP", "ktp_007.jpg").await;
+    let id = api.start(&alice, &ktp, None).await;
+    api.wait_state(&alice, &id, "auto_rejected").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sim_get().await.requests == 0 {
+        assert!(Instant::now() < deadline, "no delivery attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.kill();
+
+    let server = serve_with(dir.path(), &env);
+    let api = Api {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = api.get(&rita, &format!("/v1/verifications/{id}")).await;
+        if v["delivery_state"] == "sent" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after restart: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.terminate();
+    let got = sim_get().await;
+    assert_eq!(got.by_key.len(), 1, "one decision, one key: {got:?}");
+    let (_, rec) = got.by_key.iter().next().unwrap();
+    assert_eq!(
+        rec.count, 2,
+        "re-sent once after the crash, with the same key"
+    );
+    assert_eq!(rec.verification_id.as_deref(), Some(id.as_str()));
+    assert_eq!(rec.decision.as_deref(), Some("auto_rejected"));
 }
