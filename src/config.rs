@@ -112,6 +112,11 @@ pub struct OutboxSettings {
     pub breaker_cooldown_ms: u64,
     /// Accepted clock difference on signed callbacks, either way, in seconds.
     pub callback_window_secs: u64,
+    /// Active status webhooks one user may register.
+    pub max_webhooks_per_user: u32,
+    /// Allow webhook URLs that point at loopback, private or link-local addresses (off:
+    /// a client must not make FiLot call into its own network).
+    pub webhook_allow_private: bool,
 }
 
 impl Default for OutboxSettings {
@@ -128,6 +133,8 @@ impl Default for OutboxSettings {
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,
             callback_window_secs: 300,
+            max_webhooks_per_user: 5,
+            webhook_allow_private: false,
         }
     }
 }

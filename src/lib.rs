@@ -146,35 +146,37 @@ impl Application {
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
         };
         let o = &settings.outbox;
-        let outbox = match (&settings.buli2_url, &settings.buli2_secret) {
-            (Some(url), Some(secret)) => {
-                let client = buli2::client::Buli2Client::new(
-                    url,
-                    secret.expose().as_bytes(),
-                    buli2::client::ClientSettings {
-                        timeout: Duration::from_secs(o.timeout_secs),
-                        attempts: o.attempts,
-                        backoff_min: Duration::from_millis(o.backoff_min_ms),
-                        backoff_max: Duration::from_millis(o.backoff_max_ms),
-                        breaker_failures: o.breaker_failures,
-                        breaker_cooldown: Duration::from_millis(o.breaker_cooldown_ms),
-                    },
-                )
-                .map_err(|e| StartError::Actors(format!("BULI2 client: {e}")))?;
-                Some(actors::outbox::OutboxArgs {
-                    db: db.clone(),
-                    blobs: blobs.clone(),
-                    clock: clock.clone(),
-                    verifications: verifications.clone(),
-                    client: Arc::new(client),
-                    poll: Duration::from_millis(o.poll_ms),
-                    max_rounds: o.max_rounds,
-                    round_delay: Duration::from_millis(o.round_delay_ms),
-                    round_delay_max: Duration::from_millis(o.round_delay_max_ms),
-                })
-            }
-            _ => None,
-        };
+        // BULI2 delivery needs both settings (config validation refuses a URL without a
+        // secret); webhooks are delivered either way.
+        let buli2 = settings
+            .buli2_url
+            .as_deref()
+            .zip(settings.buli2_secret.as_ref());
+        let client = buli2::client::Buli2Client::new(
+            buli2.map_or("", |(url, _)| url),
+            buli2.map_or(&[][..], |(_, secret)| secret.expose().as_bytes()),
+            buli2::client::ClientSettings {
+                timeout: Duration::from_secs(o.timeout_secs),
+                attempts: o.attempts,
+                backoff_min: Duration::from_millis(o.backoff_min_ms),
+                backoff_max: Duration::from_millis(o.backoff_max_ms),
+                breaker_failures: o.breaker_failures,
+                breaker_cooldown: Duration::from_millis(o.breaker_cooldown_ms),
+            },
+        )
+        .map_err(|e| StartError::Actors(format!("HTTP client: {e}")))?;
+        let outbox = Some(actors::outbox::OutboxArgs {
+            db: db.clone(),
+            blobs: blobs.clone(),
+            clock: clock.clone(),
+            verifications: verifications.clone(),
+            client: Arc::new(client),
+            buli2: buli2.is_some(),
+            poll: Duration::from_millis(o.poll_ms),
+            max_rounds: o.max_rounds,
+            round_delay: Duration::from_millis(o.round_delay_ms),
+            round_delay_max: Duration::from_millis(o.round_delay_max_ms),
+        });
         let args = RootArgs {
             documents: (ctx.clone(), slot.clone()),
             verifications: (verification_ctx, verification_slot),

@@ -431,11 +431,12 @@ async fn verification_log_timers_signals_and_outbox() {
                 request_hash: "h".into(),
                 response: "{}".into(),
             }),
-            outbox: Some(NewOutbox {
+            outbox: vec![NewOutbox {
                 id: uuid::Uuid::now_v7().to_string(),
                 kind: "buli2_decision".into(),
+                target: None,
                 payload: "sealed".into(),
-            }),
+            }],
             ..Default::default()
         };
         verifications::append(db, &v1, &v2, &[(expired, "system".into())], &fire)

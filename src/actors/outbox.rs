@@ -26,6 +26,7 @@ use crate::{
         Db,
         blobs::BlobStore,
         outbox::{self, OutboxResult, OutboxRow, OutboxState},
+        webhooks,
     },
     supervision::Verifications,
 };
@@ -46,6 +47,8 @@ pub struct OutboxArgs {
     pub clock: Clock,
     pub verifications: Verifications,
     pub client: Arc<Buli2Client>,
+    /// BULI2 configured: decisions are delivered (otherwise they wait; webhooks still go).
+    pub buli2: bool,
     pub poll: Duration,
     pub max_rounds: u32,
     pub round_delay: Duration,
@@ -76,7 +79,7 @@ impl Actor for OutboxActor {
         args: &mut OutboxArgs,
     ) -> Result<(), ActorProcessingErr> {
         let OutboxMsg::Poll = msg;
-        let rows = match outbox::due(&args.db, args.clock.now_millis(), BATCH).await {
+        let rows = match outbox::due(&args.db, args.clock.now_millis(), BATCH, args.buli2).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "outbox cannot read due rows");
@@ -113,6 +116,29 @@ async fn deliver(args: &OutboxArgs, row: &OutboxRow) -> bool {
         "buli2_decision" => {
             args.client
                 .deliver("/kyc/decisions", &row.id, body.as_bytes())
+                .await
+        }
+        "webhook" => {
+            let hook = match row.target.as_deref() {
+                Some(id) => webhooks::get(&args.db, id).await.ok().flatten(),
+                None => None,
+            };
+            let secret = hook
+                .as_ref()
+                .and_then(|h| args.blobs.open_text(&h.id, &h.secret).ok());
+            let (Some(hook), Some(secret)) = (hook, secret) else {
+                finish(
+                    args,
+                    row,
+                    OutboxState::Dead,
+                    0,
+                    Some("webhook_missing".into()),
+                )
+                .await;
+                return true;
+            };
+            args.client
+                .deliver_webhook(&hook.url, &row.id, body.as_bytes(), secret.as_bytes())
                 .await
         }
         other => {
@@ -159,13 +185,14 @@ async fn deliver(args: &OutboxArgs, row: &OutboxRow) -> bool {
                 }
             }
         }
+        // The breaker guards BULI2 only; webhook rounds never report it.
         RoundOutcome::BreakerOpen => return false,
     }
     true
 }
 
-/// Records a round's final result: through the verification's actor (delivery state in the
-/// audit trail, in the same transaction), or on the row alone when it has no verification.
+/// Records a round's final result: a BULI2 decision's through the verification's actor
+/// (delivery state in the audit trail, in the same transaction), a webhook's on the row alone.
 async fn finish(
     args: &OutboxArgs,
     row: &OutboxRow,
@@ -179,8 +206,9 @@ async fn finish(
         attempts: i64::from(attempts),
         error,
     };
+    let decision = row.kind == "buli2_decision";
     let recorded = match row.verification_id.parse::<VerificationId>() {
-        Ok(vid) => args
+        Ok(vid) if decision => args
             .verifications
             .call(vid, |reply| VerificationMsg::OutboxResult {
                 result: result.clone(),
@@ -188,7 +216,7 @@ async fn finish(
             })
             .await
             .map_err(|e| e.to_string()),
-        Err(_) => outbox::finish(&args.db, &result, args.clock.now_millis())
+        _ => outbox::finish(&args.db, &result, args.clock.now_millis())
             .await
             .map_err(|e| e.to_string()),
     };

@@ -31,6 +31,7 @@ use crate::{
         documents::{self, DocumentStatus},
         outbox::{self, OutboxResult, OutboxState},
         verifications::{self, Extras, NewOutbox, SignalRecord},
+        webhooks,
     },
     supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
@@ -387,7 +388,14 @@ async fn commit(
             .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
     }
     if !before.state.is_final() && after.state.is_final() {
-        extras.outbox = Some(decision_outbox(&state.ctx, &after, docs)?);
+        extras
+            .outbox
+            .push(decision_outbox(&state.ctx, &after, docs)?);
+    }
+    if after.state != before.state {
+        extras
+            .outbox
+            .extend(webhook_outbox(&state.ctx, before.state, &after, now).await?);
     }
     match verifications::append(&state.ctx.db, before, &after, &events, &extras).await {
         Ok(()) => {
@@ -450,8 +458,47 @@ fn decision_outbox(
     Ok(NewOutbox {
         id,
         kind: "buli2_decision".into(),
+        target: None,
         payload: sealed,
     })
+}
+
+/// One delivery per active webhook of the owner: the state change, with a stable delivery id
+/// (the outbox row id, also its `Idempotency-Key`). No personal data.
+async fn webhook_outbox(
+    ctx: &VerificationContext,
+    previous: State,
+    v: &Verification,
+    at: i64,
+) -> Result<Vec<NewOutbox>, VerificationError> {
+    let hooks = webhooks::active_for(&ctx.db, &v.owner).await?;
+    hooks
+        .into_iter()
+        .map(|hook| {
+            let id = Uuid::now_v7().to_string();
+            let payload = serde_json::json!({
+                "delivery_id": id,
+                "type": "verification.state_changed",
+                "verification_id": v.id,
+                "state": v.state,
+                "previous_state": previous,
+                "delivery_state": v.delivery,
+                "occurred_at": at,
+            });
+            let sealed = ctx
+                .blobs
+                .seal_text(&id, &payload.to_string())
+                .map_err(|e| {
+                    VerificationError::Corrupt(format!("sealing a webhook payload: {e}"))
+                })?;
+            Ok(NewOutbox {
+                id,
+                kind: "webhook".into(),
+                target: Some(hook.id),
+                payload: sealed,
+            })
+        })
+        .collect()
 }
 
 async fn documents_settled(state: &mut VerificationState) -> Result<(), VerificationError> {

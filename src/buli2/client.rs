@@ -7,6 +7,10 @@ use std::{sync::Mutex, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 
+/// Webhook deliveries are signed like BULI2's, under FiLot's own header names.
+pub const WEBHOOK_TIMESTAMP_HEADER: &str = "X-Filot-Timestamp";
+pub const WEBHOOK_SIGNATURE_HEADER: &str = "X-Filot-Signature";
+
 use super::{
     breaker::{Breaker, BreakerState},
     signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign},
@@ -84,7 +88,8 @@ impl Buli2Client {
     /// circuit breaker.
     pub async fn deliver(&self, path: &str, idempotency_key: &str, body: &[u8]) -> RoundOutcome {
         let url = format!("{}{path}", self.base);
-        self.round(&url, idempotency_key, body, &self.secret, true)
+        let headers = (TIMESTAMP_HEADER, SIGNATURE_HEADER);
+        self.round(&url, idempotency_key, body, &self.secret, headers, true)
             .await
     }
 
@@ -97,7 +102,9 @@ impl Buli2Client {
         body: &[u8],
         secret: &[u8],
     ) -> RoundOutcome {
-        self.round(url, idempotency_key, body, secret, false).await
+        let headers = (WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER);
+        self.round(url, idempotency_key, body, secret, headers, false)
+            .await
     }
 
     async fn round(
@@ -106,6 +113,7 @@ impl Buli2Client {
         idempotency_key: &str,
         body: &[u8],
         secret: &[u8],
+        headers: (&str, &str),
         gated: bool,
     ) -> RoundOutcome {
         let attempts = std::sync::atomic::AtomicU32::new(0);
@@ -115,7 +123,7 @@ impl Buli2Client {
                 return Err(AttemptError::BreakerOpen);
             }
             attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let result = self.post(url, idempotency_key, body, secret).await;
+            let result = self.post(url, idempotency_key, body, secret, headers).await;
             if gated {
                 match &result {
                     Ok(()) | Err(AttemptError::Permanent(_)) => breaker().record_success(),
@@ -152,6 +160,7 @@ impl Buli2Client {
         idempotency_key: &str,
         body: &[u8],
         secret: &[u8],
+        (ts_header, sig_header): (&str, &str),
     ) -> Result<(), AttemptError> {
         let ts = chrono::Utc::now().timestamp();
         let resp = self
@@ -159,8 +168,8 @@ impl Buli2Client {
             .post(url)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", idempotency_key)
-            .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sign(secret, ts, body))
+            .header(ts_header, ts.to_string())
+            .header(sig_header, sign(secret, ts, body))
             .body(body.to_vec())
             .send()
             .await

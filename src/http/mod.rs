@@ -14,6 +14,7 @@ pub mod paging;
 pub mod rate_limit;
 pub mod upload;
 pub mod verifications;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -51,6 +52,8 @@ pub enum ApiTags {
     Verifications,
     /// Liveness and readiness.
     Health,
+    /// Status webhooks for your verifications.
+    Webhooks,
     /// Operators: outbox dead letters.
     Admin,
 }
@@ -61,6 +64,7 @@ pub fn openapi(
     (
         documents::DocumentsApi,
         verifications::VerificationsApi,
+        webhooks::WebhooksApi,
         admin::AdminApi,
         health::HealthApi,
     ),
@@ -72,6 +76,9 @@ pub fn openapi(
                 state: state.clone(),
             },
             verifications::VerificationsApi {
+                state: state.clone(),
+            },
+            webhooks::WebhooksApi {
                 state: state.clone(),
             },
             admin::AdminApi {

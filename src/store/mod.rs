@@ -9,6 +9,7 @@ pub mod blobs;
 pub mod documents;
 pub mod outbox;
 pub mod verifications;
+pub mod webhooks;
 
 use std::{str::FromStr, time::Duration};
 

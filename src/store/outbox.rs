@@ -35,6 +35,8 @@ pub struct OutboxRow {
     pub id: String,
     pub verification_id: String,
     pub kind: String,
+    /// The webhook id for `webhook` rows.
+    pub target: Option<String>,
     /// Sealed JSON (AES-256-GCM with the row id as associated data).
     pub payload: String,
     pub state: OutboxState,
@@ -56,8 +58,8 @@ pub struct OutboxResult {
     pub error: Option<String>,
 }
 
-const COLUMNS: &str = "id, verification_id, kind, payload, state, attempts, rounds, next_attempt_at, \
-                       last_error, created_at, updated_at";
+const COLUMNS: &str = "id, verification_id, kind, target, payload, state, attempts, rounds, \
+                       next_attempt_at, last_error, created_at, updated_at";
 
 fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
     let state: String = row.try_get("state")?;
@@ -65,6 +67,7 @@ fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
         id: row.try_get("id")?,
         verification_id: row.try_get("verification_id")?,
         kind: row.try_get("kind")?,
+        target: row.try_get("target")?,
         payload: row.try_get("payload")?,
         state: OutboxState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("outbox state `{state}`")))?,
@@ -77,14 +80,22 @@ fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
     })
 }
 
-/// Pending rows whose time has come, oldest schedule first.
-pub async fn due(db: &Db, now: i64, limit: u32) -> Result<Vec<OutboxRow>, StoreError> {
+/// Pending rows whose time has come, oldest schedule first; BULI2 decisions only when
+/// `decisions` (BULI2 configured), webhooks always.
+pub async fn due(
+    db: &Db,
+    now: i64,
+    limit: u32,
+    decisions: bool,
+) -> Result<Vec<OutboxRow>, StoreError> {
     let rows = sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
+         AND (kind <> 'buli2_decision' OR $3 = 1) \
          ORDER BY next_attempt_at, created_at, id LIMIT $2"
     )))
     .bind(now)
     .bind(i64::from(limit))
+    .bind(i64::from(decisions))
     .fetch_all(db.pool())
     .await?;
     rows.iter().map(from_row).collect()

@@ -25,7 +25,10 @@ pub struct SignalRecord {
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
     pub id: String,
+    /// `buli2_decision` or `webhook`.
     pub kind: String,
+    /// The webhook id for `webhook` rows.
+    pub target: Option<String>,
     /// Sealed (AES-256-GCM) JSON: it carries the checked personal fields BULI2 needs.
     pub payload: String,
 }
@@ -38,7 +41,7 @@ pub struct Extras {
     pub arm_timer: Option<(String, i64)>,
     /// A timer that has fired or is no longer needed.
     pub spend_timer: Option<String>,
-    pub outbox: Option<NewOutbox>,
+    pub outbox: Vec<NewOutbox>,
     /// An outbox row's delivery result, recorded with the verification's delivery event.
     pub outbox_result: Option<super::outbox::OutboxResult>,
     /// A BULI2 callback's event id and outcome (unique: a replay cannot apply twice).
@@ -237,17 +240,18 @@ pub async fn append(
     if let Some(timer) = &extras.spend_timer {
         spend(&mut tx, timer, at).await?;
     }
-    if let Some(o) = &extras.outbox {
+    for o in &extras.outbox {
         sqlx::query(
             "INSERT INTO outbox (id, verification_id, kind, payload, state, attempts, rounds, \
-             next_attempt_at, last_error, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, NULL, $5, $5)",
+             next_attempt_at, last_error, created_at, updated_at, target) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, NULL, $5, $5, $6)",
         )
         .bind(&o.id)
         .bind(&after.id)
         .bind(&o.kind)
         .bind(&o.payload)
         .bind(at)
+        .bind(&o.target)
         .execute(&mut *tx)
         .await?;
     }

@@ -8,5 +8,6 @@ mod errors;
 mod helpers;
 mod intake;
 mod pipeline;
+mod webhooks;
 mod workflow;
 mod workflow_ocr;
