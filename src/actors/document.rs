@@ -9,7 +9,6 @@ use std::{sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
-use tokio::time::Instant;
 
 use crate::{
     kyc::DocumentId,
@@ -20,7 +19,7 @@ use crate::{
             self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument,
         },
     },
-    supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
+    supervision::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
 
 /// Why a document operation did not happen.
@@ -111,8 +110,7 @@ pub struct DocumentState {
     /// `None` until first needed, then the latest stored version.
     record: Option<DocumentRecord>,
     /// Work messages handled; the supervisor compares it with what it forwarded.
-    processed: u64,
-    last_activity: Instant,
+    idle: IdleTracker,
 }
 
 #[derive(Default)]
@@ -153,8 +151,7 @@ impl Actor for DocumentActor {
             ctx: args.ctx,
             supervisor: args.supervisor,
             record: None,
-            processed: 0,
-            last_activity: Instant::now(),
+            idle: IdleTracker::default(),
         })
     }
 
@@ -165,8 +162,7 @@ impl Actor for DocumentActor {
         state: &mut DocumentState,
     ) -> Result<(), ActorProcessingErr> {
         if msg.is_work() {
-            state.processed += 1;
-            state.last_activity = Instant::now();
+            state.idle.worked();
         }
         match msg {
             DocumentMsg::Create {
@@ -194,12 +190,9 @@ impl Actor for DocumentActor {
                 let _ = reply.send(result);
             }
             DocumentMsg::IdleTick => {
-                if state.last_activity.elapsed() >= state.ctx.idle_after {
-                    let _ = state.supervisor.cast(KeyedMsg::ChildIdle {
-                        id: state.id,
-                        processed: state.processed,
-                    });
-                }
+                state
+                    .idle
+                    .tick::<DocumentActor>(state.id, state.ctx.idle_after, &state.supervisor);
             }
         }
         Ok(())

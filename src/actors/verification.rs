@@ -11,7 +11,6 @@ use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 use uuid::Uuid;
 
 pub use crate::kyc::VerificationId;
@@ -33,7 +32,7 @@ use crate::{
         verifications::{self, Extras, NewOutbox, SignalRecord},
         webhooks,
     },
-    supervision::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection},
+    supervision::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
 
 /// Who the workflow itself acts as in the audit trail.
@@ -190,8 +189,7 @@ pub struct VerificationState {
     supervisor: ActorRef<KeyedMsg<VerificationActor>>,
     /// `None` until first needed, then the replayed state (dropped after a failed write).
     cached: Option<Verification>,
-    processed: u64,
-    last_activity: Instant,
+    idle: IdleTracker,
 }
 
 #[derive(Default)]
@@ -231,8 +229,7 @@ impl Actor for VerificationActor {
             ctx: args.ctx,
             supervisor: args.supervisor,
             cached: None,
-            processed: 0,
-            last_activity: Instant::now(),
+            idle: IdleTracker::default(),
         })
     }
 
@@ -243,8 +240,7 @@ impl Actor for VerificationActor {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         if VerificationActor::is_work(&msg) {
-            state.processed += 1;
-            state.last_activity = Instant::now();
+            state.idle.worked();
         }
         match msg {
             VerificationMsg::Create { started, reply } => {
@@ -279,12 +275,11 @@ impl Actor for VerificationActor {
                 let _ = reply.send(load(state).await);
             }
             VerificationMsg::IdleTick => {
-                if state.last_activity.elapsed() >= state.ctx.idle_after {
-                    let _ = state.supervisor.cast(KeyedMsg::ChildIdle {
-                        id: state.id,
-                        processed: state.processed,
-                    });
-                }
+                state.idle.tick::<VerificationActor>(
+                    state.id,
+                    state.ctx.idle_after,
+                    &state.supervisor,
+                );
             }
         }
         Ok(())
@@ -369,6 +364,11 @@ async fn outcomes(
         None => None,
     };
     Ok((ktp, npwp))
+}
+
+/// Events tagged with who caused them, for the audit trail.
+fn by(actor: &str, events: Vec<Event>) -> Vec<(Event, String)> {
+    events.into_iter().map(|e| (e, actor.to_string())).collect()
 }
 
 /// Applies `events` to `before`, writes them with `extras` (plus the outbox row when the
@@ -533,10 +533,7 @@ async fn documents_settled(state: &mut VerificationState) -> Result<(), Verifica
         arm_timer,
         ..Default::default()
     };
-    let events = events
-        .into_iter()
-        .map(|e| (e, SYSTEM.to_string()))
-        .collect();
+    let events = by(SYSTEM, events);
     commit(state, &v, events, extras, &docs).await?;
     Ok(())
 }
@@ -550,10 +547,7 @@ async fn timer_due(state: &mut VerificationState, timer_id: &str) -> Result<(), 
                 spend_timer: Some(timer_id.to_string()),
                 ..Default::default()
             };
-            let events = events
-                .into_iter()
-                .map(|e| (e, SYSTEM.to_string()))
-                .collect();
+            let events = by(SYSTEM, events);
             commit(state, &v, events, extras, &docs).await?;
         }
         // The case moved on (decided, cancelled): the timer is simply spent.
@@ -704,7 +698,7 @@ async fn buli2_callback(
         callback: Some((event_id, outcome.as_str().to_string())),
         ..Default::default()
     };
-    let events = events.into_iter().map(|e| (e, BULI2.to_string())).collect();
+    let events = by(BULI2, events);
     let docs = (DocOutcome::Pending, None);
     match commit(state, &v, events, extras, &docs).await {
         Ok(_) => Ok(CallbackApplied::Applied),

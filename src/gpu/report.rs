@@ -283,22 +283,10 @@ pub fn score_dir(
             } else {
                 note(&format!("birth_date {:?}", card.get("birth_date")))
             }
-            for key in [
-                "birth_place",
-                "gender",
-                "blood_type",
-                "address",
-                "rt_rw",
-                "village",
-                "district",
-                "religion",
-                "marital_status",
-                "occupation",
-                "nationality",
-                "valid_until",
-                "province",
-                "regency",
-            ] {
+            for key in crate::kyc::card::KTP_FIELDS
+                .into_iter()
+                .filter(|k| !["nik", "name", "birth_date"].contains(k))
+            {
                 let hit = exact(key);
                 *rates.fields_exact.entry(key.to_string()).or_default() += usize::from(hit);
                 if !hit {

@@ -27,6 +27,7 @@ use crate::{
     },
     kyc::{
         DocumentId, DocumentType,
+        card::KTP_FIELDS,
         workflow::{Event, ReviewDecision, State},
     },
     store::{
@@ -246,24 +247,6 @@ impl From<VerificationError> for ApiError {
 
 /// Fields a reviewer may correct, and how each must look.
 fn check_correction(key: &str, value: &str) -> Result<(), String> {
-    const TEXT: [&str; 16] = [
-        "name",
-        "birth_place",
-        "gender",
-        "blood_type",
-        "address",
-        "rt_rw",
-        "village",
-        "district",
-        "religion",
-        "marital_status",
-        "occupation",
-        "nationality",
-        "valid_until",
-        "province",
-        "regency",
-        "npwp_name",
-    ];
     let digits =
         |n: &[usize]| value.bytes().all(|b| b.is_ascii_digit()) && n.contains(&value.len());
     match key {
@@ -273,7 +256,7 @@ fn check_correction(key: &str, value: &str) -> Result<(), String> {
             Err("must be a date YYYY-MM-DD".into())
         }
         "nik" | "npwp" | "birth_date" => Ok(()),
-        k if TEXT.contains(&k) => {
+        k if KTP_FIELDS.contains(&k) || k == "npwp_name" => {
             if value.trim().is_empty() || value.chars().count() > 200 {
                 Err("must be 1–200 characters".into())
             } else {

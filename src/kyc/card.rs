@@ -41,6 +41,27 @@ impl CardReading {
     }
 }
 
+/// Every field a KTP reading may hold, named as in the specimens and the API.
+pub const KTP_FIELDS: [&str; 17] = [
+    "nik",
+    "name",
+    "birth_place",
+    "birth_date",
+    "gender",
+    "blood_type",
+    "address",
+    "rt_rw",
+    "village",
+    "district",
+    "religion",
+    "marital_status",
+    "occupation",
+    "nationality",
+    "valid_until",
+    "province",
+    "regency",
+];
+
 const KTP_LABELS: &[(&str, &str)] = &[
     ("nik", "NIK"),
     ("name", "NAMA"),

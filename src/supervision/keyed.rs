@@ -49,6 +49,46 @@ pub trait Keyed: Actor<Arguments = KeyedArgs<Self>> + Default {
     fn is_work(msg: &Self::Msg) -> bool;
 }
 
+/// A child's side of the idle handshake: it counts the work it handled and, on a tick after
+/// `idle_after` without work, reports that count to its supervisor.
+#[derive(Debug)]
+pub struct IdleTracker {
+    processed: u64,
+    last_activity: Instant,
+}
+
+impl Default for IdleTracker {
+    fn default() -> Self {
+        Self {
+            processed: 0,
+            last_activity: Instant::now(),
+        }
+    }
+}
+
+impl IdleTracker {
+    /// Call for every work message (not for ticks).
+    pub fn worked(&mut self) {
+        self.processed += 1;
+        self.last_activity = Instant::now();
+    }
+
+    /// Call on every tick.
+    pub fn tick<A: Keyed>(
+        &self,
+        id: A::Key,
+        idle_after: Duration,
+        supervisor: &ActorRef<KeyedMsg<A>>,
+    ) {
+        if self.last_activity.elapsed() >= idle_after {
+            let _ = supervisor.cast(KeyedMsg::ChildIdle {
+                id,
+                processed: self.processed,
+            });
+        }
+    }
+}
+
 pub struct KeyedArgs<A: Keyed> {
     pub id: A::Key,
     pub ctx: Arc<A::Context>,
