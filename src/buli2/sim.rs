@@ -5,8 +5,9 @@
 //!
 //! Endpoints:
 //! - `POST /kyc/decisions` — BULI2's intake.
-//! - `POST /sim/faults` `{"mode": "error"|"reject"|"timeout"|"slow"|"drop"|"none",
-//!   "seconds": N?, "requests": N?, "delay_ms": N?}` — misbehave for N seconds or N requests.
+//! - `POST /sim/faults` `{"mode": "error"|"reject"|"status"|"timeout"|"slow"|"drop"|"none",
+//!   "seconds": N?, "requests": N?, "delay_ms": N?, "status": N?}` — misbehave for N seconds
+//!   or N requests (`status` answers with the given HTTP status, e.g. 408 or 429).
 //! - `GET /sim/deliveries` — what arrived: total requests, and per idempotency key the count
 //!   and the decision.
 
@@ -49,6 +50,8 @@ pub enum FaultMode {
     Error,
     /// 400 Bad Request (a permanent refusal).
     Reject,
+    /// Any status given in the fault request's `status` (e.g. 408, 429).
+    Status,
     /// Never answers (the client times out).
     Timeout,
     /// Answers after `delay_ms`, having processed the decision.
@@ -64,11 +67,13 @@ pub struct FaultRequest {
     pub seconds: Option<u64>,
     pub requests: Option<u64>,
     pub delay_ms: Option<u64>,
+    pub status: Option<u16>,
 }
 
 #[derive(Debug, Clone)]
 struct Fault {
     mode: FaultMode,
+    status: StatusCode,
     until: Option<Instant>,
     requests_left: Option<u64>,
     delay: Duration,
@@ -194,6 +199,10 @@ async fn set_fault(state: Data<&Arc<SimState>>, body: Json<FaultRequest>) -> Sta
     let f = body.0;
     *state.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(Fault {
         mode: f.mode,
+        status: f
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
         until: f.seconds.map(|s| Instant::now() + Duration::from_secs(s)),
         requests_left: f.requests,
         delay: Duration::from_millis(f.delay_ms.unwrap_or(2_000)),
@@ -273,6 +282,12 @@ async fn decisions(req: &Request, body: Body, state: Data<&Arc<SimState>>) -> Re
                 return answer(
                     StatusCode::BAD_REQUEST,
                     serde_json::json!({"error": "simulated refusal"}),
+                );
+            }
+            FaultMode::Status => {
+                return answer(
+                    fault.status,
+                    serde_json::json!({"error": "simulated status"}),
                 );
             }
             FaultMode::Timeout => {

@@ -415,3 +415,24 @@ async fn dropped_connections_are_retried_within_the_round() {
     );
     assert_eq!(deliveries(&app, &sim).await.by_key[&row.id].count, 1);
 }
+
+#[tokio::test]
+async fn throttling_and_request_timeouts_are_retried_not_dead_lettered() {
+    for status in [429, 408] {
+        let (app, sim) = with_buli2(false, |_| {}).await;
+        fault(
+            &app,
+            &sim,
+            json!({ "mode": "status", "status": status, "requests": 2 }),
+        )
+        .await;
+        let vid = decided(&app).await;
+        delivery_state(&app, &vid, "sent", 20).await;
+        let row = outbox_row(&app, &vid).await;
+        assert_eq!(
+            (row.rounds, row.attempts),
+            (0, 3),
+            "HTTP {status}: retried in the round"
+        );
+    }
+}
