@@ -85,8 +85,33 @@ pub struct Settings {
     pub ocr: OcrSettings,
     pub workflow: WorkflowSettings,
     pub outbox: OutboxSettings,
+    pub metrics: MetricsSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
+}
+
+/// Metrics: Prometheus text at `GET /metrics` always; CloudWatch EMF lines when enabled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Also write CloudWatch Embedded Metric Format JSON lines.
+    pub emf_enabled: bool,
+    /// `stdout`, or a file the lines are appended to.
+    pub emf_output: String,
+    /// Seconds between EMF flushes (and one at shutdown).
+    pub emf_interval_secs: u64,
+    pub emf_namespace: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            emf_enabled: false,
+            emf_output: "stdout".into(),
+            emf_interval_secs: 60,
+            emf_namespace: "FiLot".into(),
+        }
+    }
 }
 
 /// Delivery of decisions (BULI2) and status webhooks from the transactional outbox.
@@ -322,6 +347,7 @@ impl Default for Settings {
             ocr: OcrSettings::default(),
             workflow: WorkflowSettings::default(),
             outbox: OutboxSettings::default(),
+            metrics: MetricsSettings::default(),
             node: NodeSettings::default(),
             cluster: ClusterSettings::default(),
         }
@@ -581,6 +607,9 @@ impl Settings {
             if value == 0 {
                 p.push(format!("{key}: must be greater than 0"));
             }
+        }
+        if self.metrics.emf_enabled && self.metrics.emf_interval_secs == 0 {
+            p.push("metrics.emf_interval_secs: must be greater than 0".into());
         }
         let w = &self.workflow;
         if !(1..=crate::kyc::workflow::CURRENT_VERSION).contains(&w.version) {

@@ -93,6 +93,12 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
+        let m = &settings.metrics;
+        telemetry::metrics::install(m.emf_enabled.then(|| telemetry::metrics::EmfOptions {
+            namespace: m.emf_namespace.clone(),
+            output: m.emf_output.clone(),
+            interval: Duration::from_secs(m.emf_interval_secs),
+        }));
         let db = open_database(&settings).await?;
         let auth = http::auth::AuthKeys::from_settings(&settings)?;
         let blob_key = secrets::blob_key(&settings)?;
@@ -278,6 +284,7 @@ impl Application {
         root.stop(Some("shutdown".into()));
         let _ = tokio::time::timeout(Duration::from_secs(10), root_handle).await;
         state.db.close().await;
+        telemetry::metrics::flush();
         tracing::info!("stopped");
         result
     }

@@ -640,3 +640,46 @@ async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
     assert_eq!(rec.verification_id.as_deref(), Some(id.as_str()));
     assert_eq!(rec.decision.as_deref(), Some("auto_rejected"));
 }
+
+#[tokio::test]
+async fn emf_metrics_are_flushed_to_a_file_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let emf = dir.path().join("metrics.emf");
+    let emf_path = emf.display().to_string();
+    let server = serve_with(
+        dir.path(),
+        &[
+            ("FILOT_METRICS__EMF_ENABLED", "true"),
+            ("FILOT_METRICS__EMF_OUTPUT", emf_path.as_str()),
+            ("FILOT_METRICS__EMF_INTERVAL_SECS", "3600"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = client
+            .get(format!("{}/health/live", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(
+        !emf.exists() || std::fs::read_to_string(&emf).unwrap().is_empty(),
+        "batched, not per request"
+    );
+    server.terminate();
+    let text = std::fs::read_to_string(&emf).expect("flushed at shutdown");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let requests = lines
+        .iter()
+        .find(|l| l["route"] == "/health/live" && l.get("filot.http.requests").is_some())
+        .expect("the request counter, with its route dimension");
+    assert_eq!(requests["filot.http.requests"], 3);
+    assert_eq!(
+        requests["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "FiLot"
+    );
+}

@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use crate::telemetry::metrics::names;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
@@ -63,6 +64,8 @@ pub struct OcrPoolArgs {
 /// The models loaded on one device, and that device's recognition batcher.
 #[derive(Clone)]
 struct DeviceModels {
+    /// The device the models run on (a metrics label: `cpu`, `cuda:0`, …).
+    device: String,
     engine: Arc<Mutex<OcrEngine>>,
     batcher: RecBatcher,
 }
@@ -103,6 +106,10 @@ impl OcrPoolState {
         if self.idle.is_empty() {
             return;
         }
+        let db = &self.args.documents.context().db;
+        if let Ok(n) = documents::count_awaiting_ocr(db).await {
+            metrics::gauge!(names::QUEUE_LENGTH).set(n as f64);
+        }
         let want = (self.idle.len() + self.in_flight.len()) as u32;
         let waiting = match documents::awaiting_ocr(&self.args.documents.context().db, want).await {
             Ok(ids) => ids,
@@ -129,6 +136,37 @@ impl OcrPoolState {
     }
 }
 
+/// Loads the models on `device`; a GPU that cannot start (no driver, no memory) falls back to
+/// the CPU instead of leaving the node without OCR, and says so in a metric and the log. The
+/// engine is built and wrapped on the blocking thread: the models are large values, kept off
+/// the async stack.
+async fn load_engine(
+    device: &str,
+    params: &crate::gpu::OcrParams,
+) -> Result<(Arc<Mutex<OcrEngine>>, String), ActorProcessingErr> {
+    let load = |name: String, p: crate::gpu::OcrParams| {
+        tokio::task::spawn_blocking(move || {
+            std::panic::catch_unwind(|| OcrEngine::on(&name, p).map(|e| Arc::new(Mutex::new(e))))
+                .map_err(|_| "the device panicked while loading the models".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        })
+    };
+    match load(device.to_string(), params.clone()).await? {
+        Ok(engine) => {
+            tracing::info!(device, "OCR models loaded");
+            Ok((engine, device.to_string()))
+        }
+        Err(e) if device != "cpu" => {
+            tracing::error!(device, error = %e, "OCR device unavailable; falling back to the CPU");
+            metrics::counter!(names::GPU_FALLBACK_COUNT, "device" => device.to_string())
+                .increment(1);
+            let engine = load("cpu".into(), params.clone()).await??;
+            Ok((engine, "cpu".into()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl Actor for OcrPool {
     type Msg = OcrPoolMsg;
     type State = OcrPoolState;
@@ -148,13 +186,13 @@ impl Actor for OcrPool {
                 models.push(m.clone());
                 continue;
             }
-            let (name, params) = (device.clone(), args.params.clone());
-            let engine =
-                tokio::task::spawn_blocking(move || OcrEngine::on(&name, params)).await??;
-            tracing::info!(device = %device, "OCR models loaded");
-            let engine = Arc::new(Mutex::new(engine));
+            let (engine, runs_on) = load_engine(device, &args.params).await?;
             let batcher = RecBatcher::spawn(engine.clone(), args.batch_lines, args.batch_wait);
-            let m = DeviceModels { engine, batcher };
+            let m = DeviceModels {
+                device: runs_on,
+                engine,
+                batcher,
+            };
             loaded.push((device.clone(), m.clone()));
             models.push(m);
         }
@@ -219,6 +257,7 @@ impl Actor for OcrPool {
                     return Ok(());
                 };
                 tracing::error!(worker = index, error = %err, "OCR worker failed; its document waits for another try");
+                metrics::counter!(names::ACTOR_RESTART_COUNT, "kind" => "ocr_worker").increment(1);
                 state.workers[index] = None;
                 state.idle.retain(|&i| i != index);
                 if let Some(id) = state.busy[index].take() {
@@ -266,6 +305,7 @@ pub struct WorkerArgs {
 
 pub struct WorkerState {
     index: usize,
+    device: String,
     engine: Arc<Mutex<OcrEngine>>,
     batcher: RecBatcher,
     documents: Documents,
@@ -287,6 +327,7 @@ impl Actor for OcrWorker {
     ) -> Result<WorkerState, ActorProcessingErr> {
         Ok(WorkerState {
             index: args.index,
+            device: args.models.device.clone(),
             engine: args.models.engine,
             batcher: args.models.batcher,
             documents: args.documents,
@@ -303,7 +344,14 @@ impl Actor for OcrWorker {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             OcrWorkerMsg::Run(id) => {
+                let device = state.device.clone();
+                let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => device.clone());
+                active.increment(1.0);
+                let started = std::time::Instant::now();
                 let outcome = process(state, id).await;
+                active.decrement(1.0);
+                metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => device)
+                    .record(started.elapsed().as_secs_f64() * 1e3);
                 if let Err(e) = &outcome {
                     tracing::warn!(document_id = %id, error = %e, "OCR run did not complete");
                 }
@@ -363,6 +411,17 @@ async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actor
         },
         Err(e) => Err(e),
     };
+    match &read {
+        Ok(_) => metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1),
+        Err(reason) => {
+            let reason = if reason == "ocr_crashed" {
+                "ocr_crashed"
+            } else {
+                "ocr_unreadable"
+            };
+            metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1)
+        }
+    }
     let change = match read {
         Ok(card) => {
             let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })

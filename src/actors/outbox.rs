@@ -20,7 +20,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::{
     actors::verification::{VerificationId, VerificationMsg},
-    buli2::client::{Buli2Client, RoundOutcome},
+    buli2::{
+        breaker::BreakerState,
+        client::{Buli2Client, RoundOutcome},
+    },
     clock::Clock,
     store::{
         Db,
@@ -29,6 +32,7 @@ use crate::{
         webhooks,
     },
     supervision::Verifications,
+    telemetry::metrics::names,
 };
 
 /// Rows handled per poll.
@@ -154,8 +158,28 @@ async fn deliver(args: &OutboxArgs, row: &OutboxRow) -> bool {
             return true;
         }
     };
+    let breaker = match args.client.breaker_state() {
+        BreakerState::Closed => 0.0,
+        BreakerState::HalfOpen => 1.0,
+        BreakerState::Open => 2.0,
+    };
+    metrics::gauge!(names::BULI2_BREAKER_STATE).set(breaker);
+    let decision = row.kind == "buli2_decision";
+    if decision
+        && let RoundOutcome::Delivered { attempts }
+        | RoundOutcome::Rejected { attempts, .. }
+        | RoundOutcome::Failed { attempts, .. } = &outcome
+    {
+        // Every call after a row's very first one is a retry.
+        let first = u64::from(row.attempts == 0);
+        metrics::counter!(names::BULI2_RETRY_COUNT)
+            .increment(u64::from(*attempts).saturating_sub(first));
+    }
     match outcome {
         RoundOutcome::Delivered { attempts } => {
+            if decision {
+                metrics::counter!(names::BULI2_FORWARD_COUNT).increment(1);
+            }
             tracing::info!(outbox_id = %row.id, verification_id = %row.verification_id, attempts, "decision delivered to BULI2");
             finish(args, row, OutboxState::Sent, attempts, None).await;
         }
@@ -200,6 +224,9 @@ async fn finish(
     attempts: u32,
     error: Option<String>,
 ) {
+    if state == OutboxState::Dead {
+        metrics::counter!(names::OUTBOX_DEAD_LETTER_COUNT, "kind" => row.kind.clone()).increment(1);
+    }
     let result = OutboxResult {
         id: row.id.clone(),
         state,

@@ -33,6 +33,7 @@ use crate::{
         webhooks,
     },
     supervision::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
+    telemetry::metrics::names,
 };
 
 /// Who the workflow itself acts as in the audit trail.
@@ -400,6 +401,13 @@ async fn commit(
     match verifications::append(&state.ctx.db, before, &after, &events, &extras).await {
         Ok(()) => {
             state.cached = Some(after.clone());
+            if !before.state.is_final() && after.state.is_final() {
+                let outcome = after.state.as_str();
+                metrics::counter!(names::DECISION_COUNT, "outcome" => outcome).increment(1);
+                let latency = after.decided_at.unwrap_or(now) - after.created_at;
+                metrics::histogram!(names::VERIFICATION_LATENCY_MS, "outcome" => outcome)
+                    .record(latency.max(0) as f64);
+            }
             if after.state != before.state {
                 tracing::info!(verification_id = %after.id, from = before.state.as_str(), to = after.state.as_str(), "verification moved");
             }

@@ -108,6 +108,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .nest("/", api)
         .nest("/docs", docs)
         .at("/internal/buli2/callbacks", poem::post(buli2::callback))
+        .at("/metrics", poem::get(metrics_text))
         .at("/openapi.json", spec);
     // Test builds only: a handler that panics, to prove panics leave as the one error shape.
     #[cfg(feature = "test-hooks")]
@@ -120,6 +121,33 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .with(CatchPanic::new().with_handler(errors::panic_response))
         .data(state)
         .around(errors::normalize)
+        .around(record_request)
+}
+
+/// Prometheus text exposition (operators; no personal data, bounded labels).
+#[poem::handler]
+fn metrics_text() -> Response {
+    Response::builder()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics::render())
+}
+
+/// Counts every request and its latency by method, route template and status.
+async fn record_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    use crate::telemetry::metrics::{names, route_label};
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = route_label(req.uri().path());
+    let resp = next.call(req).await?.into_response();
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!(names::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(names::HTTP_LATENCY_MS, &labels)
+        .record(started.elapsed().as_secs_f64() * 1e3);
+    Ok(resp)
 }
 
 /// Bounds every request body: a declared `Content-Length` over `limit` is refused at once, and

@@ -477,6 +477,15 @@ pub fn open_fields(
     serde_json::from_str(&text).ok()
 }
 
+/// How many documents wait for OCR (queued or left processing).
+pub async fn count_awaiting_ocr(db: &Db) -> Result<i64, StoreError> {
+    let row =
+        sqlx::query("SELECT COUNT(*) AS n FROM documents WHERE status IN ('queued', 'processing')")
+            .fetch_one(db.pool())
+            .await?;
+    Ok(row.try_get("n")?)
+}
+
 /// Ids of documents whose rows exist (used by tests and recovery to find orphans).
 pub async fn count(db: &Db) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT COUNT(*) AS n FROM documents")

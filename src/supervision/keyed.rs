@@ -279,6 +279,8 @@ impl<A: Keyed> Actor for KeyedSupervisor<A> {
                 };
                 tracing::error!(kind = A::KIND, id = %id, error = %err, "actor failed; restarting from the database");
                 state.stats.restarts += 1;
+                metrics::counter!(crate::telemetry::metrics::names::ACTOR_RESTART_COUNT, "kind" => A::KIND)
+                    .increment(1);
                 state
                     .failures
                     .entry(id)

@@ -228,6 +228,11 @@ impl Actor for RootSupervisor {
                     return Ok(());
                 };
                 tracing::error!(child = ?child, error = %err, "child of the root failed");
+                metrics::counter!(
+                    crate::telemetry::metrics::names::ACTOR_RESTART_COUNT,
+                    "kind" => format!("{child:?}").to_lowercase()
+                )
+                .increment(1);
                 if matches!(child, Child::Driver | Child::Ocr | Child::Outbox) {
                     myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
                     return Ok(());

@@ -6,6 +6,7 @@
 
 pub mod correlation;
 pub mod mask;
+pub mod metrics;
 
 use std::io::{self, IsTerminal, Write};
 

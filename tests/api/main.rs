@@ -7,6 +7,7 @@ mod documents;
 mod errors;
 mod helpers;
 mod intake;
+mod metrics;
 mod pipeline;
 mod webhooks;
 mod workflow;
