@@ -151,6 +151,21 @@ fn drain_cap(limits: &Limits) -> u64 {
 }
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Parses a multipart upload held in memory (`content_type` with its boundary): the same
+/// parser, limits and checks as the upload route, for tools and property tests.
+pub async fn parse_bytes(
+    content_type: &str,
+    body: Vec<u8>,
+    limits: &Limits,
+) -> Result<DocumentUpload, ApiError> {
+    let req = Request::builder()
+        .method(poem::http::Method::POST)
+        .header(header::CONTENT_TYPE, content_type)
+        .finish();
+    let mut body = RequestBody::new(poem::Body::from(body));
+    parse(&req, &mut body, limits).await
+}
+
 async fn parse(
     req: &Request,
     body: &mut RequestBody,

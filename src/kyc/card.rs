@@ -165,10 +165,20 @@ fn labelled(segment: &str) -> Option<(&'static str, String, bool)> {
     }
     // "NIK3471…" with the label glued to the number.
     let sq = squash(segment);
-    if sq.len() > 16 && text::similarity(&sq[..3], "NIK") >= 0.6 {
-        return Some(("nik", segment.trim()[3..].to_string(), false));
+    if sq.chars().count() > 16 && text::similarity(head(&sq, 3), "NIK") >= 0.6 {
+        return Some(("nik", after_chars(segment.trim(), 3).to_string(), false));
     }
     None
+}
+
+/// The first `n` characters of `s` (OCR text may hold any script: never slice by bytes).
+fn head(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// `s` without its first `n` characters.
+fn after_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or("", |(i, _)| &s[i..])
 }
 
 /// The first run of 16 digits after repairing confusions, if any.
@@ -196,7 +206,7 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
         let sq = squash(&row_text);
         if !seen_province
             && (sq.starts_with("PROVINSI")
-                || (sq.len() > 8 && text::similarity(&sq[..8], "PROVINSI") > 0.7))
+                || (sq.chars().count() > 8 && text::similarity(head(&sq, 8), "PROVINSI") > 0.7))
         {
             let value = after_letters(row_text.trim(), 8);
             let canonical = closest(value, &super::nik::PROVINCE_NAMES, 0.8);
@@ -352,9 +362,9 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
         let sq = squash(&t);
         let conf = row.confidence();
         if sq.starts_with("NPWP")
-            || (sq.len() > 4
-                && text::similarity(&sq[..4], "NPWP") >= 0.75
-                && sq[4..].chars().any(|c| c.is_ascii_digit()))
+            || (sq.chars().count() > 4
+                && text::similarity(head(&sq, 4), "NPWP") >= 0.75
+                && after_chars(&sq, 4).chars().any(|c| c.is_ascii_digit()))
         {
             let digits = repair_digits(after_colon(
                 &t[t.find(|c: char| c == ':' || c.is_ascii_digit())
@@ -367,7 +377,11 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
             continue;
         }
         if sq.starts_with("NIK") && !card.fields.contains_key("nik") {
-            if let Some(n) = sixteen_digits(after_colon(&t[3.min(t.len())..])) {
+            let rest = match t.to_ascii_uppercase().find("NIK") {
+                Some(i) => &t[i + 3..],
+                None => after_chars(t.trim_start(), 3),
+            };
+            if let Some(n) = sixteen_digits(after_colon(rest)) {
                 card.set("nik", n, conf);
             }
             continue;
