@@ -36,6 +36,7 @@ pub struct OutboxEntry {
     /// Failed delivery rounds.
     pub rounds: i64,
     pub next_attempt_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -44,6 +45,7 @@ pub struct OutboxEntry {
 #[derive(Debug, Object)]
 pub struct OutboxPage {
     pub items: Vec<OutboxEntry>,
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 

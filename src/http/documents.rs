@@ -8,6 +8,8 @@ use poem_openapi::{
     ApiResponse, Object,
     param::{Header, Path, Query},
     payload::{Binary, Json},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
 };
 use sha2::{Digest, Sha256};
 
@@ -55,20 +57,27 @@ pub struct DocumentView {
     /// OCR devices configured (`ocr.devices = []`) leaves uploads `queued`.
     pub status: String,
     /// Sniffed media type of the stored file (`null` once erased).
+    #[oai(skip_serializing_if_is_none)]
     pub content_type: Option<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub size_bytes: Option<i64>,
     /// Extracted card fields, named as in the specimens (`nik`, `name`, `birth_date`, …);
     /// none before OCR. NIK and NPWP are masked for the owner, full for reviewers and admins.
+    #[oai(skip_serializing_if_is_none)]
     pub fields: Option<serde_json::Value>,
     /// OCR confidence per field, 0 to 1.
+    #[oai(skip_serializing_if_is_none)]
     pub confidence: Option<serde_json::Value>,
     /// How long OCR took for this document, in milliseconds.
+    #[oai(skip_serializing_if_is_none)]
     pub ocr_ms: Option<u64>,
     /// Stable codes of the problems found on the card.
     pub issues: Vec<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
     pub erased_at: Option<DateTime<Utc>>,
 }
 
@@ -76,6 +85,7 @@ pub struct DocumentView {
 pub struct DocumentPage {
     pub items: Vec<DocumentView>,
     /// Pass as `cursor` to get the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 
@@ -86,17 +96,61 @@ pub enum UploadResponse {
     Accepted(Json<UploadAccepted>),
 }
 
-#[derive(ApiResponse)]
-pub enum FileResponse {
-    /// The original upload, byte for byte.
-    #[oai(status = 200)]
-    Ok(
-        Binary<Vec<u8>>,
-        #[oai(header = "Content-Type")] String,
-        #[oai(header = "Content-Disposition")] String,
-        #[oai(header = "Cache-Control")] String,
-        #[oai(header = "X-Content-Type-Options")] String,
-    ),
+/// The original upload, byte for byte, served as the type it was sniffed as.
+pub struct FileResponse {
+    bytes: Vec<u8>,
+    kind: MediaKind,
+    filename: String,
+}
+
+impl poem::IntoResponse for FileResponse {
+    fn into_response(self) -> poem::Response {
+        poem::Response::builder()
+            .content_type(self.kind.mime())
+            .header(
+                "Content-Disposition",
+                format!("attachment; filename=\"{}\"", self.filename),
+            )
+            .header("Cache-Control", "no-store")
+            .header("X-Content-Type-Options", "nosniff")
+            .body(self.bytes)
+    }
+}
+
+impl ApiResponse for FileResponse {
+    fn meta() -> MetaResponses {
+        let header = |name: &str, description: &str| MetaHeader {
+            name: name.into(),
+            description: Some(description.into()),
+            required: true,
+            deprecated: false,
+            schema: String::schema_ref(),
+        };
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The original upload, byte for byte (JPEG, PNG or PDF).",
+                status: Some(200),
+                status_range: None,
+                content: ["image/jpeg", "image/png", "application/pdf"]
+                    .into_iter()
+                    .map(|content_type| MetaMediaType {
+                        content_type,
+                        schema: <Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref(),
+                    })
+                    .collect(),
+                headers: vec![
+                    header(
+                        "Content-Disposition",
+                        "attachment; the document id as file name",
+                    ),
+                    header("Cache-Control", "no-store"),
+                    header("X-Content-Type-Options", "nosniff"),
+                ],
+            }],
+        }
+    }
+
+    fn register(_registry: &mut Registry) {}
 }
 
 fn type_name(t: DocumentType) -> DocumentTypeName {
@@ -456,17 +510,11 @@ impl DocumentsApi {
             .as_deref()
             .and_then(MediaKind::from_mime)
             .ok_or(ApiError::Internal)?;
-        Ok(FileResponse::Ok(
-            Binary(bytes),
-            kind.mime().to_string(),
-            format!(
-                "attachment; filename=\"{}.{}\"",
-                record.id,
-                kind.extension()
-            ),
-            "no-store".into(),
-            "nosniff".into(),
-        ))
+        Ok(FileResponse {
+            bytes,
+            filename: format!("{}.{}", record.id, kind.extension()),
+            kind,
+        })
     }
 
     /// Erase a document

@@ -47,6 +47,7 @@ pub struct StartVerification {
     /// Id of your uploaded KTP.
     pub ktp_document_id: String,
     /// Id of your uploaded NPWP, if any.
+    #[oai(skip_serializing_if_is_none)]
     pub npwp_document_id: Option<String>,
 }
 
@@ -69,6 +70,7 @@ pub struct VerificationStarted {
 #[derive(Debug, Object)]
 pub struct VerificationDocuments {
     pub ktp_document_id: String,
+    #[oai(skip_serializing_if_is_none)]
     pub npwp_document_id: Option<String>,
 }
 
@@ -82,11 +84,13 @@ pub struct VerificationView {
     /// The workflow version this verification runs under (kept across upgrades).
     pub workflow_version: u32,
     /// 0–100, once checked.
+    #[oai(skip_serializing_if_is_none)]
     pub score: Option<u32>,
     /// Stable codes of what lowered the score or sent the case to review.
     pub reasons: Vec<String>,
     pub documents: VerificationDocuments,
     /// Set while (and after) the case waits for a reviewer.
+    #[oai(skip_serializing_if_is_none)]
     pub review_id: Option<String>,
     /// Delivery of the final decision to BULI2: `not_sent`, `sent`, `acknowledged`,
     /// `dead_lettered`.
@@ -94,9 +98,11 @@ pub struct VerificationView {
     /// Names of the fields a reviewer corrected.
     pub corrected: Vec<String>,
     /// The corrected values (reviewers and admins only; the OCR values stay on the documents).
+    #[oai(skip_serializing_if_is_none)]
     pub corrected_fields: Option<BTreeMap<String, String>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[oai(skip_serializing_if_is_none)]
     pub decided_at: Option<DateTime<Utc>>,
 }
 
@@ -119,16 +125,21 @@ pub struct VerificationEventView {
 pub struct ReviewDocument {
     pub id: String,
     pub status: String,
+    #[oai(skip_serializing_if_is_none)]
     pub fields: Option<serde_json::Value>,
+    #[oai(skip_serializing_if_is_none)]
     pub confidence: Option<serde_json::Value>,
     pub issues: Vec<String>,
+    #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
 }
 
 #[derive(Debug, Object)]
 pub struct ReviewItem {
     pub verification: VerificationView,
+    #[oai(skip_serializing_if_is_none)]
     pub ktp: Option<ReviewDocument>,
+    #[oai(skip_serializing_if_is_none)]
     pub npwp: Option<ReviewDocument>,
 }
 
@@ -136,6 +147,7 @@ pub struct ReviewItem {
 pub struct ReviewPage {
     pub items: Vec<ReviewItem>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
 
@@ -159,6 +171,7 @@ pub struct ReviewDecisionRequest {
     pub reason: String,
     /// Field values the reviewer read differently from the OCR (`nik`, `name`, `birth_date`,
     /// …, `npwp`). Stored beside the OCR values; both are kept.
+    #[oai(skip_serializing_if_is_none)]
     pub corrected_fields: Option<BTreeMap<String, String>>,
 }
 

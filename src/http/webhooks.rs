@@ -42,6 +42,7 @@ pub struct WebhookView {
     pub id: String,
     pub url: String,
     /// The HMAC secret to verify deliveries with. Shown once: store it now.
+    #[oai(skip_serializing_if_is_none)]
     pub secret: Option<String>,
     pub created_at: DateTime<Utc>,
 }
