@@ -80,13 +80,7 @@ async fn fault(app: &TestApp, sim: &Sim, body: Value) {
 /// An auto-approved verification of a fresh KTP (the OCR result is given).
 async fn decided(app: &TestApp) -> String {
     let alice = app.token("alice", Role::User);
-    let resp = app
-        .upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
-        .await;
-    let ktp = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ktp = app.upload_id(&alice, "KTP", "ktp_003.jpg").await;
     app.extract(
         &ktp,
         &[
@@ -97,17 +91,7 @@ async fn decided(app: &TestApp) -> String {
         &[],
     )
     .await;
-    let resp = app
-        .post_json(
-            &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    app.start_verification(&alice, &ktp, None).await
 }
 
 async fn delivery_state(app: &TestApp, id: &str, want: &str, secs: u64) -> Value {

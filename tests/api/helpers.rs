@@ -122,6 +122,26 @@ impl TestApp {
         body["id"].as_str().unwrap().to_string()
     }
 
+    /// Uploads a fixture as `doc_type` and returns the new document's id.
+    pub async fn upload_id(&self, token: &str, doc_type: &str, name: &str) -> String {
+        let resp = self
+            .upload(token, doc_type, fixture(name), name, None)
+            .await;
+        assert_eq!(resp.status(), 202, "{name}");
+        id_of(resp).await
+    }
+
+    /// Starts a verification of `ktp` (and `npwp`) and returns its id.
+    pub async fn start_verification(&self, token: &str, ktp: &str, npwp: Option<&str>) -> String {
+        let mut body = serde_json::json!({ "ktp_document_id": ktp });
+        if let Some(n) = npwp {
+            body["npwp_document_id"] = n.into();
+        }
+        let resp = self.post_json(token, "/v1/verifications", &body).await;
+        assert_eq!(resp.status(), 202);
+        id_of(resp).await
+    }
+
     /// Settles a document as if OCR had read `fields` (with confidence 0.95 each) and found
     /// `issues`: the same sealed write the OCR worker makes, through the document's actor.
     pub async fn extract(&self, id: &str, fields: &[(&str, &str)], issues: &[&str]) {
@@ -198,6 +218,12 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
     }
+}
+
+/// The `id` of a JSON answer.
+pub async fn id_of(resp: reqwest::Response) -> String {
+    let body: serde_json::Value = resp.json().await.expect("JSON body");
+    body["id"].as_str().expect("an id").to_string()
 }
 
 /// Asserts the one error shape and returns the body.

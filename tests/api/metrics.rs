@@ -7,9 +7,8 @@ use filot::{
     buli2::sim::{self, SimConfig},
     http::auth::Role,
 };
-use serde_json::{Value, json};
 
-use crate::helpers::{fixture, spawn_app_with};
+use crate::helpers::spawn_app_with;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_catalogue_after_an_end_to_end_run() {
@@ -32,24 +31,8 @@ async fn metrics_show_the_catalogue_after_an_end_to_end_run() {
     })
     .await;
     let alice = app.token("alice", Role::User);
-    let resp = app
-        .upload(&alice, "KTP", fixture("ktp_007.jpg"), "k.jpg", None)
-        .await;
-    let ktp = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let resp = app
-        .post_json(
-            &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    let vid = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ktp = app.upload_id(&alice, "KTP", "ktp_007.jpg").await;
+    let vid = app.start_verification(&alice, &ktp, None).await;
     app.wait_for(&alice, &format!("/v1/verifications/{vid}"), 300, |v| {
         v["delivery_state"] == "sent"
     })

@@ -16,7 +16,7 @@ use poem::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, fixture, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app_with};
 
 #[derive(Default)]
 struct Inbox {
@@ -99,13 +99,7 @@ async fn every_state_change_is_delivered_signed_with_a_stable_delivery_id() {
     );
 
     // A verification that goes to review, then is approved: two state changes.
-    let resp = app
-        .upload(&alice, "KTP", fixture("ktp_003.jpg"), "k.jpg", None)
-        .await;
-    let ktp = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ktp = app.upload_id(&alice, "KTP", "ktp_003.jpg").await;
     app.extract(
         &ktp,
         &[
@@ -116,17 +110,7 @@ async fn every_state_change_is_delivered_signed_with_a_stable_delivery_id() {
         &["nik_gender_mismatch"],
     )
     .await;
-    let resp = app
-        .post_json(
-            &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    let vid = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let vid = app.start_verification(&alice, &ktp, None).await;
     app.wait_for(&alice, &format!("/v1/verifications/{vid}"), 20, |v| {
         v["state"] == "pending_manual_review"
     })

@@ -7,7 +7,7 @@ use std::time::Duration;
 use filot::{http::auth::Role, store::verifications};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, fixture, spawn_app_with, spawn_in, test_settings};
+use crate::helpers::{TestApp, assert_error, spawn_app_with, spawn_in, test_settings};
 
 const KTP: &[(&str, &str)] = &[
     ("nik", "3275024612894728"),
@@ -21,14 +21,7 @@ const NPWP: &[(&str, &str)] = &[
 ];
 
 async fn upload(app: &TestApp, token: &str, doc_type: &str) -> String {
-    let resp = app
-        .upload(token, doc_type, fixture("ktp_003.jpg"), "card.jpg", None)
-        .await;
-    assert_eq!(resp.status(), 202);
-    resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    app.upload_id(token, doc_type, "ktp_003.jpg").await
 }
 
 /// A verification of alice's KTP (read with `issues`) and, optionally, her NPWP.
@@ -140,17 +133,7 @@ async fn decisions_follow_the_score_and_the_blocking_issues() {
         )
         .await
         .unwrap();
-    let resp = app
-        .post_json(
-            &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    let failed = resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let failed = app.start_verification(&alice, &ktp, None).await;
     let v = settled(&app, &alice, &failed).await;
     assert_eq!(v["state"], "pending_manual_review", "{v}");
     assert_eq!(v["reasons"], json!(["ktp_unreadable_ocr_unreadable"]));

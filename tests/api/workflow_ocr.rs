@@ -9,28 +9,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, fixture, spawn_app_with};
 
-async fn upload(app: &TestApp, token: &str, doc_type: &str, name: &str) -> String {
-    let resp = app.upload(token, doc_type, fixture(name), name, None).await;
-    assert_eq!(resp.status(), 202, "{name}");
-    resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-async fn start(app: &TestApp, token: &str, ktp: &str, npwp: Option<&str>) -> String {
-    let mut body = json!({ "ktp_document_id": ktp });
-    if let Some(n) = npwp {
-        body["npwp_document_id"] = json!(n);
-    }
-    let resp = app.post_json(token, "/v1/verifications", &body).await;
-    assert_eq!(resp.status(), 202);
-    resp.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 /// The verification once its documents are read and checked.
 async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
     app.wait_for(token, &format!("/v1/verifications/{id}"), 300, |v| {
@@ -47,15 +25,19 @@ async fn specimen_cards_reach_every_outcome() {
 
     // A clean KTP (scanned PDF) with its matching NPWP; a KTP whose NIK names no province;
     // a KTP whose NIK says female while the card says male.
-    let ktp_ok = upload(&app, &alice, "KTP", "ktp_000.pdf").await;
-    let npwp_ok = upload(&app, &alice, "NPWP", "npwp_000.jpg").await;
-    let ktp_bad = upload(&app, &alice, "KTP", "ktp_007.jpg").await;
-    let ktp_odd = upload(&app, &alice, "KTP", "ktp_006.jpg").await;
+    let ktp_ok = app.upload_id(&alice, "KTP", "ktp_000.pdf").await;
+    let npwp_ok = app.upload_id(&alice, "NPWP", "npwp_000.jpg").await;
+    let ktp_bad = app.upload_id(&alice, "KTP", "ktp_007.jpg").await;
+    let ktp_odd = app.upload_id(&alice, "KTP", "ktp_006.jpg").await;
 
-    let approved = start(&app, &alice, &ktp_ok, Some(&npwp_ok)).await;
-    let rejected = start(&app, &alice, &ktp_bad, None).await;
-    let reviews: Vec<String> =
-        futures_util::future::join_all((0..4).map(|_| start(&app, &alice, &ktp_odd, None))).await;
+    let approved = app
+        .start_verification(&alice, &ktp_ok, Some(&npwp_ok))
+        .await;
+    let rejected = app.start_verification(&alice, &ktp_bad, None).await;
+    let reviews: Vec<String> = futures_util::future::join_all(
+        (0..4).map(|_| app.start_verification(&alice, &ktp_odd, None)),
+    )
+    .await;
 
     let v = settled(&app, &alice, &approved).await;
     assert_eq!(v["state"], "auto_approved", "{v}");
