@@ -65,6 +65,19 @@ start_postgres() {
   as_pg "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
     -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null
   export FILOT_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+  # `ctl.sh stop|start`: lets the outage test restart this server under a running FiLot.
+  local run_as=""
+  [ "$(id -u)" -eq 0 ] && run_as="runuser -u postgres --"
+  cat >"$PG_DIR/ctl.sh" <<CTL
+#!/bin/sh
+if [ "\$1" = stop ]; then
+  exec $run_as "$bin/pg_ctl" -D "$PG_DIR/data" -m fast -w -t 60 stop
+fi
+exec $run_as "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \\
+  -o "-p $port -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start
+CTL
+  chmod 755 "$PG_DIR/ctl.sh"
+  export FILOT_TEST_POSTGRES_CTL="$PG_DIR/ctl.sh"
   echo "== PostgreSQL on 127.0.0.1:$port for the store tests"
 }
 

@@ -424,7 +424,7 @@ pub struct ConfigError {
 }
 
 /// Environment variables with the `FILOT_` prefix that are not settings (test harness knobs).
-const NON_SETTING_ENV: &[&str] = &["TEST_POSTGRES_URL", "CONFIG"];
+const NON_SETTING_ENV: &[&str] = &["TEST_POSTGRES_URL", "TEST_POSTGRES_CTL", "CONFIG"];
 
 impl Settings {
     /// Loads defaults ← `cluster_toml` (when the file exists) ← `FILOT_*` env.

@@ -3,6 +3,7 @@
 mod actors;
 mod auth;
 mod buli2;
+mod db_outage;
 mod documents;
 mod errors;
 mod helpers;
