@@ -109,7 +109,7 @@ pub struct DocumentState {
     supervisor: ActorRef<KeyedMsg<DocumentActor>>,
     /// `None` until first needed, then the latest stored version.
     record: Option<DocumentRecord>,
-    /// Work messages handled; the supervisor compares it with what it forwarded.
+    /// Work handled, for the idle handshake with the supervisor.
     idle: IdleTracker,
 }
 
@@ -144,14 +144,13 @@ impl Actor for DocumentActor {
         args: KeyedArgs<DocumentActor>,
     ) -> Result<DocumentState, ActorProcessingErr> {
         // Cheap on purpose: the supervisor awaits this. The record loads on the first message.
-        let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
-        myself.send_interval(tick, || DocumentMsg::IdleTick);
+        let idle = IdleTracker::start(&myself, args.ctx.idle_after, || DocumentMsg::IdleTick);
         Ok(DocumentState {
             id: args.id,
             ctx: args.ctx,
             supervisor: args.supervisor,
             record: None,
-            idle: IdleTracker::default(),
+            idle,
         })
     }
 

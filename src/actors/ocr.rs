@@ -106,10 +106,6 @@ impl OcrPoolState {
         if self.idle.is_empty() {
             return;
         }
-        let db = &self.args.documents.context().db;
-        if let Ok(n) = documents::count_awaiting_ocr(db).await {
-            metrics::gauge!(names::QUEUE_LENGTH).set(n as f64);
-        }
         let want = (self.idle.len() + self.in_flight.len()) as u32;
         let waiting = match documents::awaiting_ocr(&self.args.documents.context().db, want).await {
             Ok(ids) => ids,
@@ -221,7 +217,14 @@ impl Actor for OcrPool {
         state: &mut OcrPoolState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            OcrPoolMsg::Poll => state.dispatch().await,
+            OcrPoolMsg::Poll => {
+                // The backlog gauge once per poll, not on every finished document.
+                let db = &state.args.documents.context().db;
+                if let Ok(n) = documents::count_awaiting_ocr(db).await {
+                    metrics::gauge!(names::QUEUE_LENGTH).set(n as f64);
+                }
+                state.dispatch().await
+            }
             OcrPoolMsg::Done { worker, id } => {
                 state.in_flight.remove(&id);
                 if state.busy.get(worker).copied().flatten() == Some(id) {

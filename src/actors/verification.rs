@@ -223,14 +223,13 @@ impl Actor for VerificationActor {
         myself: ActorRef<Self::Msg>,
         args: Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let tick = (args.ctx.idle_after / 2).max(Duration::from_millis(50));
-        myself.send_interval(tick, || VerificationMsg::IdleTick);
+        let idle = IdleTracker::start(&myself, args.ctx.idle_after, || VerificationMsg::IdleTick);
         Ok(VerificationState {
             id: args.id,
             ctx: args.ctx,
             supervisor: args.supervisor,
             cached: None,
-            idle: IdleTracker::default(),
+            idle,
         })
     }
 
@@ -378,16 +377,38 @@ async fn commit(
     state: &mut VerificationState,
     before: &Verification,
     events: Vec<(Event, String)>,
-    mut extras: Extras,
+    extras: Extras,
     docs: &(DocOutcome, Option<DocOutcome>),
 ) -> Result<Verification, VerificationError> {
-    let now = state.ctx.clock.now_millis();
+    let after = advance(before, &events, state.ctx.clock.now_millis())?;
+    commit_after(state, before, after, events, extras, docs).await
+}
+
+/// `before` with `events` applied at `now`.
+fn advance(
+    before: &Verification,
+    events: &[(Event, String)],
+    now: i64,
+) -> Result<Verification, VerificationError> {
     let mut after = before.clone();
-    for (event, _) in &events {
+    for (event, _) in events {
         after
             .apply(event, now)
             .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
     }
+    Ok(after)
+}
+
+/// As [`commit`], for a caller that needed `after` (computed by [`advance`]) beforehand.
+async fn commit_after(
+    state: &mut VerificationState,
+    before: &Verification,
+    after: Verification,
+    events: Vec<(Event, String)>,
+    mut extras: Extras,
+    docs: &(DocOutcome, Option<DocOutcome>),
+) -> Result<Verification, VerificationError> {
+    let now = after.updated_at;
     if !before.state.is_final() && after.state.is_final() {
         extras
             .outbox
@@ -605,19 +626,25 @@ async fn apply_signal(
     }
     .map_err(|Refused(current)| VerificationError::State(current))?;
 
-    let mut after_state = v.clone();
-    for e in &events {
-        after_state
-            .apply(e, 0)
-            .map_err(|e| VerificationError::Corrupt(e.to_string()))?;
-    }
+    let events: Vec<(Event, String)> = events
+        .into_iter()
+        .map(|e| {
+            let actor = match &e {
+                Event::NpwpRechecked { .. } => SYSTEM.to_string(),
+                _ => signal.actor.clone(),
+            };
+            (e, actor)
+        })
+        .collect();
+    let now = state.ctx.clock.now_millis();
+    let after = advance(&v, &events, now)?;
     let receipt = SignalReceipt {
         verification_id: id.clone(),
         signal_id: signal.signal_id.clone(),
         signal: signal.kind.name().into(),
-        state: after_state.state,
-        version: after_state.seq,
-        applied_at: state.ctx.clock.now_millis(),
+        state: after.state,
+        version: after.seq,
+        applied_at: now,
     };
     let extras = Extras {
         signal: Some(SignalRecord {
@@ -629,17 +656,7 @@ async fn apply_signal(
         spend_timer: v.sla_timer_id.clone(),
         ..Default::default()
     };
-    let events = events
-        .into_iter()
-        .map(|e| {
-            let actor = match &e {
-                Event::NpwpRechecked { .. } => SYSTEM.to_string(),
-                _ => signal.actor.clone(),
-            };
-            (e, actor)
-        })
-        .collect();
-    match commit(state, &v, events, extras, &docs).await {
+    match commit_after(state, &v, after, events, extras, &docs).await {
         Ok(_) => Ok(receipt),
         Err(VerificationError::Store(e)) if e.is_unique_violation() => {
             // The same signal won the race on another node: answer as it did.

@@ -13,7 +13,7 @@ pub const WEBHOOK_SIGNATURE_HEADER: &str = "X-Filot-Signature";
 
 use super::{
     breaker::{Breaker, BreakerState},
-    signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign},
+    signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers},
 };
 
 #[derive(Debug, Clone)]
@@ -162,14 +162,14 @@ impl Buli2Client {
         secret: &[u8],
         (ts_header, sig_header): (&str, &str),
     ) -> Result<(), AttemptError> {
-        let ts = chrono::Utc::now().timestamp();
+        let [(th, tv), (sh, sv)] = signed_headers((ts_header, sig_header), secret, body);
         let resp = self
             .http
             .post(url)
             .header("Content-Type", "application/json")
             .header("Idempotency-Key", idempotency_key)
-            .header(ts_header, ts.to_string())
-            .header(sig_header, sign(secret, ts, body))
+            .header(th, tv)
+            .header(sh, sv)
             .body(body.to_vec())
             .send()
             .await

@@ -36,6 +36,17 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(tag))
 }
 
+/// The two headers of a body signed now: `(timestamp header, value), (signature header, value)`
+/// under the given header names.
+pub fn signed_headers<'a>(
+    names: (&'a str, &'a str),
+    secret: &[u8],
+    body: &[u8],
+) -> [(&'a str, String); 2] {
+    let ts = chrono::Utc::now().timestamp();
+    [(names.0, ts.to_string()), (names.1, sign(secret, ts, body))]
+}
+
 /// Checks a received signature over the raw body bytes, and that `timestamp` is within
 /// `window_secs` of `now_secs` either way.
 pub fn verify(

@@ -31,7 +31,7 @@ use poem::{
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify};
+use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers, verify};
 
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -346,16 +346,17 @@ fn record(state: &Arc<SimState>, key: &str, decision: &serde_json::Value) -> boo
             })
             .to_string();
             for attempt in 0..5u32 {
-                let ts = chrono::Utc::now().timestamp();
+                let [(th, tv), (sh, sv)] = signed_headers(
+                    (TIMESTAMP_HEADER, SIGNATURE_HEADER),
+                    &state.config.secret,
+                    body.as_bytes(),
+                );
                 let sent = state
                     .http
                     .post(&url)
                     .header("Content-Type", "application/json")
-                    .header(TIMESTAMP_HEADER, ts.to_string())
-                    .header(
-                        SIGNATURE_HEADER,
-                        sign(&state.config.secret, ts, body.as_bytes()),
-                    )
+                    .header(th, tv)
+                    .header(sh, sv)
                     .body(body.clone())
                     .send()
                     .await;

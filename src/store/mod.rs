@@ -172,6 +172,30 @@ impl Db {
     }
 }
 
+/// One page of `table`'s rows whose `state` column is `state`, oldest first, after the keyset
+/// `cursor` (`created_at`, `id`). Shared by the queues that list by state.
+pub(crate) async fn page_by_state(
+    db: &Db,
+    table: &str,
+    columns: &str,
+    state: &str,
+    cursor: Option<(i64, String)>,
+    limit: u32,
+) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+    let (after_t, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {columns} FROM {table} WHERE state = $1 \
+         AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4"
+    )))
+    .bind(state)
+    .bind(after_t)
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows)
+}
+
 /// A connection error without the URL (which may carry a password).
 fn describe_connect_error(e: &sqlx::Error) -> String {
     match e {

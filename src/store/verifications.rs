@@ -408,18 +408,8 @@ pub async fn list_by_state(
     cursor: Option<(i64, String)>,
     limit: u32,
 ) -> Result<Vec<VerificationRow>, StoreError> {
-    let (after_t, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM verifications WHERE state = $1 \
-         AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
-         ORDER BY created_at, id LIMIT $4"
-    )))
-    .bind(state.as_str())
-    .bind(after_t)
-    .bind(after_id)
-    .bind(i64::from(limit))
-    .fetch_all(db.pool())
-    .await?;
+    let rows =
+        super::page_by_state(db, "verifications", COLUMNS, state.as_str(), cursor, limit).await?;
     rows.iter().map(from_row).collect()
 }
 

@@ -57,16 +57,20 @@ pub struct IdleTracker {
     last_activity: Instant,
 }
 
-impl Default for IdleTracker {
-    fn default() -> Self {
+impl IdleTracker {
+    /// Starts the child's idle ticks (every half `idle_after`, at least 50 ms).
+    pub fn start<M: ractor::Message>(
+        myself: &ActorRef<M>,
+        idle_after: Duration,
+        tick: fn() -> M,
+    ) -> Self {
+        myself.send_interval((idle_after / 2).max(Duration::from_millis(50)), tick);
         Self {
             processed: 0,
             last_activity: Instant::now(),
         }
     }
-}
 
-impl IdleTracker {
     /// Call for every work message (not for ticks).
     pub fn worked(&mut self) {
         self.processed += 1;
