@@ -77,6 +77,10 @@ pub struct Settings {
     /// Shared HMAC secret for BULI2 (`FILOT_BULI2_SECRET`), both directions. Required when
     /// `buli2_url` is set: FiLot never sends unsigned or accepts unverified.
     pub buli2_secret: Option<Secret>,
+    /// `redis://[:password@]host:port[/db]` (`FILOT_REDIS_URL`). Set: leases and rate limits
+    /// are shared through it by every node. Unset: both live in this process (one node).
+    pub redis_url: Option<Secret>,
+    pub redis: RedisSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub blobs: BlobSettings,
@@ -88,6 +92,31 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
+}
+
+/// Redis pool and the leases kept in it (the in-process leases use the same TTL and wait).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Milliseconds a call waits for a connection (Redis down costs a caller at most this).
+    pub timeout_ms: u64,
+    /// Milliseconds a lease lives without renewal (its holder renews every third of it).
+    pub lease_ttl_ms: u64,
+    /// Milliseconds a request waits for a verification's lease held by another node.
+    pub lease_wait_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            timeout_ms: 1_000,
+            lease_ttl_ms: 30_000,
+            lease_wait_ms: 2_000,
+        }
+    }
 }
 
 /// Metrics: Prometheus text at `GET /metrics` always; CloudWatch EMF lines when enabled.
@@ -293,6 +322,12 @@ pub struct OcrSettings {
     pub batch_lines: usize,
     /// …gathered for at most this many milliseconds.
     pub batch_wait_ms: u64,
+    /// Seconds one OCR run may take before the reaper stops its worker and requeues it.
+    pub job_deadline_secs: u64,
+    /// Runs a document gets; after the last one times out it is `failed` (`ocr_timeout`).
+    pub max_attempts: u32,
+    /// Milliseconds between the reaper's looks for runs past their deadline.
+    pub reaper_poll_ms: u64,
     /// Pipeline tunables (detector sizes, thresholds, recognition batch).
     pub params: crate::gpu::OcrParams,
 }
@@ -304,6 +339,9 @@ impl Default for OcrSettings {
             poll_ms: 500,
             batch_lines: 64,
             batch_wait_ms: 5,
+            job_deadline_secs: 300,
+            max_attempts: 3,
+            reaper_poll_ms: 5_000,
             params: crate::gpu::OcrParams::default(),
         }
     }
@@ -339,6 +377,8 @@ impl Default for Settings {
             log_format: LogFormat::Auto,
             buli2_url: None,
             buli2_secret: None,
+            redis_url: None,
+            redis: RedisSettings::default(),
             database: DatabaseSettings::default(),
             auth: AuthSettings::default(),
             blobs: BlobSettings::default(),
@@ -577,8 +617,24 @@ impl Settings {
         if self.ocr.batch_lines == 0 {
             p.push("ocr.batch_lines: must be greater than 0".into());
         }
-        if self.ocr.poll_ms == 0 {
-            p.push("ocr.poll_ms: must be greater than 0".into());
+        for (key, value) in [
+            ("ocr.poll_ms", self.ocr.poll_ms),
+            ("ocr.job_deadline_secs", self.ocr.job_deadline_secs),
+            ("ocr.max_attempts", self.ocr.max_attempts.into()),
+            ("ocr.reaper_poll_ms", self.ocr.reaper_poll_ms),
+            ("redis.pool_size", self.redis.pool_size.into()),
+            ("redis.timeout_ms", self.redis.timeout_ms),
+            ("redis.lease_ttl_ms", self.redis.lease_ttl_ms),
+        ] {
+            if value == 0 {
+                p.push(format!("{key}: must be greater than 0"));
+            }
+        }
+        if let Some(url) = &self.redis_url {
+            let u = url.expose().trim();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                p.push("redis_url: must be a redis:// or rediss:// URL".into());
+            }
         }
         if let Some(url) = &self.buli2_url {
             let u = url.trim();

@@ -64,6 +64,8 @@ pub enum StartError {
     Bind(String, std::io::Error),
     #[error("actor tree failed to start: {0}")]
     Actors(String),
+    #[error("redis_url: {0}")]
+    Redis(String),
 }
 
 /// Opens the database named by the settings, creating the data directory, and migrates it.
@@ -112,6 +114,23 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "cannot sweep blob temp directory"),
         }
 
+        let lease_ttl = Duration::from_millis(settings.redis.lease_ttl_ms);
+        let redis = match &settings.redis_url {
+            Some(url) => Some(
+                store::redis::Redis::connect(
+                    url.expose(),
+                    settings.redis.pool_size,
+                    Duration::from_millis(settings.redis.timeout_ms),
+                )
+                .map_err(|e| StartError::Redis(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let leases = match &redis {
+            Some(r) => store::leases::Leases::redis(r.clone(), &settings.node.name, lease_ttl),
+            None => store::leases::Leases::local(&settings.node.name, lease_ttl),
+        };
+        let pool_slot = supervision::PoolSlot::default();
         let ctx = Arc::new(DocumentContext::new(
             db.clone(),
             blobs.clone(),
@@ -132,6 +151,8 @@ impl Application {
             },
             review_sla: Duration::from_secs(w.review_sla_hours * 3_600),
             idle_after: Duration::from_secs(w.actor_idle_secs),
+            leases: leases.clone(),
+            lease_wait: Duration::from_millis(settings.redis.lease_wait_ms),
         });
         let verification_slot = Slot::default();
         let verifications = Verifications::new(
@@ -143,6 +164,7 @@ impl Application {
         let ocr = actors::ocr::OcrPoolArgs {
             documents: documents.clone(),
             blobs: blobs.clone(),
+            leases: leases.clone(),
             devices: settings.ocr.devices.clone(),
             params: settings.ocr.params.clone(),
             poll: Duration::from_millis(settings.ocr.poll_ms),
@@ -150,6 +172,15 @@ impl Application {
             restart_window,
             batch_lines: settings.ocr.batch_lines,
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
+            job_deadline: Duration::from_secs(settings.ocr.job_deadline_secs),
+            max_attempts: settings.ocr.max_attempts,
+        };
+        let reaper = supervision::reaper::ReaperArgs {
+            documents: documents.clone(),
+            leases: leases.clone(),
+            pool: pool_slot.clone(),
+            poll: Duration::from_millis(settings.ocr.reaper_poll_ms),
+            max_attempts: settings.ocr.max_attempts,
         };
         let o = &settings.outbox;
         // BULI2 delivery needs both settings (config validation refuses a URL without a
@@ -177,6 +208,7 @@ impl Application {
             clock: clock.clone(),
             verifications: verifications.clone(),
             client: Arc::new(client),
+            leases: leases.clone(),
             buli2: buli2.is_some(),
             poll: Duration::from_millis(o.poll_ms),
             max_rounds: o.max_rounds,
@@ -196,12 +228,16 @@ impl Application {
                 poll: Duration::from_millis(settings.workflow.poll_ms),
             },
             outbox,
+            reaper,
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
             .await
             .map_err(|e| StartError::Actors(e.to_string()))?;
 
-        let limits = Arc::new(http::rate_limit::RateLimits::new(&settings.limits));
+        let limits = Arc::new(http::rate_limit::RateLimits::new(
+            &settings.limits,
+            redis.clone(),
+        ));
         let janitor = limits.spawn_janitor();
         let state = Arc::new(AppState {
             settings: settings.clone(),
@@ -212,6 +248,9 @@ impl Application {
             clock,
             auth,
             limits,
+            leases,
+            redis,
+            ocr_pool: pool_slot,
         });
 
         let acceptor = TcpListener::bind(settings.listen_addr())

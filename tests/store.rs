@@ -360,6 +360,7 @@ async fn verification_log_timers_signals_and_outbox() {
             &doc,
             &DocumentChange::Failed {
                 reason: "ocr_unreadable".into(),
+                token: 0,
             },
             "ocr",
         )
@@ -394,11 +395,11 @@ async fn verification_log_timers_signals_and_outbox() {
             arm_timer: Some((format!("t-{id}"), t0 + 1_000)),
             ..Default::default()
         };
-        verifications::append(db, &v0, &v1, &tagged, &arm)
+        verifications::append(db, &v0, &v1, &tagged, &arm, 1)
             .await
             .unwrap();
         // A writer holding the old version is refused and leaves nothing.
-        let stale = verifications::append(db, &v0, &v1, &tagged, &Extras::default()).await;
+        let stale = verifications::append(db, &v0, &v1, &tagged, &Extras::default(), 1).await;
         assert!(matches!(stale, Err(StoreError::Conflict(_))), "{}", b.name);
         assert_eq!(verifications::events(db, &id).await.unwrap().len(), 3);
 
@@ -439,7 +440,7 @@ async fn verification_log_timers_signals_and_outbox() {
             }],
             ..Default::default()
         };
-        verifications::append(db, &v1, &v2, &[(expired, "system".into())], &fire)
+        verifications::append(db, &v1, &v2, &[(expired, "system".into())], &fire, 1)
             .await
             .unwrap();
         assert!(
@@ -469,7 +470,7 @@ async fn verification_log_timers_signals_and_outbox() {
             ..Default::default()
         };
         let dup =
-            verifications::append(db, &v2, &v3, &[(delivered, "system".into())], &again).await;
+            verifications::append(db, &v2, &v3, &[(delivered, "system".into())], &again, 1).await;
         assert!(dup.unwrap_err().is_unique_violation(), "{}", b.name);
         assert_eq!(
             verifications::events(db, &id).await.unwrap().len(),

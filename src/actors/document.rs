@@ -39,6 +39,12 @@ pub enum DocumentError {
     ShuttingDown,
     #[error("the document is already {0}")]
     Final(&'static str),
+    /// An OCR claim found the document no longer queued (another run took or finished it).
+    #[error("the document is {0}, not queued")]
+    NotQueued(&'static str),
+    /// An OCR result or requeue whose claim is gone (reaped, or a newer lease wrote since).
+    #[error("the OCR claim on this document is no longer current")]
+    ClaimLost,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -89,6 +95,9 @@ pub struct DocumentContext {
     /// Test-only: the next `Apply` panics inside the actor.
     #[cfg(feature = "test-hooks")]
     pub panic_next_apply: std::sync::atomic::AtomicBool,
+    /// Test-only: faults the OCR backend injects (hang, panic, slow, error on the N-th run).
+    #[cfg(feature = "test-hooks")]
+    pub ocr_faults: Arc<crate::actors::ocr::OcrFaults>,
 }
 
 impl DocumentContext {
@@ -99,6 +108,8 @@ impl DocumentContext {
             idle_after,
             #[cfg(feature = "test-hooks")]
             panic_next_apply: Default::default(),
+            #[cfg(feature = "test-hooks")]
+            ocr_faults: Default::default(),
         }
     }
 }
@@ -233,20 +244,34 @@ async fn apply(
             _ => Err(DocumentError::Erased),
         };
     }
-    let ocr_change = matches!(
-        change,
-        DocumentChange::Processing
-            | DocumentChange::Extracted { .. }
-            | DocumentChange::Failed { .. }
-    );
-    if ocr_change
-        && matches!(
-            before.status,
-            DocumentStatus::Extracted | DocumentStatus::Failed
-        )
-    {
-        // A final state never moves back, whatever arrives late or twice.
-        return Err(DocumentError::Final(before.status.as_str()));
+    let before = match change.token() {
+        // OCR changes decide on the stored truth, not this actor's cache: another node (or
+        // the reaper) may have moved the document since.
+        Some(_) => {
+            state.record = None;
+            load(state).await?
+        }
+        None => before,
+    };
+    match &change {
+        DocumentChange::Processing(_) if before.status != DocumentStatus::Queued => {
+            return Err(DocumentError::NotQueued(before.status.as_str()));
+        }
+        DocumentChange::Extracted { token, .. }
+        | DocumentChange::Failed { token, .. }
+        | DocumentChange::Requeued { token, .. } => {
+            if matches!(
+                before.status,
+                DocumentStatus::Extracted | DocumentStatus::Failed
+            ) {
+                // A final state never moves back, whatever arrives late or twice.
+                return Err(DocumentError::Final(before.status.as_str()));
+            }
+            if before.status != DocumentStatus::Processing || before.fence != *token {
+                return Err(DocumentError::ClaimLost);
+            }
+        }
+        _ => {}
     }
     let result = documents::apply(&state.ctx.db, &before, &change, actor).await;
     let after = match result {

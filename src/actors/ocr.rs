@@ -1,30 +1,40 @@
 //! OcrPool and OcrWorker: the OCR stage of the document pipeline.
 //!
 //! The pool owns no queue of its own: the database is the queue. On every tick (and whenever
-//! an upload wakes it) it hands the oldest documents waiting for OCR to its idle workers, one
-//! each; a document stays `queued` while every worker is busy, so the API never blocks and a
-//! restart loses nothing. Each worker loads the models once on its device and takes one
-//! document at a time through `processing → extracted | failed`, every change through the
-//! document's own actor. A worker that fails is restarted by the pool (its document goes back
-//! to waiting); one that keeps failing is given up after `max_restarts` in a window.
+//! a worker finishes) it hands the oldest `queued` documents to its idle workers, one each,
+//! after taking each document's lease (`crate::store::leases`); a document stays `queued`
+//! while every worker is busy, so the API never blocks and a restart loses nothing. Each worker
+//! claims its document (`processing`, with the lease's fencing token, this node, the attempt
+//! number and a deadline), reads it while renewing the lease, and writes the result with the
+//! same token, every change through the document's own actor.
+//!
+//! Restart policy (explicit): a worker that fails or is stopped by the reaper is restarted
+//! after an exponential back-off (200 ms doubling to 6.4 s) on freshly loaded models (a hung
+//! model may still hold the old ones); its document is requeued (or failed after its last
+//! attempt). More than `max_restarts` worker failures within `restart_window` and the pool
+//! escalates: it fails, and the root supervisor decides (see `supervision::root`). When the
+//! lease service (Redis) is unavailable the pool takes no new work until it answers again.
 
 use std::{
-    collections::{HashSet, VecDeque},
-    sync::{Arc, Mutex},
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
 use crate::telemetry::metrics::names;
-use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
 use crate::{
+    actors::DocumentError,
     gpu::{self, OcrEngine, OcrPage, OcrParams, batcher::RecBatcher, image_ops, report},
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
-        documents::{self, DocumentChange},
+        documents::{self, Claim, DocumentChange},
+        leases::{self, Lease, LeaseKind, Leases},
+        now_millis,
     },
     supervision::Documents,
 };
@@ -35,13 +45,18 @@ pub enum OcrPoolMsg {
     Poll,
     /// A worker finished (or gave up on) a document.
     Done { worker: usize, id: DocumentId },
-    /// Start worker `index` again after a failure.
+    /// Start worker `index` again after a failure, on freshly loaded models.
     Respawn(usize),
+    /// The reaper: is `id` running on this node? If so, stop its worker (it is past its
+    /// deadline); answers whether it was running here.
+    Reap(DocumentId, RpcReplyPort<bool>),
+    /// The reaper: is `id` running on this node now?
+    IsRunning(DocumentId, RpcReplyPort<bool>),
 }
 
 #[derive(RactorMessage)]
 pub enum OcrWorkerMsg {
-    Run(DocumentId),
+    Run(DocumentId, Lease),
 }
 
 /// What the pool needs to run.
@@ -49,6 +64,7 @@ pub enum OcrWorkerMsg {
 pub struct OcrPoolArgs {
     pub documents: Documents,
     pub blobs: Arc<BlobStore>,
+    pub leases: Leases,
     /// One worker per entry: `cpu` or `cuda:N`.
     pub devices: Vec<String>,
     pub params: OcrParams,
@@ -59,6 +75,10 @@ pub struct OcrPoolArgs {
     pub batch_lines: usize,
     /// …gathered for at most this long.
     pub batch_wait: Duration,
+    /// How long one run may take before the reaper stops it.
+    pub job_deadline: Duration,
+    /// Runs a document gets before a failing or timed-out run fails it for good.
+    pub max_attempts: u32,
 }
 
 /// The models loaded on one device, and that device's recognition batcher.
@@ -70,18 +90,83 @@ struct DeviceModels {
     batcher: RecBatcher,
 }
 
+/// One device's current models, shared by its workers; replaced when a worker is restarted.
+type ModelSlot = Arc<RwLock<DeviceModels>>;
+
 pub struct OcrPoolState {
     args: OcrPoolArgs,
-    /// Per worker: its device's models (workers on one device share them).
-    models: Vec<DeviceModels>,
+    /// Per worker: the device it was configured for, and that device's model slot.
+    models: Vec<(String, ModelSlot)>,
     workers: Vec<Option<ActorRef<OcrWorkerMsg>>>,
     idle: Vec<usize>,
-    busy: Vec<Option<DocumentId>>,
-    in_flight: HashSet<DocumentId>,
+    /// Per worker: the document it runs and the lease it holds.
+    busy: Vec<Option<(DocumentId, Lease)>>,
     failures: VecDeque<Instant>,
+    /// Whether the last look found the lease service down (logged once per outage).
+    paused: bool,
 }
 
 pub struct OcrPool;
+
+/// Why a run ended without a result, and what the document becomes.
+#[derive(Debug, Clone, Copy)]
+pub enum Abandon {
+    /// Past its deadline (the reaper stopped it).
+    Timeout,
+    /// Its worker crashed.
+    Crashed,
+    /// Its node died or restarted (found by the reaper: no lease, or this node's own
+    /// leftover from before a restart).
+    NodeLost,
+    /// The model failed (not the document): worth another attempt.
+    EngineError,
+}
+
+impl Abandon {
+    /// (reason recorded on a requeue, failure reason after the last attempt)
+    pub fn reasons(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Timeout => ("ocr_timeout", "ocr_timeout"),
+            Self::Crashed => ("worker_crashed", "ocr_crashed"),
+            Self::NodeLost => ("node_lost", "ocr_interrupted"),
+            Self::EngineError => ("ocr_error", "ocr_error"),
+        }
+    }
+}
+
+/// Ends the run `token` of document `id` without a result: back to `queued` for another
+/// attempt, or `failed` when it had its last one. Fenced: a run that meanwhile finished, or
+/// a newer claim, is left alone (`ClaimLost`/`Final`).
+pub async fn abandon(
+    documents: &Documents,
+    id: DocumentId,
+    token: i64,
+    max_attempts: u32,
+    why: Abandon,
+    actor: &str,
+) -> Result<(), DocumentError> {
+    let record = documents::get(&documents.context().db, &id)
+        .await?
+        .ok_or(DocumentError::NotFound)?;
+    let (requeue, fail) = why.reasons();
+    let change = if record.ocr_attempts >= i64::from(max_attempts) {
+        metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => fail).increment(1);
+        DocumentChange::Failed {
+            reason: fail.into(),
+            token,
+        }
+    } else {
+        metrics::counter!(names::REAPER_REQUEUE_COUNT, "reason" => requeue).increment(1);
+        DocumentChange::Requeued {
+            reason: requeue.into(),
+            token,
+        }
+    };
+    let kind = change.kind();
+    documents.apply(id, change, actor).await?;
+    tracing::warn!(document_id = %id, attempts = record.ocr_attempts, reason = requeue, outcome = kind, "OCR run abandoned");
+    Ok(())
+}
 
 impl OcrPoolState {
     async fn spawn_worker(
@@ -91,9 +176,12 @@ impl OcrPoolState {
     ) -> Result<(), ActorProcessingErr> {
         let args = WorkerArgs {
             index,
-            models: self.models[index].clone(),
+            models: self.models[index].1.clone(),
             documents: self.args.documents.clone(),
             blobs: self.args.blobs.clone(),
+            leases: self.args.leases.clone(),
+            job_deadline: self.args.job_deadline,
+            max_attempts: self.args.max_attempts,
             pool: pool.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;
@@ -102,11 +190,17 @@ impl OcrPoolState {
         Ok(())
     }
 
+    fn running(&self, id: &DocumentId) -> Option<usize> {
+        self.busy
+            .iter()
+            .position(|b| b.as_ref().is_some_and(|(d, _)| d == id))
+    }
+
     async fn dispatch(&mut self) {
         if self.idle.is_empty() {
             return;
         }
-        let want = (self.idle.len() + self.in_flight.len()) as u32;
+        let want = self.idle.len() as u32 * 2;
         let waiting = match documents::awaiting_ocr(&self.args.documents.context().db, want).await {
             Ok(ids) => ids,
             Err(e) => {
@@ -114,21 +208,102 @@ impl OcrPoolState {
                 return;
             }
         };
-        for id in waiting {
-            if self.in_flight.contains(&id) {
+        for (id, fence) in waiting {
+            if self.idle.is_empty() {
+                break;
+            }
+            if self.running(&id).is_some() {
                 continue;
+            }
+            let leases = &self.args.leases;
+            let lease = match leases
+                .try_acquire(LeaseKind::Document, &id.to_string(), fence)
+                .await
+            {
+                Ok(Some(lease)) => lease,
+                // Another node has it.
+                Ok(None) => continue,
+                Err(e) => {
+                    if !self.paused {
+                        tracing::error!(error = %e, "OCR paused: no leases can be taken");
+                        self.paused = true;
+                    }
+                    return;
+                }
+            };
+            if self.paused {
+                tracing::info!("OCR resumed: leases can be taken again");
+                self.paused = false;
             }
             let Some(index) = self.idle.pop() else { break };
             let Some(worker) = self.workers[index].clone() else {
+                leases.release(&lease).await;
                 continue;
             };
-            if worker.cast(OcrWorkerMsg::Run(id)).is_ok() {
-                self.in_flight.insert(id);
-                self.busy[index] = Some(id);
+            if worker.cast(OcrWorkerMsg::Run(id, lease.clone())).is_ok() {
+                self.busy[index] = Some((id, lease));
             } else {
+                leases.release(&lease).await;
                 self.idle.push(index);
             }
         }
+    }
+
+    /// Worker `index` is gone (failed, or stopped by the reaper): its lease is given back, it
+    /// is restarted after a back-off, and the pool escalates when workers keep failing.
+    /// Returns the run it had, for the caller to abandon.
+    fn lose_worker(
+        &mut self,
+        myself: &ActorRef<OcrPoolMsg>,
+        index: usize,
+    ) -> (Option<(DocumentId, Lease)>, Result<(), ActorProcessingErr>) {
+        metrics::counter!(names::ACTOR_RESTART_COUNT, "kind" => "ocr_worker").increment(1);
+        self.workers[index] = None;
+        self.idle.retain(|&i| i != index);
+        let run = self.busy[index].take();
+        let window = self.args.restart_window;
+        self.failures.retain(|t| t.elapsed() <= window);
+        self.failures.push_back(Instant::now());
+        if self.failures.len() > self.args.max_restarts as usize {
+            let why = format!(
+                "OCR workers failed {} times within {window:?}; escalating",
+                self.failures.len(),
+            );
+            return (run, Err(why.into()));
+        }
+        let backoff = Duration::from_millis(200 * 2u64.pow(self.failures.len().min(6) as u32 - 1));
+        myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
+        (run, Ok(()))
+    }
+
+    /// Ends a lost worker's run: its lease back, its document requeued or failed.
+    fn abandon_run(&self, run: Option<(DocumentId, Lease)>, why: Abandon) {
+        let Some((id, lease)) = run else { return };
+        let (documents, leases) = (self.args.documents.clone(), self.args.leases.clone());
+        let max = self.args.max_attempts;
+        tokio::spawn(async move {
+            if let Err(e) = abandon(&documents, id, lease.token, max, why, ACTOR).await {
+                tracing::warn!(document_id = %id, error = %e, "abandoned run not recorded; the reaper will find it");
+            }
+            leases.release(&lease).await;
+        });
+    }
+
+    /// Loads the models of worker `index`'s device again, for it and its device's other
+    /// workers (the old ones may be held by a hung call).
+    async fn reload(&mut self, index: usize) -> Result<(), ActorProcessingErr> {
+        let (device, slot) = self.models[index].clone();
+        let (engine, runs_on) = load_engine(&device, &self.args.params).await?;
+        let batcher =
+            RecBatcher::spawn(engine.clone(), self.args.batch_lines, self.args.batch_wait);
+        *slot
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = DeviceModels {
+            device: runs_on,
+            engine,
+            batcher,
+        };
+        Ok(())
     }
 }
 
@@ -175,30 +350,30 @@ impl Actor for OcrPool {
     ) -> Result<OcrPoolState, ActorProcessingErr> {
         let n = args.devices.len();
         // Load the models once per distinct device; its workers share them and its batcher.
-        let mut loaded: Vec<(String, DeviceModels)> = Vec::new();
+        let mut loaded: HashMap<String, ModelSlot> = HashMap::new();
         let mut models = Vec::with_capacity(n);
         for device in &args.devices {
-            if let Some((_, m)) = loaded.iter().find(|(d, _)| d == device) {
-                models.push(m.clone());
+            if let Some(slot) = loaded.get(device) {
+                models.push((device.clone(), slot.clone()));
                 continue;
             }
             let (engine, runs_on) = load_engine(device, &args.params).await?;
             let batcher = RecBatcher::spawn(engine.clone(), args.batch_lines, args.batch_wait);
-            let m = DeviceModels {
+            let slot = Arc::new(RwLock::new(DeviceModels {
                 device: runs_on,
                 engine,
                 batcher,
-            };
-            loaded.push((device.clone(), m.clone()));
-            models.push(m);
+            }));
+            loaded.insert(device.clone(), slot.clone());
+            models.push((device.clone(), slot));
         }
         let mut state = OcrPoolState {
             models,
             workers: vec![None; n],
             idle: Vec::new(),
             busy: vec![None; n],
-            in_flight: HashSet::new(),
             failures: VecDeque::new(),
+            paused: false,
             args,
         };
         for index in 0..n {
@@ -208,6 +383,20 @@ impl Actor for OcrPool {
             myself.send_interval(state.args.poll, || OcrPoolMsg::Poll);
         }
         Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut OcrPoolState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Runs still going stop with the pool: give their documents back now rather than
+        // after the leases expire.
+        for index in 0..state.busy.len() {
+            let run = state.busy[index].take();
+            state.abandon_run(run, Abandon::Crashed);
+        }
+        Ok(())
     }
 
     async fn handle(
@@ -226,19 +415,46 @@ impl Actor for OcrPool {
                 state.dispatch().await
             }
             OcrPoolMsg::Done { worker, id } => {
-                state.in_flight.remove(&id);
-                if state.busy.get(worker).copied().flatten() == Some(id) {
+                if state
+                    .busy
+                    .get(worker)
+                    .and_then(|b| b.as_ref().map(|(d, _)| *d))
+                    == Some(id)
+                {
                     state.busy[worker] = None;
                     state.idle.push(worker);
                 }
                 state.dispatch().await;
             }
             OcrPoolMsg::Respawn(index) => {
-                if state.workers[index].is_none()
-                    && let Err(e) = state.spawn_worker(&myself, index).await
-                {
-                    tracing::error!(worker = index, error = %e, "OCR worker restart failed");
+                if state.workers[index].is_none() {
+                    state.reload(index).await?;
+                    state.spawn_worker(&myself, index).await?;
+                    tracing::info!(worker = index, "OCR worker restarted on reloaded models");
                 }
+            }
+            OcrPoolMsg::IsRunning(id, reply) => {
+                let _ = reply.send(state.running(&id).is_some());
+            }
+            OcrPoolMsg::Reap(id, reply) => {
+                let Some(index) = state.running(&id) else {
+                    let _ = reply.send(false);
+                    return Ok(());
+                };
+                tracing::error!(worker = index, document_id = %id, "OCR run past its deadline; stopping its worker");
+                if let Some(worker) = state.workers[index].take() {
+                    // Stop the actor; a blocking model call cannot be interrupted, so its
+                    // thread is left to finish on its own with the old models.
+                    worker.unlink(myself.get_cell());
+                    worker.kill();
+                }
+                let (run, escalate) = state.lose_worker(&myself, index);
+                // The reaper records the document's outcome; the lease goes back here.
+                if let Some((_, lease)) = &run {
+                    state.args.leases.release(lease).await;
+                }
+                let _ = reply.send(true);
+                escalate?;
             }
         }
         Ok(())
@@ -259,26 +475,10 @@ impl Actor for OcrPool {
                 else {
                     return Ok(());
                 };
-                tracing::error!(worker = index, error = %err, "OCR worker failed; its document waits for another try");
-                metrics::counter!(names::ACTOR_RESTART_COUNT, "kind" => "ocr_worker").increment(1);
-                state.workers[index] = None;
-                state.idle.retain(|&i| i != index);
-                if let Some(id) = state.busy[index].take() {
-                    state.in_flight.remove(&id);
-                }
-                let window = state.args.restart_window;
-                state.failures.retain(|t| t.elapsed() <= window);
-                state.failures.push_back(Instant::now());
-                if state.failures.len() > state.args.max_restarts as usize {
-                    tracing::error!(
-                        worker = index,
-                        "OCR workers keep failing; not restarting this one"
-                    );
-                } else {
-                    let backoff =
-                        Duration::from_millis(200 * 2u64.pow(state.failures.len().min(5) as u32));
-                    myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
-                }
+                tracing::error!(worker = index, error = %err, "OCR worker failed; restarting it");
+                let (run, escalate) = state.lose_worker(&myself, index);
+                state.abandon_run(run, Abandon::Crashed);
+                escalate?;
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 if let Some(index) = state
@@ -300,19 +500,12 @@ impl Actor for OcrPool {
 
 pub struct WorkerArgs {
     index: usize,
-    models: DeviceModels,
+    models: ModelSlot,
     documents: Documents,
     blobs: Arc<BlobStore>,
-    pool: ActorRef<OcrPoolMsg>,
-}
-
-pub struct WorkerState {
-    index: usize,
-    device: String,
-    engine: Arc<Mutex<OcrEngine>>,
-    batcher: RecBatcher,
-    documents: Documents,
-    blobs: Arc<BlobStore>,
+    leases: Leases,
+    job_deadline: Duration,
+    max_attempts: u32,
     pool: ActorRef<OcrPoolMsg>,
 }
 
@@ -320,137 +513,245 @@ pub struct OcrWorker;
 
 impl Actor for OcrWorker {
     type Msg = OcrWorkerMsg;
-    type State = WorkerState;
+    type State = WorkerArgs;
     type Arguments = WorkerArgs;
 
     async fn pre_start(
         &self,
         _myself: ActorRef<Self::Msg>,
         args: WorkerArgs,
-    ) -> Result<WorkerState, ActorProcessingErr> {
-        Ok(WorkerState {
-            index: args.index,
-            device: args.models.device.clone(),
-            engine: args.models.engine,
-            batcher: args.models.batcher,
-            documents: args.documents,
-            blobs: args.blobs,
-            pool: args.pool,
-        })
+    ) -> Result<WorkerArgs, ActorProcessingErr> {
+        Ok(args)
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: OcrWorkerMsg,
-        state: &mut WorkerState,
+        state: &mut WorkerArgs,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            OcrWorkerMsg::Run(id) => {
-                let device = state.device.clone();
-                let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => device.clone());
-                active.increment(1.0);
-                let started = std::time::Instant::now();
-                let outcome = process(state, id).await;
-                active.decrement(1.0);
-                metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => device)
-                    .record(started.elapsed().as_secs_f64() * 1e3);
-                if let Err(e) = &outcome {
-                    tracing::warn!(document_id = %id, error = %e, "OCR run did not complete");
-                }
-                let _ = state.pool.cast(OcrPoolMsg::Done {
-                    worker: state.index,
-                    id,
-                });
+        let OcrWorkerMsg::Run(id, lease) = msg;
+        let models = state
+            .models
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => models.device.clone());
+        active.increment(1.0);
+        let started = std::time::Instant::now();
+        let outcome =
+            leases::while_held(&state.leases, &lease, run(state, &models, id, &lease)).await;
+        active.decrement(1.0);
+        metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => models.device)
+            .record(started.elapsed().as_secs_f64() * 1e3);
+        match outcome {
+            Ok(()) => {}
+            Err(DocumentError::NotQueued(_)) | Err(DocumentError::ClaimLost) => {
+                tracing::info!(document_id = %id, "document taken or settled elsewhere; skipped");
             }
+            Err(e) => tracing::warn!(document_id = %id, error = %e, "OCR run did not complete"),
         }
+        state.leases.release(&lease).await;
+        let _ = state.pool.cast(OcrPoolMsg::Done {
+            worker: state.index,
+            id,
+        });
         Ok(())
     }
 }
 
 const ACTOR: &str = "ocr";
 
-/// Takes one document through OCR. Errors leave it for another try (it stays `processing`).
-async fn process(state: &WorkerState, id: DocumentId) -> Result<(), crate::actors::DocumentError> {
+/// How one read ended.
+enum Read {
+    Card(kyc::card::CardReading),
+    /// The document cannot be read (not an image, nothing found): a final failure.
+    Unreadable(&'static str),
+    /// The model failed, not the document: another attempt may succeed.
+    EngineError(String),
+}
+
+/// Claims document `id` with `lease`, reads it, and records the outcome with the same token.
+async fn run(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    id: DocumentId,
+    lease: &Lease,
+) -> Result<(), DocumentError> {
+    let claim = Claim {
+        node: state.leases.node().to_string(),
+        token: lease.token,
+        deadline: now_millis() + state.job_deadline.as_millis() as i64,
+    };
     let record = state
         .documents
-        .apply(id, DocumentChange::Processing, ACTOR)
+        .apply(id, DocumentChange::Processing(claim), ACTOR)
         .await?;
     let Some(key) = record.blob_key.clone() else {
         return Ok(());
     };
-    let (blobs, engine) = (state.blobs.clone(), state.engine.clone());
-    let doc_type = record.doc_type;
     let started = std::time::Instant::now();
-    let prepared = tokio::task::spawn_blocking(move || {
-        let bytes = blobs.get(&key).map_err(|e| format!("blob: {e}"))?;
-        let img = image_ops::decode(&bytes).map_err(|e| e.to_string())?;
-        // The models are read-only: a panic in an earlier read leaves nothing half-changed.
-        let engine = engine
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let boxes = engine.detect_boxes(&img).map_err(|e| e.to_string())?;
-        let crops = engine.crops(&img, &boxes);
-        Ok::<_, String>((img.width(), img.height(), boxes, crops))
-    })
-    .await
-    // A panic while reading this document would recur on every retry: record it as a failure
-    // of the document instead of leaving it `processing` for ever.
-    .unwrap_or_else(|_| Err("ocr_crashed".to_string()));
-    let read = match prepared {
-        Ok((width, height, boxes, crops)) => match state.batcher.recognize(crops).await {
-            Ok(decoded) => {
-                let page = OcrPage {
-                    width,
-                    height,
-                    lines: gpu::lines_from(&boxes, decoded),
-                    det_ms: 0.0,
-                    rec_ms: 0.0,
-                };
-                let today = chrono::Utc::now().date_naive();
-                Ok(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
-            }
-            Err(e) => Err(e.to_string()),
-        },
-        Err(e) => Err(e),
-    };
-    match &read {
-        Ok(_) => metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1),
-        Err(reason) => {
-            let reason = if reason == "ocr_crashed" {
-                "ocr_crashed"
-            } else {
-                "ocr_unreadable"
-            };
-            metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1)
-        }
-    }
+    let read = read(state, models, key, record.doc_type).await;
+    let token = lease.token;
     let change = match read {
-        Ok(card) => {
+        Read::Card(card) => {
+            metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
             let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
                 .to_string();
             match state.blobs.seal_text(&id.to_string(), &plain) {
                 Ok(sealed) => DocumentChange::Extracted {
                     fields: serde_json::json!({ "sealed": sealed, "ocr_ms": started.elapsed().as_millis() as u64 }),
                     issues: card.issues,
+                    token,
                 },
                 Err(_) => DocumentChange::Failed {
                     reason: "sealing_failed".into(),
+                    token,
                 },
             }
         }
-        Err(reason) => {
-            tracing::warn!(document_id = %id, reason = %reason, "OCR could not read the document");
-            let code = if reason == "ocr_crashed" {
-                "ocr_crashed"
-            } else {
-                "ocr_unreadable"
-            };
+        Read::Unreadable(reason) => {
+            metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1);
+            tracing::warn!(document_id = %id, reason, "OCR could not read the document");
             DocumentChange::Failed {
-                reason: code.into(),
+                reason: reason.into(),
+                token,
             }
+        }
+        Read::EngineError(e) => {
+            tracing::error!(document_id = %id, error = %e, "OCR model failed");
+            return abandon(
+                &state.documents,
+                id,
+                token,
+                state.max_attempts,
+                Abandon::EngineError,
+                ACTOR,
+            )
+            .await;
         }
     };
     state.documents.apply(id, change, ACTOR).await?;
     Ok(())
+}
+
+/// Decodes and reads one stored card. Detection runs on a blocking thread holding the device's
+/// models; recognition goes through the device's batcher.
+async fn read(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    key: String,
+    doc_type: kyc::DocumentType,
+) -> Read {
+    let (blobs, engine) = (state.blobs.clone(), models.engine.clone());
+    #[cfg(feature = "test-hooks")]
+    let (faults, fault) = {
+        let faults = state.documents.context().ocr_faults.clone();
+        let fault = faults.next();
+        if fault == Some(Fault::Panic) {
+            panic!("injected fault: OCR worker panics");
+        }
+        (faults, fault)
+    };
+    let prepared = tokio::task::spawn_blocking(move || {
+        let bytes = blobs
+            .get(&key)
+            .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
+        let img = image_ops::decode(&bytes).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
+        // The models are read-only: a panic in an earlier read leaves nothing half-changed.
+        let engine = engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        #[cfg(feature = "test-hooks")]
+        match fault {
+            Some(Fault::Hang) => faults.hang(),
+            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
+            Some(Fault::Panic) | None => {}
+        }
+        let boxes = engine
+            .detect_boxes(&img)
+            .map_err(|e| Read::EngineError(e.to_string()))?;
+        let crops = engine.crops(&img, &boxes);
+        Ok::<_, Read>((img.width(), img.height(), boxes, crops))
+    })
+    .await;
+    let (width, height, boxes, crops) = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(read)) => return read,
+        // A panic while reading this document would recur on every retry: record it as a
+        // failure of the document instead of retrying it for ever.
+        Err(_) => return Read::Unreadable("ocr_crashed"),
+    };
+    match models.batcher.recognize(crops).await {
+        Ok(decoded) => {
+            let page = OcrPage {
+                width,
+                height,
+                lines: gpu::lines_from(&boxes, decoded),
+                det_ms: 0.0,
+                rec_ms: 0.0,
+            };
+            let today = chrono::Utc::now().date_naive();
+            Read::Card(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+        }
+        Err(e) => Read::EngineError(e.to_string()),
+    }
+}
+
+/// Test builds only: faults the OCR backend injects on its N-th call (counted over the whole
+/// node, from 1), so tests can hang, slow down, fail or crash a worker on purpose.
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The model call never returns (until [`OcrFaults::release`]).
+    Hang,
+    /// The worker actor panics before reading.
+    Panic,
+    /// The model call takes this many more milliseconds.
+    Slow(u64),
+    /// The model call fails.
+    Error,
+}
+
+#[cfg(feature = "test-hooks")]
+#[derive(Debug, Default)]
+pub struct OcrFaults {
+    calls: std::sync::atomic::AtomicU64,
+    plan: Mutex<HashMap<u64, Fault>>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(feature = "test-hooks")]
+impl OcrFaults {
+    /// Injects `fault` into run number `n` on this node (the first run is 1).
+    pub fn on_call(&self, n: u64, fault: Fault) {
+        self.plan.lock().unwrap().insert(n, fault);
+    }
+
+    /// Runs so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn next(&self) -> Option<Fault> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.plan.lock().unwrap().remove(&n)
+    }
+
+    /// Lets every hung call return (so a test's runtime can shut down).
+    pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn hang(&self) {
+        // Bounded so a forgotten release cannot hang a test run for ever.
+        for _ in 0..1_200 {
+            if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }

@@ -28,6 +28,7 @@ use crate::{
     store::{
         Db,
         blobs::BlobStore,
+        leases::{self, LeaseKind, Leases},
         outbox::{self, OutboxResult, OutboxRow, OutboxState},
         webhooks,
     },
@@ -51,6 +52,8 @@ pub struct OutboxArgs {
     pub clock: Clock,
     pub verifications: Verifications,
     pub client: Arc<Buli2Client>,
+    /// One node delivers a row at a time: each round holds the row's lease.
+    pub leases: Leases,
     /// BULI2 configured: decisions are delivered (otherwise they wait; webhooks still go).
     pub buli2: bool,
     pub poll: Duration,
@@ -91,7 +94,23 @@ impl Actor for OutboxActor {
             }
         };
         for row in rows {
-            if !deliver(args, &row).await {
+            let lease = match args.leases.try_acquire(LeaseKind::Outbox, &row.id, 0).await {
+                Ok(Some(lease)) => lease,
+                // Another node is delivering it.
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox paused: no leases can be taken");
+                    break;
+                }
+            };
+            // Re-read under the lease: another node may have delivered it since `due`.
+            let current = outbox::get(&args.db, &row.id).await;
+            let still_due = matches!(&current, Ok(Some(r)) if r.state == OutboxState::Pending
+                && r.rounds == row.rounds && r.next_attempt_at <= args.clock.now_millis());
+            let go_on =
+                !still_due || leases::while_held(&args.leases, &lease, deliver(args, &row)).await;
+            args.leases.release(&lease).await;
+            if !go_on {
                 break;
             }
         }

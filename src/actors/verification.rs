@@ -28,6 +28,7 @@ use crate::{
         Db, StoreError,
         blobs::BlobStore,
         documents::{self, DocumentStatus},
+        leases::{LeaseKind, Leases},
         outbox::{self, OutboxResult, OutboxState},
         verifications::{self, Extras, NewOutbox, SignalRecord},
         webhooks,
@@ -59,6 +60,10 @@ pub enum VerificationError {
     ShuttingDown,
     #[error("stored verification is inconsistent: {0}")]
     Corrupt(String),
+    /// Another node holds the verification's lease (it is working on it), or leases cannot be
+    /// taken (Redis down). Nothing changed; retry.
+    #[error("verification is busy: {0}")]
+    Busy(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -182,6 +187,10 @@ pub struct VerificationContext {
     pub policy: Policy,
     pub review_sla: Duration,
     pub idle_after: Duration,
+    /// Every commit holds the verification's lease and writes with its token.
+    pub leases: Leases,
+    /// How long a commit waits for a lease another node holds.
+    pub lease_wait: Duration,
 }
 
 pub struct VerificationState {
@@ -419,7 +428,25 @@ async fn commit_after(
             .outbox
             .extend(webhook_outbox(&state.ctx, before.state, &after, now).await?);
     }
-    match verifications::append(&state.ctx.db, before, &after, &events, &extras).await {
+    let ctx = &state.ctx;
+    let floor = verifications::fence(&ctx.db, &after.id).await?;
+    let lease = match ctx
+        .leases
+        .acquire(LeaseKind::Verification, &after.id, floor, ctx.lease_wait)
+        .await
+    {
+        Ok(Some(lease)) => lease,
+        Ok(None) => {
+            return Err(VerificationError::Busy(
+                "another node holds its lease".into(),
+            ));
+        }
+        Err(e) => return Err(VerificationError::Busy(e.to_string())),
+    };
+    let written =
+        verifications::append(&ctx.db, before, &after, &events, &extras, lease.token).await;
+    ctx.leases.release(&lease).await;
+    match written {
         Ok(()) => {
             state.cached = Some(after.clone());
             if !before.state.is_final() && after.state.is_final() {

@@ -185,9 +185,9 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
         .ok_or(ApiError::Internal)?;
     let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
     let Some(subject) = state.auth.verify(&bearer.token) else {
-        state.limits.auth_failure(&ip)?;
+        state.limits.auth_failure(&ip).await?;
         return Err(ApiError::Unauthorized("invalid or expired token").into());
     };
-    state.limits.request(&subject.id)?;
+    state.limits.request(&subject.id).await?;
     Ok(subject)
 }

@@ -230,6 +230,11 @@ impl From<StoreError> for ApiError {
                 code: "unavailable",
                 message: "the database is unavailable; retry later".into(),
             }
+        } else if matches!(e, StoreError::Conflict(_) | StoreError::Fenced(_)) {
+            ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the resource changed meanwhile; read it again and retry".into(),
+            }
         } else {
             tracing::error!(error = %e, "store error");
             ApiError::Internal
@@ -249,9 +254,13 @@ impl From<DocumentError> for ApiError {
                     message: "the document could not be processed right now; retry later".into(),
                 }
             }
-            DocumentError::Final(state) => ApiError::Conflict {
+            DocumentError::Final(state) | DocumentError::NotQueued(state) => ApiError::Conflict {
                 code: "document_final",
                 message: format!("the document is already {state}"),
+            },
+            DocumentError::ClaimLost => ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the document changed meanwhile; read it again".into(),
             },
             DocumentError::ShuttingDown => ApiError::Unavailable {
                 code: "unavailable",
@@ -327,7 +336,7 @@ impl DocumentsApi {
         subject.require(&[Role::User])?;
         let state = &self.state;
         let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
-        state.limits.upload(&subject.id, &ip)?;
+        state.limits.upload(&subject.id, &ip).await?;
         let key = match idempotency_key.0 {
             Some(k) if valid_idempotency_key(&k) => Some(k),
             Some(_) => {

@@ -12,9 +12,11 @@ pub struct HealthApi {
 
 #[derive(Debug, Object)]
 pub struct HealthStatus {
-    /// `ok` or `ready`.
+    /// `ok` (liveness), `ready`, or `degraded`: the API serves (uploads are accepted) but
+    /// processing waits, for the reason the checks give.
     pub status: String,
-    /// What was checked, each `ok` (failures answer 503 instead).
+    /// What was checked, each `name: ok` or `name: what is wrong`. (A database or actor tree
+    /// that fails answers 503 instead.)
     pub checks: Vec<String>,
 }
 
@@ -39,7 +41,9 @@ impl HealthApi {
 
     /// Readiness: the database answers and the actor tree runs
     ///
-    /// 503 `not_ready` with the failing dependency named in the message.
+    /// 503 `not_ready` with the failing dependency named in the message. Redis (when
+    /// configured) and the OCR pool are checked too: while either is down the node still
+    /// accepts uploads, so it answers 200 `degraded` and says why processing waits.
     #[oai(path = "/health/ready", method = "get", operation_id = "ready")]
     async fn ready(&self) -> Result<HealthResponse, ApiError> {
         let not_ready = |message: &str| ApiError::Unavailable {
@@ -57,9 +61,31 @@ impl HealthApi {
         if self.state.documents.stats().await.is_none() {
             return Err(not_ready("actors: document supervisor is not running"));
         }
+        let mut checks = vec!["database: ok".to_string(), "actors: ok".to_string()];
+        let mut degraded = false;
+        if let Some(redis) = &self.state.redis {
+            match tokio::time::timeout(PROBE_TIMEOUT, redis.ping()).await {
+                Ok(Ok(())) => checks.push("redis: ok".into()),
+                _ => {
+                    degraded = true;
+                    checks.push(
+                        "redis: unavailable; processing is paused (uploads are still accepted)"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if !self.state.settings.ocr.devices.is_empty() {
+            if self.state.ocr_pool.read().is_ok_and(|p| p.is_some()) {
+                checks.push("ocr: ok".into());
+            } else {
+                degraded = true;
+                checks.push("ocr: stopped after repeated failures; uploads wait queued".into());
+            }
+        }
         Ok(HealthResponse::Ok(Json(HealthStatus {
-            status: "ready".into(),
-            checks: vec!["database: ok".into(), "actors: ok".into()],
+            status: if degraded { "degraded" } else { "ready" }.into(),
+            checks,
         })))
     }
 }

@@ -42,6 +42,12 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     pub auth: auth::AuthKeys,
     pub limits: Arc<rate_limit::RateLimits>,
+    /// Leases (Redis when configured, else in process).
+    pub leases: crate::store::leases::Leases,
+    /// The shared Redis, when configured (readiness reports it).
+    pub redis: Option<crate::store::redis::Redis>,
+    /// This node's OCR pool while it runs (readiness reports it).
+    pub ocr_pool: crate::supervision::PoolSlot,
 }
 
 #[derive(Tags)]

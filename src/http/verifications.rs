@@ -249,6 +249,13 @@ impl From<VerificationError> for ApiError {
                 code: "unavailable",
                 message: "the service is shutting down".into(),
             },
+            VerificationError::Busy(m) => {
+                tracing::warn!(reason = %m, "verification busy");
+                ApiError::Unavailable {
+                    code: "verification_busy",
+                    message: "the verification is being processed elsewhere or leases are unavailable; retry shortly".into(),
+                }
+            }
             VerificationError::Corrupt(m) => {
                 tracing::error!(error = %m, "verification data inconsistent");
                 ApiError::Internal

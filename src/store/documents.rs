@@ -68,6 +68,22 @@ pub struct DocumentRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub erased_at: Option<i64>,
+    /// OCR runs started so far.
+    pub ocr_attempts: i64,
+    /// While `processing`: when the run must be over (ms since the epoch)…
+    pub ocr_deadline: Option<i64>,
+    /// …and the node running it.
+    pub ocr_node: Option<String>,
+    /// Fencing token of the lease the last OCR claimant held (0: never claimed).
+    pub fence: i64,
+}
+
+/// An OCR worker's claim on a queued document: who runs it, with which lease, until when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    pub node: String,
+    pub token: i64,
+    pub deadline: i64,
 }
 
 /// What an accepted upload stores.
@@ -112,15 +128,18 @@ pub enum DocumentChange {
     FileRead,
     /// Personal data and the file are wiped; the row stays as a tombstone.
     Erased,
-    /// An OCR worker took the document.
-    Processing,
-    /// OCR finished: the (sealed) fields and the issues found.
+    /// An OCR worker took the queued document (a new attempt).
+    Processing(Claim),
+    /// OCR finished: the (sealed) fields and the issues found. `token`: the claim's.
     Extracted {
         fields: serde_json::Value,
         issues: Vec<String>,
+        token: i64,
     },
-    /// OCR could not read the document; `reason` is a stable code.
-    Failed { reason: String },
+    /// OCR could not read the document (or ran out of attempts); `reason` is a stable code.
+    Failed { reason: String, token: i64 },
+    /// A run was abandoned (past its deadline, or its node died): back to `queued`.
+    Requeued { reason: String, token: i64 },
 }
 
 impl DocumentChange {
@@ -128,9 +147,36 @@ impl DocumentChange {
         match self {
             Self::FileRead => "file_read",
             Self::Erased => "erased",
-            Self::Processing => "processing",
+            Self::Processing(_) => "processing",
             Self::Extracted { .. } => "extracted",
             Self::Failed { .. } => "failed",
+            Self::Requeued { .. } => "requeued",
+        }
+    }
+
+    /// The fencing token this change carries (OCR changes only): the row must not hold a
+    /// newer one.
+    pub fn token(&self) -> Option<i64> {
+        match self {
+            Self::Processing(claim) => Some(claim.token),
+            Self::Extracted { token, .. }
+            | Self::Failed { token, .. }
+            | Self::Requeued { token, .. } => Some(*token),
+            Self::FileRead | Self::Erased => None,
+        }
+    }
+
+    /// What the audit trail keeps about this change beyond its kind (never personal data).
+    fn detail(&self, after: &DocumentRecord) -> Option<serde_json::Value> {
+        match self {
+            Self::Processing(claim) => Some(serde_json::json!({
+                "attempt": after.ocr_attempts, "node": claim.node, "token": claim.token,
+            })),
+            Self::Requeued { reason, token } | Self::Failed { reason, token } => {
+                Some(serde_json::json!({ "reason": reason, "token": token }))
+            }
+            Self::Extracted { token, .. } => Some(serde_json::json!({ "token": token })),
+            Self::FileRead | Self::Erased => None,
         }
     }
 
@@ -141,16 +187,29 @@ impl DocumentChange {
         after.updated_at = now;
         match self {
             Self::FileRead => {}
-            Self::Processing => after.status = DocumentStatus::Processing,
-            Self::Extracted { fields, issues } => {
+            Self::Processing(claim) => {
+                after.status = DocumentStatus::Processing;
+                after.ocr_attempts += 1;
+                after.ocr_deadline = Some(claim.deadline);
+                after.ocr_node = Some(claim.node.clone());
+                after.fence = claim.token;
+            }
+            Self::Extracted { fields, issues, .. } => {
                 after.status = DocumentStatus::Extracted;
                 after.fields = Some(fields.clone());
                 after.issues = issues.clone();
                 after.failure_reason = None;
+                after.ocr_deadline = None;
             }
-            Self::Failed { reason } => {
+            Self::Failed { reason, .. } => {
                 after.status = DocumentStatus::Failed;
                 after.failure_reason = Some(reason.clone());
+                after.ocr_deadline = None;
+            }
+            Self::Requeued { .. } => {
+                after.status = DocumentStatus::Queued;
+                after.ocr_deadline = None;
+                after.ocr_node = None;
             }
             Self::Erased => {
                 after.status = DocumentStatus::Erased;
@@ -169,7 +228,8 @@ impl DocumentChange {
 }
 
 const COLUMNS: &str = "id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
-                       fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at";
+                       fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
+                       ocr_attempts, ocr_deadline, ocr_node, fence";
 
 fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -204,6 +264,10 @@ fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         erased_at: row.try_get("erased_at")?,
+        ocr_attempts: row.try_get("ocr_attempts")?,
+        ocr_deadline: row.try_get("ocr_deadline")?,
+        ocr_node: row.try_get("ocr_node")?,
+        fence: row.try_get("fence")?,
     })
 }
 
@@ -213,16 +277,18 @@ async fn insert_event(
     seq: i64,
     kind: &str,
     actor: &str,
+    detail: Option<serde_json::Value>,
     now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO document_events (document_id, seq, kind, actor, detail, created_at) \
-         VALUES ($1, $2, $3, $4, NULL, $5)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id.to_string())
     .bind(seq)
     .bind(kind)
     .bind(actor)
+    .bind(detail.map(|d| d.to_string()))
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -255,8 +321,8 @@ pub async fn insert(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    insert_event(&mut tx, &new.id, 1, "uploaded", &new.owner, now).await?;
-    insert_event(&mut tx, &new.id, 2, "queued", &new.owner, now).await?;
+    insert_event(&mut tx, &new.id, 1, "uploaded", &new.owner, None, now).await?;
+    insert_event(&mut tx, &new.id, 2, "queued", &new.owner, None, now).await?;
     if let Some((idem, expired_before)) = idempotency {
         // An expired answer for the same key no longer counts: make room for the new one.
         sqlx::query(
@@ -340,7 +406,8 @@ pub async fn list_by_owner(
 }
 
 /// Writes `change` on top of `before` (which must be the latest stored version) and appends its
-/// event. Returns the new record; `Conflict` when someone else wrote first.
+/// event. Returns the new record; `Conflict` when someone else wrote first, `Fenced` when the
+/// change carries an older lease token than the row's (a claim needs a newer one).
 pub async fn apply(
     db: &Db,
     before: &DocumentRecord,
@@ -354,8 +421,9 @@ pub async fn apply(
         .then(|| serde_json::to_string(&after.issues).expect("strings serialize"));
     let updated = sqlx::query(
         "UPDATE documents SET status = $1, content_type = $2, size_bytes = $3, sha256 = $4, blob_key = $5, \
-         fields_json = $6, issues_json = $7, failure_reason = $8, version = $9, updated_at = $10, erased_at = $11 \
-         WHERE id = $12 AND version = $13",
+         fields_json = $6, issues_json = $7, failure_reason = $8, version = $9, updated_at = $10, erased_at = $11, \
+         ocr_attempts = $12, ocr_deadline = $13, ocr_node = $14, fence = $15 \
+         WHERE id = $16 AND version = $17 AND fence <= $18",
     )
     .bind(after.status.as_str())
     .bind(&after.content_type)
@@ -368,11 +436,27 @@ pub async fn apply(
     .bind(after.version)
     .bind(after.updated_at)
     .bind(after.erased_at)
+    .bind(after.ocr_attempts)
+    .bind(after.ocr_deadline)
+    .bind(&after.ocr_node)
+    .bind(after.fence)
     .bind(after.id.to_string())
     .bind(before.version)
+    // A claim must beat the row's token; the claimant's later writes must still hold it.
+    .bind(match change {
+        DocumentChange::Processing(claim) => claim.token - 1,
+        other => other.token().unwrap_or(i64::MAX),
+    })
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
+        let current = get(db, &before.id).await?.ok_or(StoreError::NotFound)?;
+        if current.version == before.version {
+            return Err(StoreError::Fenced(format!(
+                "lease token older than the document's ({})",
+                current.fence
+            )));
+        }
         return Err(StoreError::Conflict(format!(
             "document changed since version {}",
             before.version
@@ -384,6 +468,7 @@ pub async fn apply(
         after.version,
         change.kind(),
         actor,
+        change.detail(&after),
         after.updated_at,
     )
     .await?;
@@ -449,10 +534,11 @@ pub async fn purge_idempotency(db: &Db, before: i64) -> Result<u64, StoreError> 
     Ok(done.rows_affected())
 }
 
-/// Documents waiting for OCR (and any left `processing` by a stopped process), oldest first.
-pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<DocumentId>, StoreError> {
+/// Documents waiting for OCR, oldest first, with their current fencing token. (Runs left
+/// `processing` by a stopped process come back through the reaper, which requeues them.)
+pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<(DocumentId, i64)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id FROM documents WHERE status IN ('queued', 'processing') ORDER BY created_at, id LIMIT $1",
+        "SELECT id, fence FROM documents WHERE status = 'queued' ORDER BY created_at, id LIMIT $1",
     )
     .bind(i64::from(limit))
     .fetch_all(db.pool())
@@ -460,8 +546,46 @@ pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<DocumentId>, StoreE
     rows.iter()
         .map(|r| {
             let id: String = r.try_get("id")?;
-            id.parse()
-                .map_err(|_| StoreError::Corrupt("document id".into()))
+            let id = id
+                .parse()
+                .map_err(|_| StoreError::Corrupt("document id".into()))?;
+            Ok((id, r.try_get("fence")?))
+        })
+        .collect()
+}
+
+/// A run in progress as the reaper sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Running {
+    pub id: DocumentId,
+    pub node: Option<String>,
+    pub deadline: Option<i64>,
+    pub attempts: i64,
+    pub fence: i64,
+}
+
+/// Every document `processing` now (the reaper's view; bounded by the number of workers in
+/// the cluster, plus whatever dead nodes left behind).
+pub async fn running(db: &Db, limit: u32) -> Result<Vec<Running>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, ocr_node, ocr_deadline, ocr_attempts, fence FROM documents \
+         WHERE status = 'processing' ORDER BY ocr_deadline, id LIMIT $1",
+    )
+    .bind(i64::from(limit))
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            Ok(Running {
+                id: id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("document id".into()))?,
+                node: r.try_get("ocr_node")?,
+                deadline: r.try_get("ocr_deadline")?,
+                attempts: r.try_get("ocr_attempts")?,
+                fence: r.try_get("fence")?,
+            })
         })
         .collect()
 }

@@ -7,7 +7,9 @@
 
 pub mod blobs;
 pub mod documents;
+pub mod leases;
 pub mod outbox;
+pub mod redis;
 pub mod verifications;
 pub mod webhooks;
 
@@ -30,6 +32,9 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The write carried a lease token older than the row's: its writer lost the lease.
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error("blob store: {0}")]
     Blob(#[from] blobs::BlobError),
     #[error("stored data is corrupt: {0}")]

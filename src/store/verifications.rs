@@ -165,12 +165,25 @@ pub async fn insert(db: &Db, v: &Verification, started: &Event) -> Result<(), St
 
 /// Writes `after` (which is `before` with `events` applied) and everything in `extras`, in one
 /// transaction. `Conflict` when the stored version is no longer `before.seq`.
+/// The lease token of the verification's last writer (0 when none, or no such row).
+pub async fn fence(db: &Db, id: &str) -> Result<i64, StoreError> {
+    let row = sqlx::query("SELECT fence FROM verifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => sqlx::Row::try_get(&r, "fence")?,
+        None => 0,
+    })
+}
+
 pub async fn append(
     db: &Db,
     before: &Verification,
     after: &Verification,
     events: &[(Event, String)],
     extras: &Extras,
+    token: i64,
 ) -> Result<(), StoreError> {
     let at = after.updated_at;
     let mut tx = db.begin_write().await?;
@@ -178,7 +191,8 @@ pub async fn append(
     let updated = sqlx::query(
         "UPDATE verifications SET state = $1, score = $2, reasons_json = $3, review_id = $4, \
          delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9, \
-         buli2_outcome = $10, loan_reference = $11 WHERE id = $12 AND version = $13",
+         buli2_outcome = $10, loan_reference = $11, fence = $14 \
+         WHERE id = $12 AND version = $13 AND fence <= $14",
     )
     .bind(after.state.as_str())
     .bind(after.score.map(i64::from))
@@ -193,9 +207,15 @@ pub async fn append(
     .bind(&after.loan_reference)
     .bind(&after.id)
     .bind(before.seq)
+    .bind(token)
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
+        if fence(db, &after.id).await? > token {
+            return Err(StoreError::Fenced(format!(
+                "verification written with a newer lease than {token}"
+            )));
+        }
         return Err(StoreError::Conflict(format!(
             "verification changed since version {}",
             before.seq

@@ -8,11 +8,13 @@
 //! ├── KeyedSupervisor<DocumentActor>       one DocumentActor per active document
 //! ├── KeyedSupervisor<VerificationActor>   one VerificationActor per active verification
 //! ├── WorkflowDriver                       nudges verifications whose documents settled; fires due timers
-//! └── OcrPool                              one OcrWorker per device
+//! ├── OcrPool                              one OcrWorker per device
+//! ├── OutboxActor                          delivers decisions and webhooks
+//! └── Reaper                               gives back OCR runs past their deadline or left by dead nodes
 //! ```
-//! The outbox and the reaper join this tree in their own issues.
 
 pub mod keyed;
+pub mod reaper;
 pub mod root;
 
 use std::time::Duration;
@@ -28,6 +30,10 @@ use crate::{
 use keyed::{CallFailure, Handle, SupervisorStats};
 
 pub use keyed::Slot;
+
+/// The node's OCR pool while it runs (set by the root supervisor; read by the reaper).
+pub type PoolSlot =
+    std::sync::Arc<std::sync::RwLock<Option<ractor::ActorRef<crate::actors::ocr::OcrPoolMsg>>>>;
 
 /// The service's way into document actors. Cheap to clone.
 #[derive(Clone)]

@@ -3,16 +3,22 @@
 //! Policy: a failed keyed supervisor (documents, verifications) is restarted after an
 //! exponential back-off (100 ms doubling to 5 s); more than `max_restarts` such failures within
 //! `restart_window` means the node is unhealthy, so the root stops itself (escalation), which
-//! the application treats as fatal and shuts down instead of serving half a tree. A failed OCR
-//! pool, workflow driver or outbox is restarted after a second: none holds state (the database
-//! is their queue).
+//! the application treats as fatal and shuts down instead of serving half a tree. A failed
+//! workflow driver, outbox or reaper is restarted after a second: none holds state (the
+//! database is their queue). The OCR pool escalates here when its workers keep failing; it is
+//! restarted (models reloaded) with the same back-off, and after `max_restarts` pool failures
+//! within the window it stays down: uploads are still accepted and wait `queued`, and
+//! `/health/ready` says OCR is stopped, rather than the whole node going down with it.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::time::Instant;
 
-use super::keyed::{Keyed, KeyedMsg, KeyedSupervisor, KeyedSupervisorArgs, Slot};
+use super::{
+    keyed::{Keyed, KeyedMsg, KeyedSupervisor, KeyedSupervisorArgs, Slot},
+    reaper::{Reaper, ReaperArgs, ReaperMsg},
+};
 use crate::actors::{
     document::{DocumentActor, DocumentContext},
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
@@ -29,6 +35,7 @@ pub enum Child {
     Driver,
     Ocr,
     Outbox,
+    Reaper,
 }
 
 pub enum RootMsg {
@@ -48,6 +55,7 @@ pub struct RootArgs {
     pub driver: DriverArgs,
     /// The outbox's arguments; `None` when BULI2 is not configured (rows wait).
     pub outbox: Option<OutboxArgs>,
+    pub reaper: ReaperArgs,
 }
 
 pub struct RootState {
@@ -57,7 +65,9 @@ pub struct RootState {
     driver: Option<ActorRef<DriverMsg>>,
     ocr: Option<ActorRef<OcrPoolMsg>>,
     outbox: Option<ActorRef<OutboxMsg>>,
+    reaper: Option<ActorRef<ReaperMsg>>,
     failures: VecDeque<Instant>,
+    ocr_failures: VecDeque<Instant>,
 }
 
 pub struct RootSupervisor;
@@ -125,6 +135,9 @@ impl RootState {
                 {
                     let (pool, _) =
                         Actor::spawn_linked(None, OcrPool, args, myself.get_cell()).await?;
+                    if let Ok(mut slot) = self.args.reaper.pool.write() {
+                        *slot = Some(pool.clone());
+                    }
                     self.ocr = Some(pool);
                 }
             }
@@ -134,6 +147,11 @@ impl RootState {
                         Actor::spawn_linked(None, OutboxActor, args, myself.get_cell()).await?;
                     self.outbox = Some(o);
                 }
+            }
+            Child::Reaper if self.reaper.is_none() => {
+                let args = self.args.reaper.clone();
+                let (r, _) = Actor::spawn_linked(None, Reaper, args, myself.get_cell()).await?;
+                self.reaper = Some(r);
             }
             _ => {}
         }
@@ -155,14 +173,26 @@ impl RootState {
             Some(Child::Driver)
         } else if is(&self.ocr, cell) {
             self.ocr = None;
+            if let Ok(mut slot) = self.args.reaper.pool.write() {
+                *slot = None;
+            }
             Some(Child::Ocr)
         } else if is(&self.outbox, cell) {
             self.outbox = None;
             Some(Child::Outbox)
+        } else if is(&self.reaper, cell) {
+            self.reaper = None;
+            Some(Child::Reaper)
         } else {
             None
         }
     }
+}
+
+/// 100 ms doubling per recent failure, at most 5 s.
+fn backoff(recent_failures: usize) -> Duration {
+    let exp = (recent_failures as u32).saturating_sub(1).min(6);
+    Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5))
 }
 
 impl Actor for RootSupervisor {
@@ -182,7 +212,9 @@ impl Actor for RootSupervisor {
             driver: None,
             ocr: None,
             outbox: None,
+            reaper: None,
             failures: VecDeque::new(),
+            ocr_failures: VecDeque::new(),
         };
         for child in [
             Child::Documents,
@@ -190,6 +222,7 @@ impl Actor for RootSupervisor {
             Child::Driver,
             Child::Ocr,
             Child::Outbox,
+            Child::Reaper,
         ] {
             state.start(&myself, child).await?;
         }
@@ -233,22 +266,31 @@ impl Actor for RootSupervisor {
                     "kind" => format!("{child:?}").to_lowercase()
                 )
                 .increment(1);
-                if matches!(child, Child::Driver | Child::Ocr | Child::Outbox) {
+                if matches!(child, Child::Driver | Child::Outbox | Child::Reaper) {
                     myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
                     return Ok(());
                 }
-                let window = state.args.restart_window;
-                state.failures.retain(|t| t.elapsed() <= window);
-                state.failures.push_back(Instant::now());
-                if state.failures.len() > state.args.max_restarts as usize {
+                let (max, window) = (state.args.max_restarts as usize, state.args.restart_window);
+                let failures = if child == Child::Ocr {
+                    &mut state.ocr_failures
+                } else {
+                    &mut state.failures
+                };
+                failures.retain(|t| t.elapsed() <= window);
+                failures.push_back(Instant::now());
+                let count = failures.len();
+                if count > max {
+                    if child == Child::Ocr {
+                        tracing::error!(
+                            "the OCR pool keeps failing; leaving it stopped (uploads wait queued)"
+                        );
+                        return Ok(());
+                    }
                     tracing::error!("supervisors keep failing; escalating (stopping the tree)");
                     myself.stop(Some("supervisor restart limit reached".into()));
                     return Ok(());
                 }
-                let exp = (state.failures.len() as u32).saturating_sub(1).min(6);
-                let backoff =
-                    Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5));
-                myself.send_after(backoff, move || RootMsg::Start(child));
+                myself.send_after(backoff(count), move || RootMsg::Start(child));
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(child) = state.forget(&cell) {

@@ -150,15 +150,59 @@ impl TestApp {
             fields.keys().map(|k| (*k, 0.95)).collect();
         let plain = serde_json::json!({ "fields": fields, "confidence": confidence }).to_string();
         let sealed = self.state.blobs.seal_text(id, &plain).unwrap();
+        let token = self.claim(id).await;
         let change = filot::store::documents::DocumentChange::Extracted {
             fields: serde_json::json!({ "sealed": sealed, "ocr_ms": 1 }),
             issues: issues.iter().map(|s| s.to_string()).collect(),
+            token,
         };
         self.state
             .documents
             .apply(id.parse().unwrap(), change, "test:ocr")
             .await
             .expect("document extracted");
+    }
+
+    /// Takes a queued document to `processing` as an OCR worker of this node would (an hour's
+    /// deadline) and returns the claim's fencing token.
+    pub async fn claim(&self, id: &str) -> i64 {
+        let lease = self
+            .state
+            .leases
+            .try_acquire(filot::store::leases::LeaseKind::Document, id, 0)
+            .await
+            .unwrap()
+            .expect("lease free");
+        self.state.leases.release(&lease).await;
+        let claim = filot::store::documents::Claim {
+            node: self.state.leases.node().to_string(),
+            token: lease.token,
+            deadline: filot::store::now_millis() + 3_600_000,
+        };
+        self.state
+            .documents
+            .apply(
+                id.parse().unwrap(),
+                filot::store::documents::DocumentChange::Processing(claim),
+                "test:ocr",
+            )
+            .await
+            .expect("document claimed");
+        lease.token
+    }
+
+    /// Settles a document as `failed` with `reason`, as OCR would.
+    pub async fn fail(&self, id: &str, reason: &str) {
+        let token = self.claim(id).await;
+        let change = filot::store::documents::DocumentChange::Failed {
+            reason: reason.into(),
+            token,
+        };
+        self.state
+            .documents
+            .apply(id.parse().unwrap(), change, "test:ocr")
+            .await
+            .expect("document failed");
     }
 
     pub async fn post_json(

@@ -114,15 +114,7 @@ async fn work_left_processing_by_a_stopped_node_is_finished_after_restart() {
     let app = spawn_app_with(|s| s.ocr.devices = vec![]).await;
     let alice = app.token("alice", Role::User);
     let id = app.upload_ktp(&alice).await;
-    app.state
-        .documents
-        .apply(
-            id.parse().unwrap(),
-            documents::DocumentChange::Processing,
-            "ocr",
-        )
-        .await
-        .unwrap();
+    app.claim(&id).await;
     let mut settings = (*app.state.settings).clone();
     let dir = app.stop().await;
 
@@ -144,6 +136,7 @@ async fn work_left_processing_by_a_stopped_node_is_finished_after_restart() {
             "uploaded",
             "queued",
             "processing",
+            "requeued",
             "processing",
             "extracted"
         ]

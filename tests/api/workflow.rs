@@ -122,17 +122,7 @@ async fn decisions_follow_the_score_and_the_blocking_issues() {
 
     // A failed document is a reason for review, not a crash.
     let ktp = upload(&app, &alice, "KTP").await;
-    app.state
-        .documents
-        .apply(
-            ktp.parse().unwrap(),
-            filot::store::documents::DocumentChange::Failed {
-                reason: "ocr_unreadable".into(),
-            },
-            "test:ocr",
-        )
-        .await
-        .unwrap();
+    app.fail(&ktp, "ocr_unreadable").await;
     let failed = app.start_verification(&alice, &ktp, None).await;
     let v = settled(&app, &alice, &failed).await;
     assert_eq!(v["state"], "pending_manual_review", "{v}");
