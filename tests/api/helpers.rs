@@ -291,3 +291,25 @@ pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> s
     );
     body
 }
+
+/// Polls a document until OCR settled it (`extracted` or `failed`), for up to three minutes.
+pub async fn wait_final(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let doc: serde_json::Value = app
+            .get(token, &format!("/v1/documents/{id}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if doc["status"] == "extracted" || doc["status"] == "failed" {
+            return doc;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} after the deadline",
+            doc["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -10,6 +10,7 @@ mod helpers;
 mod intake;
 mod metrics;
 mod pipeline;
+mod reaper;
 mod webhooks;
 mod workflow;
 mod workflow_ocr;

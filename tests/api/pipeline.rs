@@ -4,28 +4,7 @@ use std::time::Duration;
 
 use filot::{http::auth::Role, store::documents};
 
-use crate::helpers::{TestApp, fixture, spawn_app_with};
-
-async fn wait_final(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let doc: serde_json::Value = app
-            .get(token, &format!("/v1/documents/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if doc["status"] == "extracted" || doc["status"] == "failed" {
-            return doc;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still {} after the deadline",
-            doc["status"]
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use crate::helpers::{fixture, spawn_app_with, wait_final};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
