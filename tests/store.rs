@@ -479,3 +479,123 @@ async fn verification_log_timers_signals_and_outbox() {
         );
     }
 }
+
+#[path = "support/redis.rs"]
+mod redis_server;
+
+fn claim(token: i64) -> DocumentChange {
+    DocumentChange::Processing(documents::Claim {
+        node: "a@test".into(),
+        token,
+        deadline: now_millis() + 60_000,
+    })
+}
+
+#[tokio::test]
+async fn a_writer_with_an_older_lease_token_is_fenced_out() {
+    for b in backends().await {
+        let db = &b.db;
+        let rec = documents::insert(db, &new_doc("alice", now_millis()), None)
+            .await
+            .unwrap();
+        // Node A claims with token 5 and stalls; its run is requeued and node B claims with 7.
+        let a = documents::apply(db, &rec, &claim(5), "ocr").await.unwrap();
+        assert_eq!((a.fence, a.ocr_attempts), (5, 1), "{}", b.name);
+        let requeued = DocumentChange::Requeued {
+            reason: "node_lost".into(),
+            token: 5,
+        };
+        let back = documents::apply(db, &a, &requeued, "reaper").await.unwrap();
+        let b_run = documents::apply(db, &back, &claim(7), "ocr").await.unwrap();
+        assert_eq!((b_run.fence, b_run.ocr_attempts), (7, 2));
+        // A wakes up and writes its result on top of the latest version: refused by the token.
+        let late = DocumentChange::Extracted {
+            fields: serde_json::json!({}),
+            issues: vec![],
+            token: 5,
+        };
+        let refused = documents::apply(db, &b_run, &late, "ocr").await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced(_))),
+            "{}: {refused:?}",
+            b.name
+        );
+        // A claim must beat the row's token, not just match it.
+        let again = documents::apply(db, &b_run, &claim(7), "ocr").await;
+        assert!(matches!(again, Err(StoreError::Fenced(_))), "{again:?}");
+        let stored = documents::get(db, &rec.id).await.unwrap().unwrap();
+        assert_eq!(stored, b_run, "{}: nothing changed", b.name);
+        let kinds: Vec<String> = documents::events(db, &rec.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            ["uploaded", "queued", "processing", "requeued", "processing"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn redis_leases_exclude_other_nodes_expire_and_survive_a_redis_restart() {
+    use filot::store::{
+        leases::{LeaseKind::Document, Leases},
+        redis::Redis,
+    };
+    let mut server = redis_server::RedisServer::start();
+    let redis = Redis::connect(&server.url(), 4, Duration::from_secs(1)).unwrap();
+    let ttl = Duration::from_millis(400);
+    let a = Leases::redis(redis.clone(), "a@test", ttl);
+    let b = Leases::redis(redis.clone(), "b@test", ttl);
+
+    let la = a
+        .try_acquire(Document, "d1", 0)
+        .await
+        .unwrap()
+        .expect("free");
+    assert!(b.try_acquire(Document, "d1", 0).await.unwrap().is_none());
+    let holder = format!("a@test:{}", la.token);
+    assert_eq!(b.holder(Document, "d1").await.unwrap(), Some(holder));
+    // Renewed while A works: B keeps waiting past the TTL.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(a.renew(&la).await.unwrap());
+    }
+    assert!(b.try_acquire(Document, "d1", 0).await.unwrap().is_none());
+    // A dies (no more renewals): the lease expires and B gets a newer token; A's renewal and
+    // release no longer touch B's lease.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lb = b
+        .try_acquire(Document, "d1", 0)
+        .await
+        .unwrap()
+        .expect("expired");
+    assert!(lb.token > la.token);
+    assert!(!a.renew(&la).await.unwrap());
+    a.release(&la).await;
+    let holder = format!("b@test:{}", lb.token);
+    assert_eq!(a.holder(Document, "d1").await.unwrap(), Some(holder));
+    b.release(&lb).await;
+    assert_eq!(a.holder(Document, "d1").await.unwrap(), None);
+
+    // Redis down: a clear error, quickly, not a hang.
+    server.stop();
+    let started = std::time::Instant::now();
+    assert!(a.try_acquire(Document, "d2", 0).await.is_err());
+    assert!(a.check().await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Back without its data (no persistence): the counter restarts, but a token never falls
+    // below the one the database row already carries.
+    server.restart();
+    let mut lc = None;
+    for _ in 0..50 {
+        if let Ok(Some(l)) = a.try_acquire(Document, "d2", 1_000).await {
+            lc = Some(l);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(lc.expect("Redis answers again").token > 1_000);
+}

@@ -22,6 +22,9 @@ use crate::{config::Limits, store::redis::Redis};
 
 pub struct RateLimits {
     redis: Option<Redis>,
+    /// After Redis failed, this node's limits are used until then (milliseconds since the
+    /// epoch), so an outage does not cost every request the Redis timeout.
+    redis_down_until: std::sync::atomic::AtomicI64,
     per_minute: [u32; 4],
     uploads_per_user: DefaultKeyedRateLimiter<String>,
     uploads_per_ip: DefaultKeyedRateLimiter<String>,
@@ -62,6 +65,7 @@ impl RateLimits {
     pub fn new(limits: &Limits, redis: Option<Redis>) -> Self {
         Self {
             redis,
+            redis_down_until: Default::default(),
             per_minute: [
                 limits.uploads_per_user_per_minute,
                 limits.uploads_per_ip_per_minute,
@@ -91,7 +95,11 @@ impl RateLimits {
         let limited = |wait: Duration| ApiError::RateLimited {
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         };
-        if let Some(redis) = &self.redis {
+        let now = crate::store::now_millis();
+        let down_until = &self.redis_down_until;
+        if let Some(redis) = &self.redis
+            && down_until.load(std::sync::atomic::Ordering::Relaxed) <= now
+        {
             let n = u64::from(self.per_minute[bucket as usize].max(1));
             let interval = 60_000_000 / n;
             let args = [interval.to_string(), (interval * (n - 1)).to_string()];
@@ -101,7 +109,8 @@ impl RateLimits {
                 Ok(0) => return Ok(()),
                 Ok(wait_us) => return Err(limited(Duration::from_micros(wait_us.max(1) as u64))),
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared rate limits unavailable; using this node's")
+                    tracing::warn!(error = %e, "shared rate limits unavailable; using this node's for 5 s");
+                    down_until.store(now + 5_000, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -11,6 +11,9 @@ mod intake;
 mod metrics;
 mod pipeline;
 mod reaper;
+mod redis;
+#[path = "../support/redis.rs"]
+mod redis_server;
 mod webhooks;
 mod workflow;
 mod workflow_ocr;

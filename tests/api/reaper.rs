@@ -29,10 +29,12 @@ async fn events(app: &TestApp, id: &str) -> Vec<DocumentEvent> {
 fn trail(events: &[DocumentEvent]) -> Vec<String> {
     events
         .iter()
-        .map(|e| match e.detail.as_ref().and_then(|d| d["reason"].as_str()) {
-            Some(reason) => format!("{}:{reason}", e.kind),
-            None => e.kind.clone(),
-        })
+        .map(
+            |e| match e.detail.as_ref().and_then(|d| d["reason"].as_str()) {
+                Some(reason) => format!("{}:{reason}", e.kind),
+                None => e.kind.clone(),
+            },
+        )
         .collect()
 }
 

@@ -1,0 +1,87 @@
+//! With `FILOT_REDIS_URL`: a Redis outage pauses processing without losing or refusing
+//! uploads, readiness says why, and rate limits are shared by every node using the Redis.
+
+use filot::http::auth::Role;
+
+use crate::{
+    helpers::{spawn_app_with, wait_final},
+    redis_server::RedisServer,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_pauses_processing_and_loses_nothing() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let app = spawn_app_with(|s| {
+        s.ocr.devices = vec!["cpu".into()];
+        s.redis_url = Some(filot::config::Secret::new(url));
+    })
+    .await;
+    let alice = app.token("alice", Role::User);
+    let ready = app
+        .wait_for(&alice, "/health/ready", 10, |b| b["status"] == "ready")
+        .await;
+    assert!(ready["checks"].to_string().contains("redis: ok"), "{ready}");
+
+    redis.stop();
+    let ready = app
+        .wait_for(&alice, "/health/ready", 10, |b| b["status"] == "degraded")
+        .await;
+    assert!(
+        ready["checks"]
+            .to_string()
+            .contains("redis: unavailable; processing is paused"),
+        "{ready}"
+    );
+    // Uploads are accepted (the database is the truth) and wait.
+    let id = app.upload_ktp(&alice).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let doc: serde_json::Value = app
+        .get(&alice, &format!("/v1/documents/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["status"], "queued", "no lease, no processing: {doc}");
+
+    // Redis returns (empty: it kept nothing): processing resumes by itself.
+    redis.restart();
+    let doc = wait_final(&app, &alice, &id).await;
+    assert_eq!(doc["status"], "extracted", "{doc}");
+    app.wait_for(&alice, "/health/ready", 10, |b| b["status"] == "ready")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_are_shared_by_nodes_on_one_redis() {
+    let redis = RedisServer::start();
+    let node = |name: &'static str| {
+        let url = redis.url();
+        move |s: &mut filot::config::Settings| {
+            s.redis_url = Some(filot::config::Secret::new(url));
+            s.node.name = format!("{name}@localhost");
+            s.limits.uploads_per_user_per_minute = 3;
+        }
+    };
+    let a = spawn_app_with(node("a")).await;
+    let b = spawn_app_with(node("b")).await;
+    let (ta, tb) = (a.token("alice", Role::User), b.token("alice", Role::User));
+    a.upload_ktp(&ta).await;
+    b.upload_ktp(&tb).await;
+    a.upload_ktp(&ta).await;
+    // Alice's fourth upload within the minute, on either node, is one too many.
+    let resp = b
+        .upload(
+            &tb,
+            "KTP",
+            crate::helpers::fixture("ktp_003.jpg"),
+            "k.jpg",
+            None,
+        )
+        .await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // Someone else is not affected.
+    let bob = b.token("bob", Role::User);
+    b.upload_ktp(&bob).await;
+}
