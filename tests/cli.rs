@@ -683,3 +683,233 @@ async fn emf_metrics_are_flushed_to_a_file_at_shutdown() {
         "FiLot"
     );
 }
+
+#[path = "support/redis.rs"]
+mod redis_server;
+
+/// Every document's event log, read straight from the database at `url`.
+async fn document_logs(
+    url: &str,
+    ids: &[String],
+) -> Vec<(String, Vec<filot::store::documents::DocumentEvent>)> {
+    let db = filot::store::Db::connect(url, 2, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut logs = Vec::new();
+    for id in ids {
+        let events = filot::store::documents::events(&db, &id.parse().unwrap())
+            .await
+            .unwrap();
+        logs.push((id.clone(), events));
+    }
+    db.close().await;
+    logs
+}
+
+/// Asserts no two OCR runs of one document overlap: every `processing` is closed (requeued,
+/// extracted, failed) before the next one starts. Returns the number of runs.
+fn runs_never_overlap(id: &str, events: &[filot::store::documents::DocumentEvent]) -> usize {
+    let (mut open, mut runs) = (false, 0);
+    for e in events {
+        match e.kind.as_str() {
+            "processing" => {
+                assert!(
+                    !open,
+                    "{id}: a run started while another was open: {events:?}"
+                );
+                open = true;
+                runs += 1;
+            }
+            "requeued" | "extracted" | "failed" => {
+                assert!(open, "{id}: {} without a run: {events:?}", e.kind);
+                open = false;
+            }
+            _ => {}
+        }
+    }
+    assert!(!open, "{id}: a run was left open");
+    runs
+}
+
+impl Api {
+    async fn status(&self, token: &str, id: &str) -> String {
+        self.get(token, &format!("/v1/documents/{id}")).await["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Waits until every document is `extracted` or `failed`.
+    async fn all_final(&self, token: &str, ids: &[String]) {
+        let deadline = Instant::now() + Duration::from_secs(400);
+        for id in ids {
+            loop {
+                let status = self.status(token, id).await;
+                if status == "extracted" || status == "failed" {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{id} still {status}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+const BURST: [(&str, &str); 8] = [
+    ("KTP", "ktp_003.jpg"),
+    ("NPWP", "npwp_000.jpg"),
+    ("KTP", "ktp_001.png"),
+    ("KTP", "ktp_006.jpg"),
+    ("KTP", "ktp_007.jpg"),
+    ("KTP", "ktp_000.pdf"),
+    ("KTP", "ktp_003.jpg"),
+    ("NPWP", "npwp_000.jpg"),
+];
+
+/// Uploads the burst concurrently; the ids of the accepted uploads.
+async fn upload_burst(apis: &[&Api], token: &[&str]) -> Vec<String> {
+    let uploads = BURST.iter().enumerate().map(|(i, (kind, name))| {
+        let n = i % apis.len();
+        apis[n].upload(token[n], kind, name)
+    });
+    futures_util::future::join_all(uploads).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_an_upload_burst_loses_nothing_and_never_overlaps_runs() {
+    let redis = redis_server::RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("FILOT_REDIS_URL", url.as_str()),
+        // A short lease, so the restarted node takes back its dead predecessor's run soon.
+        ("FILOT_REDIS__LEASE_TTL_MS", "2000"),
+        ("FILOT_OCR__REAPER_POLL_MS", "200"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve_with(dir.path(), &env);
+    let alice = token(dir.path(), "alice", "user");
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let ids = upload_burst(&[&api], &[&alice]).await;
+    // Kill it while it reads one of them.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    'wait: loop {
+        for id in &ids {
+            if api.status(&alice, id).await == "processing" {
+                break 'wait;
+            }
+        }
+        assert!(Instant::now() < deadline, "nothing was processed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+
+    let server = serve_with(dir.path(), &env);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    api.all_final(&alice, &ids).await;
+    server.terminate();
+
+    let db_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("data/filot.db").display()
+    );
+    let logs = document_logs(&db_url, &ids).await;
+    assert_eq!(logs.len(), BURST.len(), "every accepted upload is there");
+    let mut taken_back = 0;
+    for (id, events) in &logs {
+        assert!(runs_never_overlap(id, events) >= 1);
+        taken_back += events
+            .iter()
+            .filter(|e| e.kind == "requeued" && e.detail.as_ref().unwrap()["reason"] == "node_lost")
+            .count();
+    }
+    assert!(
+        taken_back >= 1,
+        "the killed run was requeued after its lease expired"
+    );
+}
+
+/// A fresh database on the test Postgres server (`FILOT_TEST_POSTGRES_URL`).
+async fn fresh_postgres() -> Option<String> {
+    let admin_url = std::env::var("FILOT_TEST_POSTGRES_URL").ok()?;
+    let admin = filot::store::Db::connect(&admin_url, 1, Duration::from_secs(10))
+        .await
+        .expect("test Postgres reachable");
+    let name = format!("filot_nodes_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(admin.pool())
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    Some(format!("{base}/{name}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once() {
+    let Some(db_url) = fresh_postgres().await else {
+        eprintln!(
+            "FILOT_TEST_POSTGRES_URL unset: skipping the two-node test (scripts/test.sh sets it)"
+        );
+        return;
+    };
+    let redis = redis_server::RedisServer::start();
+    let url = redis.url();
+    // One data directory: the nodes share the blob store and the generated secrets, as
+    // nodes on shared storage would.
+    let dir = tempfile::tempdir().unwrap();
+    let node = |name: &'static str| {
+        vec![
+            ("FILOT_DATABASE_URL", db_url.clone()),
+            ("FILOT_REDIS_URL", url.clone()),
+            ("FILOT_NODE__NAME", name.to_string()),
+        ]
+    };
+    let env_a = node("a@localhost");
+    let env_a: Vec<(&str, &str)> = env_a.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = serve_with(dir.path(), &env_a);
+    let env_b = node("b@localhost");
+    let env_b: Vec<(&str, &str)> = env_b.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let b = serve_with(dir.path(), &env_b);
+    let alice = token(dir.path(), "alice", "user");
+    let client = reqwest::Client::new();
+    let (api_a, api_b) = (
+        Api {
+            client: client.clone(),
+            base: a.base.clone(),
+        },
+        Api {
+            client,
+            base: b.base.clone(),
+        },
+    );
+    let mut ids = upload_burst(&[&api_a, &api_b], &[&alice, &alice]).await;
+    ids.extend(upload_burst(&[&api_b, &api_a], &[&alice, &alice]).await);
+    api_b.all_final(&alice, &ids).await;
+    a.terminate();
+    b.terminate();
+
+    let mut by_node = std::collections::BTreeMap::<String, usize>::new();
+    for (id, events) in document_logs(&db_url, &ids).await {
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert!(
+            kinds == ["uploaded", "queued", "processing", "extracted"]
+                || kinds == ["uploaded", "queued", "processing", "failed"],
+            "{id}: processed exactly once: {kinds:?}"
+        );
+        let run = &events[2].detail.as_ref().unwrap();
+        *by_node
+            .entry(run["node"].as_str().unwrap().into())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        by_node.keys().collect::<Vec<_>>(),
+        ["a@localhost", "b@localhost"],
+        "both nodes took work: {by_node:?}"
+    );
+}

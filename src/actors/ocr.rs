@@ -394,7 +394,7 @@ impl Actor for OcrPool {
         // after the leases expire.
         for index in 0..state.busy.len() {
             let run = state.busy[index].take();
-            state.abandon_run(run, Abandon::Crashed);
+            state.abandon_run(run, Abandon::NodeLost);
         }
         Ok(())
     }

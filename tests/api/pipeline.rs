@@ -1,7 +1,5 @@
 //! Uploads go through the real OCR model: queued → processing → extracted | failed.
 
-use std::time::Duration;
-
 use filot::{http::auth::Role, store::documents};
 
 use crate::helpers::{fixture, spawn_app_with, wait_final};
