@@ -11,9 +11,11 @@
 //! Restart policy (explicit): a worker that fails or is stopped by the reaper is restarted
 //! after an exponential back-off (200 ms doubling to 6.4 s) on freshly loaded models (a hung
 //! model may still hold the old ones); its document is requeued (or failed after its last
-//! attempt). More than `max_restarts` worker failures within `restart_window` and the pool
-//! escalates: it fails, and the root supervisor decides (see `supervision::root`). When the
-//! lease service (Redis) is unavailable the pool takes no new work until it answers again.
+//! attempt). A worker that fails more than `max_restarts` times within `restart_window` is
+//! given up, and the pool goes on with its other workers (one bad GPU does not stop the
+//! others). When no worker is left the pool escalates: it fails, and the root supervisor
+//! decides (see `supervision::root`). When the lease service (Redis) is unavailable the pool
+//! takes no new work until it answers again.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -101,7 +103,9 @@ pub struct OcrPoolState {
     idle: Vec<usize>,
     /// Per worker: the document it runs and the lease it holds.
     busy: Vec<Option<(DocumentId, Lease)>>,
-    failures: VecDeque<Instant>,
+    /// Per worker: its recent failures, and whether it was given up.
+    failures: Vec<VecDeque<Instant>>,
+    given_up: Vec<bool>,
     /// Whether the last look found the lease service down (logged once per outage).
     paused: bool,
 }
@@ -249,9 +253,9 @@ impl OcrPoolState {
         }
     }
 
-    /// Worker `index` is gone (failed, or stopped by the reaper): its lease is given back, it
-    /// is restarted after a back-off, and the pool escalates when workers keep failing.
-    /// Returns the run it had, for the caller to abandon.
+    /// Worker `index` is gone (failed, or stopped by the reaper): it is restarted after a
+    /// back-off, or given up when it keeps failing; the pool escalates (`Err`) when no worker
+    /// is left. Returns the run it had, for the caller to end.
     fn lose_worker(
         &mut self,
         myself: &ActorRef<OcrPoolMsg>,
@@ -262,17 +266,26 @@ impl OcrPoolState {
         self.idle.retain(|&i| i != index);
         let run = self.busy[index].take();
         let window = self.args.restart_window;
-        self.failures.retain(|t| t.elapsed() <= window);
-        self.failures.push_back(Instant::now());
-        if self.failures.len() > self.args.max_restarts as usize {
-            let why = format!(
-                "OCR workers failed {} times within {window:?}; escalating",
-                self.failures.len(),
-            );
+        let failures = &mut self.failures[index];
+        failures.retain(|t| t.elapsed() <= window);
+        failures.push_back(Instant::now());
+        let recent = failures.len();
+        if recent <= self.args.max_restarts as usize {
+            let backoff = Duration::from_millis(200 * 2u64.pow(recent.min(6) as u32 - 1));
+            myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
+            return (run, Ok(()));
+        }
+        tracing::error!(
+            worker = index,
+            failures = recent,
+            "OCR worker keeps failing; giving it up"
+        );
+        self.given_up[index] = true;
+        if self.given_up.iter().all(|g| *g) {
+            let why =
+                format!("every OCR worker failed {recent} times within {window:?}; escalating");
             return (run, Err(why.into()));
         }
-        let backoff = Duration::from_millis(200 * 2u64.pow(self.failures.len().min(6) as u32 - 1));
-        myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
         (run, Ok(()))
     }
 
@@ -372,7 +385,8 @@ impl Actor for OcrPool {
             workers: vec![None; n],
             idle: Vec::new(),
             busy: vec![None; n],
-            failures: VecDeque::new(),
+            failures: vec![VecDeque::new(); n],
+            given_up: vec![false; n],
             paused: false,
             args,
         };
@@ -647,7 +661,7 @@ async fn read(
     #[cfg(feature = "test-hooks")]
     let (faults, fault) = {
         let faults = state.documents.context().ocr_faults.clone();
-        let fault = faults.next();
+        let fault = faults.next(state.index);
         if fault == Some(Fault::Panic) {
             panic!("injected fault: OCR worker panics");
         }
@@ -719,6 +733,7 @@ pub enum Fault {
 pub struct OcrFaults {
     calls: std::sync::atomic::AtomicU64,
     plan: Mutex<HashMap<u64, Fault>>,
+    per_worker: Mutex<HashMap<usize, Fault>>,
     released: std::sync::atomic::AtomicBool,
 }
 
@@ -729,14 +744,20 @@ impl OcrFaults {
         self.plan.lock().unwrap().insert(n, fault);
     }
 
+    /// Injects `fault` into every run of worker `index`.
+    pub fn on_worker(&self, index: usize, fault: Fault) {
+        self.per_worker.lock().unwrap().insert(index, fault);
+    }
+
     /// Runs so far.
     pub fn calls(&self) -> u64 {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn next(&self) -> Option<Fault> {
+    fn next(&self, worker: usize) -> Option<Fault> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        self.plan.lock().unwrap().remove(&n)
+        let planned = self.plan.lock().unwrap().remove(&n);
+        planned.or_else(|| self.per_worker.lock().unwrap().get(&worker).copied())
     }
 
     /// Lets every hung call return (so a test's runtime can shut down).

@@ -142,11 +142,46 @@ async fn a_crash_and_a_model_error_are_retried_and_a_slow_run_still_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_keeps_crashing_is_given_up_and_the_others_carry_on() {
+    let app = spawn_app_with(|s| {
+        healing(s, 60, 3);
+        s.ocr.devices = vec!["cpu".into(), "cpu".into()];
+        // A worker's first failure is restarted, its second gives it up.
+        s.documents.max_restarts = 1;
+    })
+    .await;
+    let faults = app.state.documents.context().ocr_faults.clone();
+    faults.on_worker(1, Fault::Panic);
+    let alice = app.token("alice", Role::User);
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.upload_ktp(&alice).await);
+    }
+    for id in &ids {
+        let doc = wait_final(&app, &alice, id).await;
+        assert_eq!(doc["status"], "extracted", "{doc}");
+    }
+    // Worker 1 crashed at most twice (then it was given up); worker 0 read everything.
+    let crashes: usize = futures_util::future::join_all(ids.iter().map(|id| events(&app, id)))
+        .await
+        .iter()
+        .flat_map(|e| trail(e))
+        .filter(|k| k == "requeued:worker_crashed")
+        .count();
+    assert!((1..=2).contains(&crashes), "{crashes} crashes");
+    let ready = app
+        .wait_for(&alice, "/health/ready", 10, |b| b["status"] == "ready")
+        .await;
+    assert!(ready["checks"].to_string().contains("ocr: ok"), "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pool_that_keeps_crashing_is_left_down_and_uploads_are_still_accepted() {
     let app = spawn_app_with(|s| {
         healing(s, 60, 3);
-        // One worker failure is restarted; the second in the window escalates to the root,
-        // which restarts the pool once and then leaves it down.
+        // The only worker's first failure is restarted; its second gives it up, which leaves
+        // the pool without workers: it escalates to the root, which restarts it once and then
+        // leaves it down.
         s.documents.max_restarts = 1;
     })
     .await;
