@@ -859,15 +859,30 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
         return;
     };
     let redis = redis_server::RedisServer::start();
-    let url = redis.url();
+    let secret = "two-nodes-shared-secret";
+    let sim = filot::buli2::sim::start(
+        "127.0.0.1:0",
+        filot::buli2::sim::SimConfig {
+            secret: secret.as_bytes().to_vec(),
+            callback_url: None,
+            callback_delay: Duration::from_millis(50),
+        },
+    )
+    .await
+    .unwrap();
+    let (redis_url, sim_url) = (redis.url(), sim.url());
     // One data directory: the nodes share the blob store and the generated secrets, as
     // nodes on shared storage would.
     let dir = tempfile::tempdir().unwrap();
     let node = |name: &'static str| {
         vec![
             ("FILOT_DATABASE_URL", db_url.clone()),
-            ("FILOT_REDIS_URL", url.clone()),
+            ("FILOT_REDIS_URL", redis_url.clone()),
             ("FILOT_NODE__NAME", name.to_string()),
+            ("FILOT_BULI2_URL", sim_url.clone()),
+            ("FILOT_BULI2_SECRET", secret.to_string()),
+            ("FILOT_OUTBOX__POLL_MS", "50".to_string()),
+            ("FILOT_WORKFLOW__POLL_MS", "50".to_string()),
         ]
     };
     let env_a = node("a@localhost");
@@ -884,13 +899,44 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
             base: a.base.clone(),
         },
         Api {
-            client,
+            client: client.clone(),
             base: b.base.clone(),
         },
     );
     let mut ids = upload_burst(&[&api_a, &api_b], &[&alice, &alice]).await;
     ids.extend(upload_burst(&[&api_b, &api_a], &[&alice, &alice]).await);
     api_b.all_final(&alice, &ids).await;
+
+    // Each KTP's verification, started on alternate nodes; both nodes' workflow drivers and
+    // outboxes compete for every one of them.
+    let ktps: Vec<&String> = ids
+        .iter()
+        .zip(BURST.iter().chain(BURST.iter()))
+        .filter(|(_, (kind, _))| *kind == "KTP")
+        .map(|(id, _)| id)
+        .collect();
+    let mut verifications = Vec::new();
+    for (i, ktp) in ktps.iter().enumerate() {
+        let api = if i % 2 == 0 { &api_a } else { &api_b };
+        verifications.push(api.start(&alice, ktp, None).await);
+    }
+    let mut decided = 0;
+    for id in &verifications {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = api_a.get(&alice, &format!("/v1/verifications/{id}")).await;
+            let state = v["state"].as_str().unwrap();
+            if state == "pending_manual_review" {
+                break;
+            }
+            if state.starts_with("auto_") && v["delivery_state"] == "sent" {
+                decided += 1;
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id}: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     a.terminate();
     b.terminate();
 
@@ -912,4 +958,19 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
         ["a@localhost", "b@localhost"],
         "both nodes took work: {by_node:?}"
     );
+    // Every decision reached BULI2 exactly once: no node sent a row the other was sending.
+    let got = client
+        .get(format!("{}/sim/deliveries", sim.url()))
+        .send()
+        .await
+        .unwrap()
+        .json::<filot::buli2::sim::Deliveries>()
+        .await
+        .unwrap();
+    assert!(
+        decided >= 1,
+        "some verifications were decided automatically"
+    );
+    assert_eq!(got.by_key.len(), decided, "{got:?}");
+    assert!(got.by_key.values().all(|r| r.count == 1), "{got:?}");
 }
