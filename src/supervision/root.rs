@@ -158,6 +158,38 @@ impl RootState {
         Ok(())
     }
 
+    /// Applies the policy to a failed `child` (already forgotten): restart it after a
+    /// back-off, leave the OCR pool down, or escalate.
+    fn failed(&mut self, myself: &ActorRef<RootMsg>, child: Child, err: &str) {
+        tracing::error!(child = ?child, error = %err, "child of the root failed");
+        metrics::counter!(
+            crate::telemetry::metrics::names::ACTOR_RESTART_COUNT,
+            "kind" => format!("{child:?}").to_lowercase()
+        )
+        .increment(1);
+        if matches!(child, Child::Driver | Child::Outbox | Child::Reaper) {
+            myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
+            return;
+        }
+        let (max, window) = (self.args.max_restarts as usize, self.args.restart_window);
+        let failures = if child == Child::Ocr {
+            &mut self.ocr_failures
+        } else {
+            &mut self.failures
+        };
+        failures.retain(|t| t.elapsed() <= window);
+        failures.push_back(Instant::now());
+        let count = failures.len();
+        if count <= max {
+            myself.send_after(backoff(count), move || RootMsg::Start(child));
+        } else if child == Child::Ocr {
+            tracing::error!("the OCR pool keeps failing; leaving it stopped (uploads wait queued)");
+        } else {
+            tracing::error!("supervisors keep failing; escalating (stopping the tree)");
+            myself.stop(Some("supervisor restart limit reached".into()));
+        }
+    }
+
     /// Which child `cell` is, forgetting it (and emptying its slot).
     fn forget(&mut self, cell: &ActorCell) -> Option<Child> {
         if is(&self.documents, cell) {
@@ -246,7 +278,12 @@ impl Actor for RootSupervisor {
         state: &mut RootState,
     ) -> Result<(), ActorProcessingErr> {
         let RootMsg::Start(child) = msg;
-        state.start(&myself, child).await
+        // A restart that fails (models that no longer load, a database gone) counts as another
+        // failure of that child, never as a failure of the root.
+        if let Err(e) = state.start(&myself, child).await {
+            state.failed(&myself, child, &e.to_string());
+        }
+        Ok(())
     }
 
     async fn handle_supervisor_evt(
@@ -260,37 +297,7 @@ impl Actor for RootSupervisor {
                 let Some(child) = state.forget(&cell) else {
                     return Ok(());
                 };
-                tracing::error!(child = ?child, error = %err, "child of the root failed");
-                metrics::counter!(
-                    crate::telemetry::metrics::names::ACTOR_RESTART_COUNT,
-                    "kind" => format!("{child:?}").to_lowercase()
-                )
-                .increment(1);
-                if matches!(child, Child::Driver | Child::Outbox | Child::Reaper) {
-                    myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
-                    return Ok(());
-                }
-                let (max, window) = (state.args.max_restarts as usize, state.args.restart_window);
-                let failures = if child == Child::Ocr {
-                    &mut state.ocr_failures
-                } else {
-                    &mut state.failures
-                };
-                failures.retain(|t| t.elapsed() <= window);
-                failures.push_back(Instant::now());
-                let count = failures.len();
-                if count > max {
-                    if child == Child::Ocr {
-                        tracing::error!(
-                            "the OCR pool keeps failing; leaving it stopped (uploads wait queued)"
-                        );
-                        return Ok(());
-                    }
-                    tracing::error!("supervisors keep failing; escalating (stopping the tree)");
-                    myself.stop(Some("supervisor restart limit reached".into()));
-                    return Ok(());
-                }
-                myself.send_after(backoff(count), move || RootMsg::Start(child));
+                state.failed(&myself, child, &err.to_string());
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 if let Some(child) = state.forget(&cell) {
