@@ -552,10 +552,9 @@ fn buli2_without_its_secret_refuses_to_start() {
     assert!(err.contains("buli2_secret: required"), "{err}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
-    let secret = "kill-test-shared-secret";
-    let sim = filot::buli2::sim::start(
+/// A BULI2 simulator on a free port that never calls back.
+async fn start_sim(secret: &str) -> filot::buli2::sim::Sim {
+    filot::buli2::sim::start(
         "127.0.0.1:0",
         filot::buli2::sim::SimConfig {
             secret: secret.as_bytes().to_vec(),
@@ -564,7 +563,13 @@ async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
+    let secret = "kill-test-shared-secret";
+    let sim = start_sim(secret).await;
     let client = reqwest::Client::new();
     let sim_get = || {
         let client = client.clone();
@@ -860,16 +865,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     };
     let redis = redis_server::RedisServer::start();
     let secret = "two-nodes-shared-secret";
-    let sim = filot::buli2::sim::start(
-        "127.0.0.1:0",
-        filot::buli2::sim::SimConfig {
-            secret: secret.as_bytes().to_vec(),
-            callback_url: None,
-            callback_delay: Duration::from_millis(50),
-        },
-    )
-    .await
-    .unwrap();
+    let sim = start_sim(secret).await;
     let (redis_url, sim_url) = (redis.url(), sim.url());
     // One data directory: the nodes share the blob store and the generated secrets, as
     // nodes on shared storage would.

@@ -544,14 +544,14 @@ pub async fn awaiting_ocr(db: &Db, limit: u32) -> Result<Vec<(DocumentId, i64)>,
     .fetch_all(db.pool())
     .await?;
     rows.iter()
-        .map(|r| {
-            let id: String = r.try_get("id")?;
-            let id = id
-                .parse()
-                .map_err(|_| StoreError::Corrupt("document id".into()))?;
-            Ok((id, r.try_get("fence")?))
-        })
+        .map(|r| Ok((id_of(r)?, r.try_get("fence")?)))
         .collect()
+}
+
+fn id_of(row: &AnyRow) -> Result<DocumentId, StoreError> {
+    let id: String = row.try_get("id")?;
+    id.parse()
+        .map_err(|_| StoreError::Corrupt("document id".into()))
 }
 
 /// A run in progress as the reaper sees it.
@@ -576,11 +576,8 @@ pub async fn running(db: &Db, limit: u32) -> Result<Vec<Running>, StoreError> {
     .await?;
     rows.iter()
         .map(|r| {
-            let id: String = r.try_get("id")?;
             Ok(Running {
-                id: id
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("document id".into()))?,
+                id: id_of(r)?,
                 node: r.try_get("ocr_node")?,
                 deadline: r.try_get("ocr_deadline")?,
                 attempts: r.try_get("ocr_attempts")?,

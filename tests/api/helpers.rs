@@ -242,6 +242,18 @@ impl TestApp {
         }
     }
 
+    /// `GET /v1/documents/{id}`'s body.
+    pub async fn document(&self, token: &str, id: &str) -> serde_json::Value {
+        let resp = self.get(token, &format!("/v1/documents/{id}")).await;
+        resp.json().await.unwrap()
+    }
+
+    /// `GET /metrics` (Prometheus text).
+    pub async fn metrics_text(&self) -> String {
+        let resp = self.client.get(self.url("/metrics")).send().await.unwrap();
+        resp.text().await.unwrap()
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> reqwest::Response {
         self.client
             .get(self.url(path))

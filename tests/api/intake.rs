@@ -51,12 +51,7 @@ async fn accepted_upload_answers_202_queued_for_each_format() {
         assert_eq!(body["status"], "queued");
         assert!(body["created_at"].as_str().is_some());
         let id = body["id"].as_str().unwrap();
-        let doc: serde_json::Value = app
-            .get(&alice, &format!("/v1/documents/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let doc = app.document(&alice, id).await;
         assert_eq!(doc["status"], "queued");
         assert_eq!(doc["content_type"], mime, "{file}");
     }

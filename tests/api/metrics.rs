@@ -38,15 +38,7 @@ async fn metrics_show_the_catalogue_after_an_end_to_end_run() {
     })
     .await;
 
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     for name in [
         "filot_queue_length",
         "filot_gpu_active_jobs",

@@ -67,15 +67,7 @@ async fn a_hung_run_is_reaped_and_the_document_read_on_reloaded_models() {
     assert_eq!(events[3].actor, "system:reaper");
     assert_eq!(events[2].detail.as_ref().unwrap()["attempt"], 1);
     assert_eq!(events[4].detail.as_ref().unwrap()["attempt"], 2);
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     // (One recorder per test process: other tests count too, so only presence is checked.)
     assert!(
         metrics.contains("filot_reaper_requeue_count{reason=\"ocr_timeout\"}"),
@@ -209,12 +201,7 @@ async fn a_pool_that_keeps_crashing_is_left_down_and_uploads_are_still_accepted(
     let later = app.upload_ktp(&alice).await;
     ids.push(later);
     for id in &ids {
-        let doc: serde_json::Value = app
-            .get(&alice, &format!("/v1/documents/{id}"))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let doc = app.document(&alice, id).await;
         let status = doc["status"].as_str().unwrap();
         assert!(
             status == "queued" || (status == "failed" && doc["failure_reason"] == "ocr_crashed"),
