@@ -440,6 +440,22 @@ async fn verification_log_timers_signals_and_outbox() {
             }],
             ..Default::default()
         };
+        // A writer whose lease is older than the last writer's is fenced out, even on the
+        // latest version.
+        let fenced = verifications::append(
+            db,
+            &v1,
+            &v2,
+            &[(expired.clone(), "system".into())],
+            &fire,
+            0,
+        )
+        .await;
+        assert!(
+            matches!(fenced, Err(StoreError::Fenced(_))),
+            "{}: {fenced:?}",
+            b.name
+        );
         verifications::append(db, &v1, &v2, &[(expired, "system".into())], &fire, 1)
             .await
             .unwrap();

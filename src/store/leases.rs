@@ -183,6 +183,10 @@ impl Leases {
                 if local.held.get(&key).is_some_and(|(_, until)| *until > now) {
                     return Ok(None);
                 }
+                if local.held.len() >= 10_000 {
+                    // Leases whose holder vanished without releasing them: bounded memory.
+                    local.held.retain(|_, (_, until)| *until > now);
+                }
                 let micros = crate::store::now_millis() * 1_000;
                 let token = (local.last_token + 1).max(micros).max(floor + 1);
                 local.last_token = token;
