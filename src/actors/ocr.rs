@@ -204,7 +204,8 @@ impl OcrPoolState {
         if self.idle.is_empty() {
             return;
         }
-        let want = self.idle.len() as u32 * 2;
+        // More than there are idle workers: the oldest may be held by other nodes' workers.
+        let want = self.idle.len() as u32 + 64;
         let waiting = match documents::awaiting_ocr(&self.args.documents.context().db, want).await {
             Ok(ids) => ids,
             Err(e) => {
