@@ -231,6 +231,7 @@ impl OcrPoolState {
                 Err(e) => {
                     if !self.paused {
                         tracing::error!(error = %e, "OCR paused: no leases can be taken");
+                        metrics::gauge!(names::LEASES_AVAILABLE).set(0.0);
                         self.paused = true;
                     }
                     return;
@@ -238,6 +239,7 @@ impl OcrPoolState {
             };
             if self.paused {
                 tracing::info!("OCR resumed: leases can be taken again");
+                metrics::gauge!(names::LEASES_AVAILABLE).set(1.0);
                 self.paused = false;
             }
             let Some(index) = self.idle.pop() else { break };

@@ -36,6 +36,7 @@ pub mod names {
     pub const OUTBOX_DEAD_LETTER_COUNT: &str = "filot.outbox.dead_letter_count";
     pub const REAPER_REQUEUE_COUNT: &str = "filot.reaper.requeue_count";
     pub const ACTOR_RESTART_COUNT: &str = "filot.actor.restart_count";
+    pub const LEASES_AVAILABLE: &str = "filot.leases.available";
     pub const HTTP_REQUESTS: &str = "filot.http.requests";
     pub const HTTP_LATENCY_MS: &str = "filot.http.latency_ms";
 }
@@ -151,7 +152,11 @@ fn describe() {
     );
     describe_counter!(
         REAPER_REQUEUE_COUNT,
-        "OCR jobs past their deadline requeued by the reaper"
+        "OCR runs given back for another attempt, by reason (ocr_timeout, worker_crashed, node_lost, ocr_error)"
+    );
+    describe_gauge!(
+        LEASES_AVAILABLE,
+        "1 while leases can be taken (Redis answers); 0 while processing is paused"
     );
     describe_counter!(
         ACTOR_RESTART_COUNT,
@@ -168,12 +173,29 @@ fn describe() {
     metrics::gauge!(BULI2_BREAKER_STATE).set(0.0);
     metrics::counter!(GPU_FALLBACK_COUNT).increment(0);
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
-    for reason in ["ocr_unreadable", "ocr_crashed"] {
+    for reason in ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"] {
         metrics::counter!(OCR_FAILURE_COUNT, "reason" => reason).increment(0);
     }
     metrics::counter!(BULI2_FORWARD_COUNT).increment(0);
     metrics::counter!(BULI2_RETRY_COUNT).increment(0);
-    metrics::counter!(REAPER_REQUEUE_COUNT).increment(0);
+    for reason in ["ocr_timeout", "worker_crashed", "node_lost", "ocr_error"] {
+        metrics::counter!(REAPER_REQUEUE_COUNT, "reason" => reason).increment(0);
+    }
+    metrics::gauge!(LEASES_AVAILABLE).set(1.0);
+    // Kinds: per-key actors (`document`, `verification`), OCR workers, the root's children.
+    for kind in [
+        "document",
+        "verification",
+        "ocr_worker",
+        "documents",
+        "verifications",
+        "driver",
+        "ocr",
+        "outbox",
+        "reaper",
+    ] {
+        metrics::counter!(ACTOR_RESTART_COUNT, "kind" => kind).increment(0);
+    }
 }
 
 /// The route template of a path, for labels: ids (UUIDs, long digit runs) become `:id`.
