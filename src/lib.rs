@@ -105,7 +105,7 @@ impl Application {
         let auth = http::auth::AuthKeys::from_settings(&settings)?;
         let blob_key = secrets::blob_key(&settings)?;
         let blobs = Arc::new(BlobStore::open(settings.data_dir.join("blobs"), &blob_key)?);
-        match blobs.sweep_tmp() {
+        match blobs.sweep_tmp(Duration::from_secs(60)) {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 removed = n,

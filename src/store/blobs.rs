@@ -201,12 +201,22 @@ impl BlobStore {
         }
     }
 
-    /// Removes temp files left by a crash (a `put` interrupted before its rename).
-    pub fn sweep_tmp(&self) -> std::io::Result<usize> {
+    /// Removes temp files left by a crash (a `put` interrupted before its rename) that are
+    /// older than `age`. A `put` lasts milliseconds; the age spares the one another node
+    /// sharing this directory is making right now.
+    pub fn sweep_tmp(&self, age: std::time::Duration) -> std::io::Result<usize> {
         let mut removed = 0;
         for entry in std::fs::read_dir(self.tmp_dir())? {
-            std::fs::remove_file(entry?.path())?;
-            removed += 1;
+            let entry = entry?;
+            let old = entry
+                .metadata()?
+                .modified()?
+                .elapsed()
+                .is_ok_and(|since| since >= age);
+            if old {
+                std::fs::remove_file(entry.path())?;
+                removed += 1;
+            }
         }
         Ok(removed)
     }
@@ -220,6 +230,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = BlobStore::open(dir.path(), &[7u8; 32]).unwrap();
         (dir, s)
+    }
+
+    #[test]
+    fn sweep_removes_only_old_temp_files() {
+        let (_dir, s) = store();
+        std::fs::write(s.tmp_dir().join("left-by-a-crash"), b"x").unwrap();
+        assert_eq!(s.sweep_tmp(std::time::Duration::from_secs(60)).unwrap(), 0);
+        assert_eq!(s.sweep_tmp(std::time::Duration::ZERO).unwrap(), 1);
+        assert_eq!(std::fs::read_dir(s.tmp_dir()).unwrap().count(), 0);
     }
 
     #[test]
