@@ -908,9 +908,12 @@ mod tests {
         let mut s = Settings::default();
         s.auth.jwt_secret = Some(Secret::new("x".repeat(40)));
         s.database_url = "postgres://u:hunter2@db/filot".into();
+        s.redis_url = Some(Secret::new("redis://:swordfish@cache:6379/0"));
         let text = s.redacted_toml();
         assert!(!text.contains(&"x".repeat(40)));
         assert!(!text.contains("hunter2"));
+        assert!(!text.contains("swordfish"));
+        assert!(!format!("{s:?}").contains("swordfish"));
         assert!(format!("{s:?}").contains("[redacted]"));
     }
 }
