@@ -22,9 +22,6 @@ use crate::{config::Limits, store::redis::Redis};
 
 pub struct RateLimits {
     redis: Option<Redis>,
-    /// After Redis failed, this node's limits are used until then (milliseconds since the
-    /// epoch), so an outage does not cost every request the Redis timeout.
-    redis_down_until: std::sync::atomic::AtomicI64,
     per_minute: [u32; 4],
     uploads_per_user: DefaultKeyedRateLimiter<String>,
     uploads_per_ip: DefaultKeyedRateLimiter<String>,
@@ -65,7 +62,6 @@ impl RateLimits {
     pub fn new(limits: &Limits, redis: Option<Redis>) -> Self {
         Self {
             redis,
-            redis_down_until: Default::default(),
             per_minute: [
                 limits.uploads_per_user_per_minute,
                 limits.uploads_per_ip_per_minute,
@@ -95,11 +91,7 @@ impl RateLimits {
         let limited = |wait: Duration| ApiError::RateLimited {
             retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         };
-        let now = crate::store::now_millis();
-        let down_until = &self.redis_down_until;
-        if let Some(redis) = &self.redis
-            && down_until.load(std::sync::atomic::Ordering::Relaxed) <= now
-        {
+        if let Some(redis) = &self.redis {
             let n = u64::from(self.per_minute[bucket as usize].max(1));
             let interval = 60_000_000 / n;
             let args = [interval.to_string(), (interval * (n - 1)).to_string()];
@@ -108,9 +100,10 @@ impl RateLimits {
             match redis.eval::<i64>(GCRA, &[&redis_key], &args).await {
                 Ok(0) => return Ok(()),
                 Ok(wait_us) => return Err(limited(Duration::from_micros(wait_us.max(1) as u64))),
+                // Redis fails fast for a while after an error (see `store::redis`); the
+                // outage itself is reported by readiness and the lease users, not per request.
                 Err(e) => {
-                    tracing::warn!(error = %e, "shared rate limits unavailable; using this node's for 5 s");
-                    down_until.store(now + 5_000, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(error = %e, "shared rate limits unavailable; using this node's")
                 }
             }
         }
