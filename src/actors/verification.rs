@@ -259,15 +259,26 @@ impl Actor for VerificationActor {
                 let _ = reply.send(apply_signal(state, *signal).await);
             }
             VerificationMsg::DocumentsSettled => {
-                if let Err(e) = documents_settled(state).await {
-                    tracing::warn!(verification_id = %state.id, error = %e, "checking documents failed; will retry");
+                match documents_settled(state).await {
+                    Ok(()) => {}
+                    // Another node is on it, or Redis is down (reported by readiness).
+                    Err(e @ VerificationError::Busy(_)) => {
+                        tracing::debug!(verification_id = %state.id, error = %e, "verification busy; will retry")
+                    }
+                    Err(e) => {
+                        tracing::warn!(verification_id = %state.id, error = %e, "checking documents failed; will retry")
+                    }
                 }
             }
-            VerificationMsg::TimerDue { timer_id } => {
-                if let Err(e) = timer_due(state, &timer_id).await {
-                    tracing::warn!(verification_id = %state.id, error = %e, "timer handling failed; will retry");
+            VerificationMsg::TimerDue { timer_id } => match timer_due(state, &timer_id).await {
+                Ok(()) => {}
+                Err(e @ VerificationError::Busy(_)) => {
+                    tracing::debug!(verification_id = %state.id, error = %e, "verification busy; will retry")
                 }
-            }
+                Err(e) => {
+                    tracing::warn!(verification_id = %state.id, error = %e, "timer handling failed; will retry")
+                }
+            },
             VerificationMsg::OutboxResult { result, reply } => {
                 let _ = reply.send(outbox_result(state, result).await);
             }
