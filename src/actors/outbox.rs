@@ -66,24 +66,25 @@ pub struct OutboxActor;
 
 impl Actor for OutboxActor {
     type Msg = OutboxMsg;
-    type State = OutboxArgs;
+    /// The arguments, and whether leases were unavailable at the last look (logged once).
+    type State = (OutboxArgs, bool);
     type Arguments = OutboxArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
         args: OutboxArgs,
-    ) -> Result<OutboxArgs, ActorProcessingErr> {
+    ) -> Result<Self::State, ActorProcessingErr> {
         myself.send_interval(args.poll, || OutboxMsg::Poll);
         let _ = myself.cast(OutboxMsg::Poll);
-        Ok(args)
+        Ok((args, false))
     }
 
     async fn handle(
         &self,
         _myself: ActorRef<Self::Msg>,
         msg: OutboxMsg,
-        args: &mut OutboxArgs,
+        (args, paused): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let OutboxMsg::Poll = msg;
         let rows = match outbox::due(&args.db, args.clock.now_millis(), BATCH, args.buli2).await {
@@ -99,10 +100,17 @@ impl Actor for OutboxActor {
                 // Another node is delivering it.
                 Ok(None) => continue,
                 Err(e) => {
-                    tracing::warn!(error = %e, "outbox paused: no leases can be taken");
+                    if !*paused {
+                        tracing::error!(error = %e, "outbox paused: no leases can be taken");
+                        *paused = true;
+                    }
                     break;
                 }
             };
+            if *paused {
+                tracing::info!("outbox resumed: leases can be taken again");
+                *paused = false;
+            }
             // Re-read under the lease: another node may have delivered it since `due`.
             let current = outbox::get(&args.db, &row.id).await;
             let still_due = matches!(&current, Ok(Some(r)) if r.state == OutboxState::Pending
