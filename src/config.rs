@@ -328,6 +328,11 @@ pub struct OcrSettings {
     pub max_attempts: u32,
     /// Milliseconds between the reaper's looks for runs past their deadline.
     pub reaper_poll_ms: u64,
+    /// Failures of one OCR worker tolerated per window (each restarted on reloaded models)
+    /// before it is given up; when every worker is given up the pool fails, and the pool is
+    /// restarted as many times per window before it is left down.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
     /// Pipeline tunables (detector sizes, thresholds, recognition batch).
     pub params: crate::gpu::OcrParams,
 }
@@ -342,6 +347,8 @@ impl Default for OcrSettings {
             job_deadline_secs: 300,
             max_attempts: 3,
             reaper_poll_ms: 5_000,
+            max_restarts: 5,
+            restart_window_secs: 60,
             params: crate::gpu::OcrParams::default(),
         }
     }
@@ -622,6 +629,7 @@ impl Settings {
             ("ocr.job_deadline_secs", self.ocr.job_deadline_secs),
             ("ocr.max_attempts", self.ocr.max_attempts.into()),
             ("ocr.reaper_poll_ms", self.ocr.reaper_poll_ms),
+            ("ocr.restart_window_secs", self.ocr.restart_window_secs),
             ("redis.pool_size", self.redis.pool_size.into()),
             ("redis.timeout_ms", self.redis.timeout_ms),
             ("redis.lease_ttl_ms", self.redis.lease_ttl_ms),

@@ -6,9 +6,10 @@
 //! the application treats as fatal and shuts down instead of serving half a tree. A failed
 //! workflow driver, outbox or reaper is restarted after a second: none holds state (the
 //! database is their queue). The OCR pool escalates here when its workers keep failing; it is
-//! restarted (models reloaded) with the same back-off, and after `max_restarts` pool failures
-//! within the window it stays down: uploads are still accepted and wait `queued`, and
-//! `/health/ready` says OCR is stopped, rather than the whole node going down with it.
+//! restarted (models reloaded) with the same back-off, and after `ocr.max_restarts` pool
+//! failures within `ocr.restart_window_secs` it stays down: uploads are still accepted and wait
+//! `queued`, and `/health/ready` says OCR is stopped, rather than the whole node going down
+//! with it.
 
 use std::{collections::VecDeque, sync::Arc, time::Duration};
 
@@ -171,12 +172,17 @@ impl RootState {
             myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
             return;
         }
-        let (max, window) = (self.args.max_restarts as usize, self.args.restart_window);
-        let failures = if child == Child::Ocr {
-            &mut self.ocr_failures
-        } else {
-            &mut self.failures
+        let (max, window, failures) = match (child, &self.args.ocr) {
+            (Child::Ocr, Some(ocr)) => {
+                (ocr.max_restarts, ocr.restart_window, &mut self.ocr_failures)
+            }
+            _ => (
+                self.args.max_restarts,
+                self.args.restart_window,
+                &mut self.failures,
+            ),
         };
+        let max = max as usize;
         failures.retain(|t| t.elapsed() <= window);
         failures.push_back(Instant::now());
         let count = failures.len();

@@ -139,7 +139,7 @@ async fn a_worker_that_keeps_crashing_is_given_up_and_the_others_carry_on() {
         healing(s, 60, 3);
         s.ocr.devices = vec!["cpu".into(), "cpu".into()];
         // A worker's first failure is restarted, its second gives it up.
-        s.documents.max_restarts = 1;
+        s.ocr.max_restarts = 1;
     })
     .await;
     let faults = app.state.documents.context().ocr_faults.clone();
@@ -174,7 +174,7 @@ async fn a_pool_that_keeps_crashing_is_left_down_and_uploads_are_still_accepted(
         // The only worker's first failure is restarted; its second gives it up, which leaves
         // the pool without workers: it escalates to the root, which restarts it once and then
         // leaves it down.
-        s.documents.max_restarts = 1;
+        s.ocr.max_restarts = 1;
     })
     .await;
     let faults = app.state.documents.context().ocr_faults.clone();
