@@ -236,6 +236,21 @@ async fn apply(
     change: DocumentChange,
     actor: &str,
 ) -> Result<DocumentRecord, DocumentError> {
+    match apply_once(state, &change, actor).await {
+        // This actor's cache was stale (another node wrote since): a user's change is tried
+        // once more on the stored truth. (OCR changes already decide on it.)
+        Err(DocumentError::Store(StoreError::Conflict(_))) if change.token().is_none() => {
+            apply_once(state, &change, actor).await
+        }
+        other => other,
+    }
+}
+
+async fn apply_once(
+    state: &mut DocumentState,
+    change: &DocumentChange,
+    actor: &str,
+) -> Result<DocumentRecord, DocumentError> {
     let before = load(state).await?;
     if before.status == DocumentStatus::Erased {
         return match change {
@@ -253,7 +268,7 @@ async fn apply(
         }
         None => before,
     };
-    match &change {
+    match change {
         DocumentChange::Processing(_) if before.status != DocumentStatus::Queued => {
             return Err(DocumentError::NotQueued(before.status.as_str()));
         }
@@ -273,7 +288,7 @@ async fn apply(
         }
         _ => {}
     }
-    let result = documents::apply(&state.ctx.db, &before, &change, actor).await;
+    let result = documents::apply(&state.ctx.db, &before, change, actor).await;
     let after = match result {
         Ok(after) => after,
         Err(e) => {
@@ -283,7 +298,7 @@ async fn apply(
         }
     };
     state.record = Some(after.clone());
-    if change == DocumentChange::Erased
+    if *change == DocumentChange::Erased
         && let Some(key) = before.blob_key.clone()
     {
         // The row no longer points at the file, so the file must go too. A failure here leaves

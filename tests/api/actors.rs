@@ -228,3 +228,43 @@ async fn shutdown_lets_in_flight_requests_finish() {
     // And no new connection is accepted.
     assert!(reqwest::get(format!("{base}/health/live")).await.is_err());
 }
+
+#[tokio::test]
+async fn a_user_change_after_another_nodes_write_is_applied_to_the_stored_truth() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", Role::User);
+    let id = app.upload_ktp(&alice).await;
+    let path = format!("/v1/documents/{id}");
+    // This node's actor caches the document (the download is audited through it)…
+    let resp = app.get(&alice, &format!("{path}/file")).await;
+    assert_eq!(resp.status(), 200);
+    // …then another node writes it (straight to the shared database).
+    let doc_id: DocumentId = id.parse().unwrap();
+    let stored = documents::get(&app.state.db, &doc_id)
+        .await
+        .unwrap()
+        .unwrap();
+    documents::apply(
+        &app.state.db,
+        &stored,
+        &documents::DocumentChange::FileRead,
+        "bob@other-node",
+    )
+    .await
+    .unwrap();
+    // Erasing through this node still works: the stale cache costs a retry, not an error.
+    let resp = app
+        .client
+        .delete(app.url(&path))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let events = documents::events(&app.state.db, &doc_id).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["uploaded", "queued", "file_read", "file_read", "erased"]
+    );
+}
