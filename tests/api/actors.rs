@@ -253,13 +253,7 @@ async fn a_user_change_after_another_nodes_write_is_applied_to_the_stored_truth(
     .await
     .unwrap();
     // Erasing through this node still works: the stale cache costs a retry, not an error.
-    let resp = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete(&alice, &path).await;
     assert_eq!(resp.status(), 200);
     let events = documents::events(&app.state.db, &doc_id).await.unwrap();
     let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();

@@ -91,13 +91,7 @@ async fn wrong_role_gets_403_and_others_documents_404() {
             "not_found",
         )
         .await;
-        let del = app
-            .client
-            .delete(app.url(&path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
+        let del = app.delete(token, &path).await;
         assert_error(del, 404, "not_found").await;
     }
     // A nonexistent id looks exactly like someone else's.
@@ -108,13 +102,7 @@ async fn wrong_role_gets_403_and_others_documents_404() {
         assert_eq!(app.get(token, &format!("{path}/file")).await.status(), 200);
     }
     // Reviewers read but do not erase.
-    let del = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&reviewer)
-        .send()
-        .await
-        .unwrap();
+    let del = app.delete(&reviewer, &path).await;
     assert_error(del, 403, "forbidden").await;
 }
 

@@ -81,13 +81,7 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
     let other = app.upload_ktp(&alice).await;
     let path = format!("/v1/documents/{id}");
 
-    let resp = app
-        .client
-        .delete(app.url(&path))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete(&alice, &path).await;
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "erased");
@@ -119,23 +113,8 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
     assert!(record.sha256.is_none() && record.blob_key.is_none());
 
     // Erasing again is fine; an admin may erase someone's document.
-    assert_eq!(
-        app.client
-            .delete(app.url(&path))
-            .bearer_auth(&alice)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let resp = app
-        .client
-        .delete(app.url(&format!("/v1/documents/{other}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(app.delete(&alice, &path).await.status(), 200);
+    let resp = app.delete(&admin, &format!("/v1/documents/{other}")).await;
     assert_eq!(resp.status(), 200);
     let events = documents::events(&app.state.db, &id.parse().unwrap())
         .await

@@ -242,6 +242,15 @@ impl TestApp {
         }
     }
 
+    pub async fn delete(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// `GET /v1/documents/{id}`'s body.
     pub async fn document(&self, token: &str, id: &str) -> serde_json::Value {
         let resp = self.get(token, &format!("/v1/documents/{id}")).await;

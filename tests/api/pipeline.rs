@@ -52,12 +52,7 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
     assert_eq!(kinds, ["uploaded", "queued", "processing", "extracted"]);
 
     // Erasure wipes the extracted fields too.
-    app.client
-        .delete(app.url(&format!("/v1/documents/{id}")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
+    app.delete(&alice, &format!("/v1/documents/{id}")).await;
     let gone: serde_json::Value = app
         .get(&reviewer, &format!("/v1/documents/{id}"))
         .await
