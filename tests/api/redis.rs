@@ -80,3 +80,45 @@ async fn rate_limits_are_shared_by_nodes_on_one_redis() {
     let bob = b.token("bob", Role::User);
     b.upload_ktp(&bob).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_renewed_while_a_long_run_works() {
+    let redis = RedisServer::start();
+    let a = spawn_app_with(|s| {
+        s.ocr.devices = vec!["cpu".into()];
+        s.redis_url = Some(filot::config::Secret::new(redis.url()));
+        s.redis.lease_ttl_ms = 600;
+        s.node.name = "a@localhost".into();
+    })
+    .await;
+    // Node B shares the database and Redis and only watches: its reaper requeues any run
+    // whose lease it finds expired.
+    let db_url = a.state.settings.effective_database_url();
+    let b = spawn_app_with(|s| {
+        s.database_url = db_url;
+        s.redis_url = Some(filot::config::Secret::new(redis.url()));
+        s.redis.lease_ttl_ms = 600;
+        s.node.name = "b@localhost".into();
+        s.ocr.reaper_poll_ms = 100;
+    })
+    .await;
+    // A's first run takes well over the lease's TTL.
+    let faults = a.state.documents.context().ocr_faults.clone();
+    faults.on_call(1, filot::actors::ocr::Fault::Slow(3_000));
+    let alice = a.token("alice", Role::User);
+    let id = a.upload_ktp(&alice).await;
+    let doc = wait_final(&a, &alice, &id).await;
+    assert_eq!(doc["status"], "extracted", "{doc}");
+    let kinds: Vec<String> = filot::store::documents::events(&a.state.db, &id.parse().unwrap())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["uploaded", "queued", "processing", "extracted"],
+        "renewed all along: B never took the run back"
+    );
+    drop(b);
+}
