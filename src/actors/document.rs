@@ -251,6 +251,11 @@ async fn apply_once(
     change: &DocumentChange,
     actor: &str,
 ) -> Result<DocumentRecord, DocumentError> {
+    if change.token().is_some() {
+        // OCR changes decide on the stored truth, not this actor's cache: another node (or
+        // the reaper) may have moved the document since.
+        state.record = None;
+    }
     let before = load(state).await?;
     if before.status == DocumentStatus::Erased {
         return match change {
@@ -259,15 +264,6 @@ async fn apply_once(
             _ => Err(DocumentError::Erased),
         };
     }
-    let before = match change.token() {
-        // OCR changes decide on the stored truth, not this actor's cache: another node (or
-        // the reaper) may have moved the document since.
-        Some(_) => {
-            state.record = None;
-            load(state).await?
-        }
-        None => before,
-    };
     match change {
         DocumentChange::Processing(_) if before.status != DocumentStatus::Queued => {
             return Err(DocumentError::NotQueued(before.status.as_str()));

@@ -251,6 +251,14 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The kinds of a document's events, in order (read from the database).
+    pub async fn event_kinds(&self, id: &str) -> Vec<String> {
+        let events = filot::store::documents::events(&self.state.db, &id.parse().unwrap())
+            .await
+            .unwrap();
+        events.into_iter().map(|e| e.kind).collect()
+    }
+
     /// `GET /v1/documents/{id}`'s body.
     pub async fn document(&self, token: &str, id: &str) -> serde_json::Value {
         let resp = self.get(token, &format!("/v1/documents/{id}")).await;

@@ -43,12 +43,7 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
         .unwrap()
         .unwrap();
     assert!(!record.fields.unwrap().to_string().contains(nik));
-    let kinds: Vec<String> = documents::events(&app.state.db, &id.parse().unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(kinds, ["uploaded", "queued", "processing", "extracted"]);
 
     // Erasure wipes the extracted fields too.
@@ -96,12 +91,7 @@ async fn work_left_processing_by_a_stopped_node_is_finished_after_restart() {
     let alice = app.token("alice", Role::User);
     let doc = wait_final(&app, &alice, &id).await;
     assert_eq!(doc["status"], "extracted", "{doc}");
-    let kinds: Vec<String> = documents::events(&app.state.db, &id.parse().unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(
         kinds,
         [

@@ -109,12 +109,7 @@ async fn a_lease_is_renewed_while_a_long_run_works() {
     let id = a.upload_ktp(&alice).await;
     let doc = wait_final(&a, &alice, &id).await;
     assert_eq!(doc["status"], "extracted", "{doc}");
-    let kinds: Vec<String> = filot::store::documents::events(&a.state.db, &id.parse().unwrap())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.kind)
-        .collect();
+    let kinds = a.event_kinds(&id).await;
     assert_eq!(
         kinds,
         ["uploaded", "queued", "processing", "extracted"],

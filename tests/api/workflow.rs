@@ -151,46 +151,37 @@ async fn starting_needs_your_own_documents_of_the_right_type() {
     let ktp = upload(&app, &alice, "KTP").await;
     let npwp = upload(&app, &alice, "NPWP").await;
 
-    let r = app
-        .post_json(
+    let refused = [
+        (
             &bob,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    assert_error(r, 422, "document_not_found").await;
-    let r = app
-        .post_json(
+            json!({ "ktp_document_id": ktp }),
+            422,
+            "document_not_found",
+        ),
+        (
             &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": npwp }),
-        )
-        .await;
-    assert_error(r, 422, "document_type_mismatch").await;
-    let r = app
-        .post_json(
+            json!({ "ktp_document_id": npwp }),
+            422,
+            "document_type_mismatch",
+        ),
+        (
             &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp, "npwp_document_id": ktp }),
-        )
-        .await;
-    assert_error(r, 422, "document_type_mismatch").await;
-    let r = app
-        .post_json(
+            json!({ "ktp_document_id": ktp, "npwp_document_id": ktp }),
+            422,
+            "document_type_mismatch",
+        ),
+        (
             &alice,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": "nope" }),
-        )
-        .await;
-    assert_error(r, 422, "document_not_found").await;
-    let r = app
-        .post_json(
-            &rita,
-            "/v1/verifications",
-            &json!({ "ktp_document_id": ktp }),
-        )
-        .await;
-    assert_error(r, 403, "forbidden").await;
+            json!({ "ktp_document_id": "nope" }),
+            422,
+            "document_not_found",
+        ),
+        (&rita, json!({ "ktp_document_id": ktp }), 403, "forbidden"),
+    ];
+    for (token, body, status, code) in refused {
+        let r = app.post_json(token, "/v1/verifications", &body).await;
+        assert_error(r, status, code).await;
+    }
 
     let id = case(&app, &alice, &[], false).await;
     assert_error(
