@@ -7,12 +7,19 @@
 //!
 //! - [`config`]: the one `Settings` tree (defaults ← `cluster.toml` ← `FILOT_*` env).
 //! - [`kyc`]: pure domain types and rules (ids, document types); no I/O.
+//! - [`media`]: what an uploaded file is, its size limits, and bounded decoding; no I/O.
 //! - [`store`]: sqlx repositories over SQLite or Postgres; the encrypted blob store.
-//! - [`actors`]: the actors that own state (one DocumentActor per active document).
+//! - [`gpu`]: the OCR models (Burn), their pipeline and the report/bench tools around it.
+//! - [`buli2`]: outbound HTTP (BULI2's decisions, status webhooks, where a client-chosen URL
+//!   may point), the signed wire format, and a BULI2 simulator.
+//! - [`actors`]: the actors that own state (one DocumentActor per active document), the OCR
+//!   pool and the outbox's delivery lanes.
 //! - [`supervision`]: the supervisors, their restart policies, and the handle into the tree.
-//! - [`http`]: the poem-openapi API, auth, rate limits, the error shape.
-//! - [`telemetry`]: logging with personal data masked; correlation ids.
+//! - [`http`]: the poem-openapi API, the server loop and its timeouts, auth, rate limits, the
+//!   error shape, the served OpenAPI document.
+//! - [`telemetry`]: logging with personal data masked; correlation ids; metrics.
 //! - [`secrets`]: keys generated into the data directory for the zero-setup default.
+//! - [`clock`]: the service clock tests can move (review SLA timers).
 //!
 //! [`Application::build`] wires these together; [`Application::run_until_stopped`] serves
 //! until the shutdown future resolves, then drains requests and stops the tree.
@@ -24,6 +31,7 @@ pub mod config;
 pub mod gpu;
 pub mod http;
 pub mod kyc;
+pub mod media;
 pub mod secrets;
 pub mod store;
 pub mod supervision;
@@ -31,10 +39,6 @@ pub mod telemetry;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use poem::{
-    Server,
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
-};
 use ractor::{Actor, ActorRef};
 
 use crate::{
@@ -84,8 +88,10 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartError> {
 
 /// A built service: bound, migrated, actor tree running, not yet serving.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    listener: tokio::net::TcpListener,
     addr: SocketAddr,
+    /// The separate `/metrics` listener, when `metrics.listen` is set.
+    metrics_listener: Option<tokio::net::TcpListener>,
     state: Arc<AppState>,
     root: ActorRef<RootMsg>,
     root_handle: tokio::task::JoinHandle<()>,
@@ -148,11 +154,13 @@ impl Application {
                 approve_at: w.approve_at,
                 reject_below: w.reject_below,
                 blocking: w.blocking_issues.clone(),
+                four_eyes: w.four_eyes,
             },
             review_sla: Duration::from_secs(w.review_sla_hours * 3_600),
             idle_after: Duration::from_secs(w.actor_idle_secs),
             leases: leases.clone(),
             lease_wait: Duration::from_millis(settings.redis.lease_wait_ms),
+            max_active_per_owner: settings.limits.max_active_verifications_per_user,
         });
         let verification_slot = Slot::default();
         let verifications = Verifications::new(
@@ -174,6 +182,7 @@ impl Application {
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
             job_deadline: Duration::from_secs(settings.ocr.job_deadline_secs),
             max_attempts: settings.ocr.max_attempts,
+            image_limits: (&settings.limits).into(),
         };
         let reaper = supervision::reaper::ReaperArgs {
             documents: documents.clone(),
@@ -183,38 +192,59 @@ impl Application {
             max_attempts: settings.ocr.max_attempts,
         };
         let o = &settings.outbox;
-        // BULI2 delivery needs both settings (config validation refuses a URL without a
-        // secret); webhooks are delivered either way.
-        let buli2 = settings
-            .buli2_url
-            .as_deref()
-            .zip(settings.buli2_secret.as_ref());
-        let client = buli2::client::Buli2Client::new(
-            buli2.map_or("", |(url, _)| url),
-            buli2.map_or(&[][..], |(_, secret)| secret.expose().as_bytes()),
-            buli2::client::ClientSettings {
-                timeout: Duration::from_secs(o.timeout_secs),
-                attempts: o.attempts,
-                backoff_min: Duration::from_millis(o.backoff_min_ms),
-                backoff_max: Duration::from_millis(o.backoff_max_ms),
-                breaker_failures: o.breaker_failures,
-                breaker_cooldown: Duration::from_millis(o.breaker_cooldown_ms),
-            },
-        )
-        .map_err(|e| StartError::Actors(format!("HTTP client: {e}")))?;
-        let outbox = Some(actors::outbox::OutboxArgs {
+        let common = actors::outbox::OutboxCommon {
             db: db.clone(),
             blobs: blobs.clone(),
             clock: clock.clone(),
             verifications: verifications.clone(),
-            client: Arc::new(client),
             leases: leases.clone(),
-            buli2: buli2.is_some(),
             poll: Duration::from_millis(o.poll_ms),
             max_rounds: o.max_rounds,
             round_delay: Duration::from_millis(o.round_delay_ms),
             round_delay_max: Duration::from_millis(o.round_delay_max_ms),
-        });
+        };
+        let rounds =
+            |timeout_secs: u64, failures: u32, cooldown_ms: u64| buli2::client::ClientSettings {
+                timeout: Duration::from_secs(timeout_secs),
+                attempts: o.attempts,
+                backoff_min: Duration::from_millis(o.backoff_min_ms),
+                backoff_max: Duration::from_millis(o.backoff_max_ms),
+                breaker_failures: failures,
+                breaker_cooldown: Duration::from_millis(cooldown_ms),
+            };
+        let http_client = |e: reqwest::Error| StartError::Actors(format!("HTTP client: {e}"));
+        // BULI2 delivery needs both settings (config validation refuses a URL without a
+        // secret); without them decisions wait in the outbox. Webhooks are delivered either way.
+        let outbox = match (&settings.buli2_url, &settings.buli2_secret) {
+            (Some(url), Some(secret)) => Some(actors::outbox::OutboxArgs {
+                common: common.clone(),
+                client: Arc::new(
+                    buli2::client::Buli2Client::new(
+                        url,
+                        secret.expose().as_bytes(),
+                        rounds(o.timeout_secs, o.breaker_failures, o.breaker_cooldown_ms),
+                    )
+                    .map_err(http_client)?,
+                ),
+            }),
+            _ => None,
+        };
+        let webhooks = actors::webhook_lane::WebhookLaneArgs {
+            common,
+            client: Arc::new(
+                buli2::webhook::WebhookClient::new(
+                    rounds(
+                        o.webhook_timeout_secs,
+                        o.webhook_breaker_failures,
+                        o.webhook_breaker_cooldown_ms,
+                    ),
+                    o.webhook_allow_private,
+                )
+                .map_err(http_client)?,
+            ),
+            per_endpoint: o.webhook_concurrency_per_endpoint as usize,
+            max_in_flight: o.webhook_max_in_flight as usize,
+        };
         let args = RootArgs {
             documents: (ctx.clone(), slot.clone()),
             verifications: (verification_ctx, verification_slot),
@@ -228,6 +258,7 @@ impl Application {
                 poll: Duration::from_millis(settings.workflow.poll_ms),
             },
             outbox,
+            webhooks,
             reaper,
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
@@ -251,20 +282,29 @@ impl Application {
             leases,
             redis,
             ocr_pool: pool_slot,
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(
+                settings.limits.max_concurrent_uploads as usize,
+            )),
         });
 
-        let acceptor = TcpListener::bind(settings.listen_addr())
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind(settings.listen_addr())
             .await
             .map_err(|e| StartError::Bind(settings.listen.clone(), e))?;
-        let addr = acceptor
+        let addr = listener
             .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .unwrap_or_else(|| settings.listen_addr());
+            .map_err(|e| StartError::Bind(settings.listen.clone(), e))?;
+        let metrics_listener = match settings.metrics.listen.as_str() {
+            "" => None,
+            m => Some(
+                tokio::net::TcpListener::bind(m)
+                    .await
+                    .map_err(|e| StartError::Bind(m.to_string(), e))?,
+            ),
+        };
         Ok(Self {
-            acceptor,
+            listener,
             addr,
+            metrics_listener,
             state,
             root,
             root_handle,
@@ -277,18 +317,26 @@ impl Application {
         self.addr
     }
 
+    /// The separate metrics listener's address, when `metrics.listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
     }
 
     /// Serves until `shutdown` resolves (or the actor tree escalates), then stops accepting,
-    /// lets in-flight requests finish (up to 30 s), and stops the actor tree.
+    /// lets in-flight requests finish (up to `http.shutdown_grace_secs`), and stops the tree.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Self {
-            acceptor,
+            listener,
+            metrics_listener,
             state,
             root,
             mut root_handle,
@@ -302,11 +350,20 @@ impl Application {
                 _ = tree_down_rx => tracing::error!("actor tree stopped; shutting down"),
             }
         };
-        let server = Server::new_with_acceptor(acceptor).run_with_graceful_shutdown(
-            http::app(state.clone()),
-            signal,
-            Some(Duration::from_secs(30)),
-        );
+        let h = &state.settings.http;
+        let limits = http::server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(h.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(h.idle_timeout_secs),
+            shutdown_grace: Duration::from_secs(h.shutdown_grace_secs),
+        };
+        let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+        let metrics_server = metrics_listener.map(|l| {
+            let app = http::metrics_app(state.clone());
+            tokio::spawn(http::server::serve(l, app, limits, async {
+                let _ = metrics_stopped.await;
+            }))
+        });
+        let server = http::server::serve(listener, http::app(state.clone()), limits, signal);
         tokio::pin!(server);
         let mut tree_down_tx = Some(tree_down_tx);
         let result = loop {
@@ -319,6 +376,10 @@ impl Application {
                 }
             }
         };
+        let _ = stop_metrics.send(());
+        if let Some(m) = metrics_server {
+            let _ = m.await;
+        }
         janitor.abort();
         root.stop(Some("shutdown".into()));
         let _ = tokio::time::timeout(Duration::from_secs(10), root_handle).await;

@@ -78,6 +78,8 @@ fn new_doc(owner: &str, created_at: i64) -> NewDocument {
         sha256: "00".repeat(32),
         blob_key: id.to_string(),
         created_at,
+        correlation_id: Some("test-correlation".into()),
+        storage_quota: None,
     }
 }
 
@@ -346,7 +348,9 @@ async fn verification_log_timers_signals_and_outbox() {
         };
         let id = uuid::Uuid::now_v7().to_string();
         let v0 = Verification::start(&id, &started, t0).unwrap();
-        verifications::insert(db, &v0, &started).await.unwrap();
+        verifications::insert(db, &v0, &started, Some("corr-12345678"), 5)
+            .await
+            .unwrap();
         assert!(
             verifications::ready_to_check(db, 10)
                 .await
@@ -434,7 +438,7 @@ async fn verification_log_timers_signals_and_outbox() {
             }),
             outbox: vec![NewOutbox {
                 id: uuid::Uuid::now_v7().to_string(),
-                kind: "buli2_decision".into(),
+                kind: filot::store::outbox::Kind::Buli2Decision,
                 target: None,
                 payload: "sealed".into(),
             }],

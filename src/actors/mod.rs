@@ -9,6 +9,7 @@ pub mod document;
 pub mod ocr;
 pub mod outbox;
 pub mod verification;
+pub mod webhook_lane;
 pub mod workflow_driver;
 
 pub use document::{DocumentActor, DocumentContext, DocumentError, DocumentMsg};

@@ -27,6 +27,7 @@ use crate::telemetry::metrics::names;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::{
     actors::DocumentError,
@@ -81,6 +82,8 @@ pub struct OcrPoolArgs {
     pub job_deadline: Duration,
     /// Runs a document gets before a failing or timed-out run fails it for good.
     pub max_attempts: u32,
+    /// The decoder limits every stored card is decoded within.
+    pub image_limits: crate::media::ImageLimits,
 }
 
 /// The models loaded on one device, and that device's recognition batcher.
@@ -186,6 +189,7 @@ impl OcrPoolState {
             leases: self.args.leases.clone(),
             job_deadline: self.args.job_deadline,
             max_attempts: self.args.max_attempts,
+            image_limits: self.args.image_limits,
             pool: pool.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;
@@ -523,6 +527,7 @@ pub struct WorkerArgs {
     leases: Leases,
     job_deadline: Duration,
     max_attempts: u32,
+    image_limits: crate::media::ImageLimits,
     pool: ActorRef<OcrPoolMsg>,
 }
 
@@ -607,17 +612,40 @@ async fn run(
     let Some(key) = record.blob_key.clone() else {
         return Ok(());
     };
+    // Every line of the run carries the upload's correlation id, on whichever node it runs.
+    let span = tracing::info_span!(
+        "ocr_run",
+        document_id = %id,
+        correlation_id = record.correlation_id.as_deref().unwrap_or(""),
+        attempt = record.ocr_attempts,
+    );
+    read_and_record(state, models, id, lease, key, record.doc_type)
+        .instrument(span)
+        .await
+}
+
+async fn read_and_record(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    id: DocumentId,
+    lease: &Lease,
+    key: String,
+    doc_type: kyc::DocumentType,
+) -> Result<(), DocumentError> {
+    tracing::info!(device = %models.device, "OCR run started");
     let started = std::time::Instant::now();
-    let read = read(state, models, key, record.doc_type).await;
+    let read = read(state, models, key, doc_type).await;
     let token = lease.token;
     let change = match read {
         Read::Card(card) => {
             metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
+            let ocr_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
             let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
                 .to_string();
             match state.blobs.seal_text(&id.to_string(), &plain) {
                 Ok(sealed) => DocumentChange::Extracted {
-                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": started.elapsed().as_millis() as u64 }),
+                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": ocr_ms }),
                     issues: card.issues,
                     token,
                 },
@@ -629,14 +657,14 @@ async fn run(
         }
         Read::Unreadable(reason) => {
             metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1);
-            tracing::warn!(document_id = %id, reason, "OCR could not read the document");
+            tracing::warn!(reason, "OCR could not read the document");
             DocumentChange::Failed {
                 reason: reason.into(),
                 token,
             }
         }
         Read::EngineError(e) => {
-            tracing::error!(document_id = %id, error = %e, "OCR model failed");
+            tracing::error!(error = %e, "OCR model failed");
             return abandon(
                 &state.documents,
                 id,
@@ -661,6 +689,7 @@ async fn read(
     doc_type: kyc::DocumentType,
 ) -> Read {
     let (blobs, engine) = (state.blobs.clone(), models.engine.clone());
+    let limits = state.image_limits;
     #[cfg(feature = "test-hooks")]
     let (faults, fault) = {
         let faults = state.documents.context().ocr_faults.clone();
@@ -674,7 +703,8 @@ async fn read(
         let bytes = blobs
             .get(&key)
             .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
-        let img = image_ops::decode(&bytes).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
+        let img =
+            image_ops::decode(&bytes, &limits).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
         // The models are read-only: a panic in an earlier read leaves nothing half-changed.
         let engine = engine
             .lock()

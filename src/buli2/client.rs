@@ -1,20 +1,21 @@
-//! The outbound BULI2 client: one delivery round = up to `attempts` signed POSTs with
-//! exponential back-off and jitter between them (backon), each bounded by `timeout`, each
-//! gated by the circuit breaker. The answer is classified for the outbox: delivered, rejected
-//! for good (a 4xx other than 408/429: retrying the same payload is pointless), or retry later.
+//! Outbound delivery rounds. One round = up to `attempts` signed POSTs with exponential back-off
+//! and jitter between them (backon), each bounded by `timeout`, each gated by a circuit breaker.
+//! The answer is classified for the outbox: delivered, rejected for good (a 4xx other than
+//! 408/429: retrying the same payload is pointless), or retry later.
+//!
+//! [`Buli2Client`] delivers decisions to BULI2 behind one breaker. Webhooks have a client of
+//! their own (`super::webhook`) that shares [`round`] but not the HTTP client, the breaker or
+//! the timeout, so one client's endpoint can never hold BULI2's decisions back.
 
 use std::{sync::Mutex, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
 
-/// Webhook deliveries are signed like BULI2's, under FiLot's own header names.
-pub const WEBHOOK_TIMESTAMP_HEADER: &str = "X-Filot-Timestamp";
-pub const WEBHOOK_SIGNATURE_HEADER: &str = "X-Filot-Signature";
-
 use super::{
     breaker::{Breaker, BreakerState},
     signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers},
 };
+use crate::telemetry::correlation::{self, CorrelationId};
 
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -46,6 +47,126 @@ enum AttemptError {
     BreakerOpen,
 }
 
+/// One signed POST's contents, the same on every attempt of a round.
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub idempotency_key: &'a str,
+    pub body: &'a [u8],
+    pub secret: &'a [u8],
+    /// `(timestamp header, signature header)` names.
+    pub headers: (&'static str, &'static str),
+    /// The originating request's id: sent as `X-Correlation-Id` and a W3C `traceparent`.
+    pub correlation: Option<&'a CorrelationId>,
+}
+
+fn lock(b: &Mutex<Breaker>) -> std::sync::MutexGuard<'_, Breaker> {
+    b.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs one delivery round of `req` through `http`, gated by `breaker` when there is one.
+pub(crate) async fn round(
+    http: &reqwest::Client,
+    req: &Request<'_>,
+    breaker: Option<&Mutex<Breaker>>,
+    settings: &ClientSettings,
+) -> RoundOutcome {
+    let attempts = std::sync::atomic::AtomicU32::new(0);
+    let attempt = || async {
+        if let Some(b) = breaker
+            && !lock(b).allow()
+        {
+            return Err(AttemptError::BreakerOpen);
+        }
+        attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let result = post(http, req).await;
+        if let Some(b) = breaker {
+            match &result {
+                Ok(()) | Err(AttemptError::Permanent(_)) => lock(b).record_success(),
+                Err(_) => lock(b).record_failure(),
+            }
+        }
+        result
+    };
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(settings.backoff_min)
+        .with_max_delay(settings.backoff_max)
+        .with_max_times(settings.attempts.saturating_sub(1) as usize)
+        .with_jitter();
+    let result = attempt
+        .retry(backoff)
+        .when(|e| matches!(e, AttemptError::Retryable(_)))
+        .await;
+    let attempts = attempts.into_inner();
+    match result {
+        Ok(()) => RoundOutcome::Delivered { attempts },
+        Err(AttemptError::Permanent(reason)) => RoundOutcome::Rejected { attempts, reason },
+        Err(AttemptError::Retryable(reason)) => RoundOutcome::Failed { attempts, reason },
+        Err(AttemptError::BreakerOpen) if attempts == 0 => RoundOutcome::BreakerOpen,
+        Err(AttemptError::BreakerOpen) => RoundOutcome::Failed {
+            attempts,
+            reason: "circuit breaker opened during the round".into(),
+        },
+    }
+}
+
+async fn post(http: &reqwest::Client, req: &Request<'_>) -> Result<(), AttemptError> {
+    let [(th, tv), (sh, sv)] = signed_headers(req.headers, req.secret, req.body);
+    let mut builder = http
+        .post(req.url)
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", req.idempotency_key)
+        .header(th, tv)
+        .header(sh, sv);
+    if let Some(id) = req.correlation {
+        builder = builder
+            .header(correlation::HEADER, id.as_str())
+            .header("traceparent", correlation::traceparent(id));
+    }
+    let resp = builder
+        .body(req.body.to_vec())
+        .send()
+        .await
+        .map_err(|e| AttemptError::Retryable(describe(&e)))?;
+    let status = resp.status();
+    if status.is_success() {
+        Ok(())
+    } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
+        Err(AttemptError::Permanent(format!(
+            "rejected with HTTP {}",
+            status.as_u16()
+        )))
+    } else if status.is_redirection() {
+        Err(AttemptError::Retryable(format!(
+            "HTTP {} (redirects are not followed)",
+            status.as_u16()
+        )))
+    } else {
+        Err(AttemptError::Retryable(format!("HTTP {}", status.as_u16())))
+    }
+}
+
+/// A transport error without the URL (which may carry credentials).
+fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<super::egress::ForbiddenTarget>() {
+            return "the host resolves to no public address".into();
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped".into()
+    } else {
+        "request failed".into()
+    }
+}
+
+/// BULI2's side of the outbox: signed decisions to `{base}{path}`, behind one breaker.
 pub struct Buli2Client {
     http: reqwest::Client,
     base: String,
@@ -84,119 +205,23 @@ impl Buli2Client {
             .state()
     }
 
-    /// One delivery round of `body` to BULI2's `path` (e.g. `/kyc/decisions`), behind the
-    /// circuit breaker.
-    pub async fn deliver(&self, path: &str, idempotency_key: &str, body: &[u8]) -> RoundOutcome {
+    /// One delivery round of `body` to BULI2's `path` (e.g. `/kyc/decisions`).
+    pub async fn deliver(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &[u8],
+        correlation: Option<&CorrelationId>,
+    ) -> RoundOutcome {
         let url = format!("{}{path}", self.base);
-        let headers = (TIMESTAMP_HEADER, SIGNATURE_HEADER);
-        self.round(&url, idempotency_key, body, &self.secret, headers, true)
-            .await
-    }
-
-    /// One delivery round to a client's webhook, signed with that webhook's own secret. The
-    /// breaker guards BULI2 only: one client's dead endpoint must not stop the others.
-    pub async fn deliver_webhook(
-        &self,
-        url: &str,
-        idempotency_key: &str,
-        body: &[u8],
-        secret: &[u8],
-    ) -> RoundOutcome {
-        let headers = (WEBHOOK_TIMESTAMP_HEADER, WEBHOOK_SIGNATURE_HEADER);
-        self.round(url, idempotency_key, body, secret, headers, false)
-            .await
-    }
-
-    async fn round(
-        &self,
-        url: &str,
-        idempotency_key: &str,
-        body: &[u8],
-        secret: &[u8],
-        headers: (&str, &str),
-        gated: bool,
-    ) -> RoundOutcome {
-        let attempts = std::sync::atomic::AtomicU32::new(0);
-        let breaker = || self.breaker.lock().unwrap_or_else(|e| e.into_inner());
-        let attempt = || async {
-            if gated && !breaker().allow() {
-                return Err(AttemptError::BreakerOpen);
-            }
-            attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let result = self.post(url, idempotency_key, body, secret, headers).await;
-            if gated {
-                match &result {
-                    Ok(()) | Err(AttemptError::Permanent(_)) => breaker().record_success(),
-                    Err(_) => breaker().record_failure(),
-                }
-            }
-            result
+        let req = Request {
+            url: &url,
+            idempotency_key,
+            body,
+            secret: &self.secret,
+            headers: (TIMESTAMP_HEADER, SIGNATURE_HEADER),
+            correlation,
         };
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.settings.backoff_min)
-            .with_max_delay(self.settings.backoff_max)
-            .with_max_times(self.settings.attempts.saturating_sub(1) as usize)
-            .with_jitter();
-        let result = attempt
-            .retry(backoff)
-            .when(|e| matches!(e, AttemptError::Retryable(_)))
-            .await;
-        let attempts = attempts.into_inner();
-        match result {
-            Ok(()) => RoundOutcome::Delivered { attempts },
-            Err(AttemptError::Permanent(reason)) => RoundOutcome::Rejected { attempts, reason },
-            Err(AttemptError::Retryable(reason)) => RoundOutcome::Failed { attempts, reason },
-            Err(AttemptError::BreakerOpen) if attempts == 0 => RoundOutcome::BreakerOpen,
-            Err(AttemptError::BreakerOpen) => RoundOutcome::Failed {
-                attempts,
-                reason: "circuit breaker opened during the round".into(),
-            },
-        }
-    }
-
-    async fn post(
-        &self,
-        url: &str,
-        idempotency_key: &str,
-        body: &[u8],
-        secret: &[u8],
-        (ts_header, sig_header): (&str, &str),
-    ) -> Result<(), AttemptError> {
-        let [(th, tv), (sh, sv)] = signed_headers((ts_header, sig_header), secret, body);
-        let resp = self
-            .http
-            .post(url)
-            .header("Content-Type", "application/json")
-            .header("Idempotency-Key", idempotency_key)
-            .header(th, tv)
-            .header(sh, sv)
-            .body(body.to_vec())
-            .send()
-            .await
-            .map_err(|e| AttemptError::Retryable(describe(&e)))?;
-        let status = resp.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_client_error() && status.as_u16() != 408 && status.as_u16() != 429 {
-            Err(AttemptError::Permanent(format!(
-                "rejected with HTTP {}",
-                status.as_u16()
-            )))
-        } else {
-            Err(AttemptError::Retryable(format!("HTTP {}", status.as_u16())))
-        }
-    }
-}
-
-/// A transport error without the URL (which may carry credentials).
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else if e.is_body() || e.is_decode() {
-        "connection dropped".into()
-    } else {
-        "request failed".into()
+        round(&self.http, &req, Some(&self.breaker), &self.settings).await
     }
 }

@@ -8,8 +8,8 @@
 //! - `POST /sim/faults` `{"mode": "error"|"reject"|"status"|"timeout"|"slow"|"drop"|"none",
 //!   "seconds": N?, "requests": N?, "delay_ms": N?, "status": N?}` — misbehave for N seconds
 //!   or N requests (`status` answers with the given HTTP status, e.g. 408 or 429).
-//! - `GET /sim/deliveries` — what arrived: total requests, and per idempotency key the count
-//!   and the decision.
+//! - `GET /sim/deliveries` — what arrived: total requests, and per idempotency key the count,
+//!   the decision and the trace headers (`X-Correlation-Id`, `traceparent`) it came with.
 
 use std::{
     collections::BTreeMap,
@@ -85,6 +85,11 @@ pub struct Recorded {
     pub count: u64,
     pub verification_id: Option<String>,
     pub decision: Option<String>,
+    /// The `X-Correlation-Id` and `traceparent` the first arrival carried.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -299,26 +304,44 @@ async fn decisions(req: &Request, body: Body, state: Data<&Arc<SimState>>) -> Re
                 std::panic::resume_unwind(Box::new("simulated dropped connection"));
             }
             FaultMode::Slow => {
-                record(&state, &key, &decision);
+                record(&state, &key, &decision, trace(req));
                 tokio::time::sleep(fault.delay).await;
                 return answer(StatusCode::OK, serde_json::json!({"status": "accepted"}));
             }
             FaultMode::None => {}
         }
     }
-    let first = record(&state, &key, &decision);
+    let first = record(&state, &key, &decision, trace(req));
     let status = if first { "accepted" } else { "duplicate" };
     answer(StatusCode::OK, serde_json::json!({ "status": status }))
 }
 
+/// The trace headers of a request: `X-Correlation-Id`, `traceparent`.
+fn trace(req: &Request) -> (Option<String>, Option<String>) {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    (header("x-correlation-id"), header("traceparent"))
+}
+
 /// Records one arrival of `key`; true the first time (and then calls FiLot back).
-fn record(state: &Arc<SimState>, key: &str, decision: &serde_json::Value) -> bool {
+fn record(
+    state: &Arc<SimState>,
+    key: &str,
+    decision: &serde_json::Value,
+    (correlation_id, traceparent): (Option<String>, Option<String>),
+) -> bool {
     let first = {
         let mut by_key = state.by_key.lock().unwrap_or_else(|e| e.into_inner());
         let entry = by_key.entry(key.to_string()).or_insert_with(|| Recorded {
             count: 0,
             verification_id: decision["verification_id"].as_str().map(str::to_string),
             decision: decision["decision"].as_str().map(str::to_string),
+            correlation_id,
+            traceparent,
         });
         entry.count += 1;
         entry.count == 1

@@ -107,7 +107,7 @@ mod tests {
                 env!("CARGO_MANIFEST_DIR")
             ))
             .unwrap();
-            let img = image_ops::decode(&bytes).unwrap();
+            let img = image_ops::decode(&bytes, &Default::default()).unwrap();
             let boxes = engine.detect_boxes(&img).unwrap();
             engine.crops(&img, &boxes)
         };

@@ -53,7 +53,7 @@ pub fn run(
         .map(|f| {
             std::fs::read(f)
                 .map_err(|e| OcrError::Decode(format!("{}: {e}", f.display())))
-                .and_then(|b| super::image_ops::decode(&b))
+                .and_then(|b| super::image_ops::decode(&b, &Default::default()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rec_batch = params.rec_batch;

@@ -2,59 +2,18 @@
 //! scanned PDF), the detector's input tensor, and rotated crops of text lines for the
 //! recogniser. Pure functions over pixels; no model code here.
 
-use std::io::Cursor;
-
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::RgbImage;
 
 use super::{OcrError, db::Quad};
+use crate::media::{self, ImageLimits, MediaError};
 
-/// Decodes a JPEG/PNG (orientation applied) or the largest embedded JPEG of a PDF.
-pub fn decode(bytes: &[u8]) -> Result<RgbImage, OcrError> {
-    if bytes.starts_with(b"%PDF-") {
-        let jpeg = pdf_page_image(bytes).ok_or(OcrError::NoPageImage)?;
-        return decode(jpeg);
-    }
-    let reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| OcrError::Decode(e.to_string()))?;
-    let mut decoder = reader
-        .into_decoder()
-        .map_err(|e| OcrError::Decode(e.to_string()))?;
-    let orientation = decoder
-        .orientation()
-        .map_err(|e| OcrError::Decode(e.to_string()))?;
-    let mut img =
-        DynamicImage::from_decoder(decoder).map_err(|e| OcrError::Decode(e.to_string()))?;
-    img.apply_orientation(orientation);
-    Ok(img.to_rgb8())
-}
-
-/// The largest JPEG stream (`/DCTDecode`) of a PDF: the page image of a scanned card.
-fn pdf_page_image(pdf: &[u8]) -> Option<&[u8]> {
-    let mut best: Option<&[u8]> = None;
-    let mut pos = 0;
-    while let Some(off) = find(&pdf[pos..], b"stream") {
-        let mut start = pos + off + b"stream".len();
-        if pdf.get(start) == Some(&b'\r') {
-            start += 1;
-        }
-        if pdf.get(start) == Some(&b'\n') {
-            start += 1;
-        }
-        let Some(len) = find(&pdf[start..], b"endstream") else {
-            break;
-        };
-        let body = &pdf[start..start + len];
-        if body.starts_with(&[0xFF, 0xD8, 0xFF]) && best.is_none_or(|b| body.len() > b.len()) {
-            best = Some(body);
-        }
-        pos = start + len + b"endstream".len();
-    }
-    best
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
+/// Decodes a JPEG/PNG (orientation applied) or the page image of a scanned PDF, the decoder
+/// held to `limits` (see `crate::media`).
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, OcrError> {
+    media::decode(bytes, limits).map_err(|e| match e {
+        MediaError::NoPageImage => OcrError::NoPageImage,
+        other => OcrError::Decode(other.to_string()),
+    })
 }
 
 /// The detector's input: the image scaled so its shorter side is `min_side` (never beyond
@@ -201,16 +160,16 @@ mod tests {
     }
 
     #[test]
-    fn finds_the_page_image_of_a_scanned_pdf() {
+    fn decodes_a_scanned_pdf_within_limits() {
         let pdf = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/ktp_000.pdf"
         ))
         .unwrap();
-        let img = decode(&pdf).unwrap();
+        let img = decode(&pdf, &ImageLimits::default()).unwrap();
         assert_eq!(img.width(), 1011);
         assert!(matches!(
-            decode(b"%PDF-1.4 no images"),
+            decode(b"%PDF-1.4 no images", &ImageLimits::default()),
             Err(OcrError::NoPageImage)
         ));
     }

@@ -151,9 +151,10 @@ impl OcrEngine {
         let _ = self.device.sync();
     }
 
-    /// Reads every text line of an image file's bytes (JPEG, PNG, or a scanned PDF).
+    /// Reads every text line of an image file's bytes (JPEG, PNG, or a scanned PDF), decoded
+    /// within the default image limits.
     pub fn read(&self, bytes: &[u8]) -> Result<OcrPage, OcrError> {
-        let img = image_ops::decode(bytes)?;
+        let img = image_ops::decode(bytes, &crate::media::ImageLimits::default())?;
         self.read_image(&img)
     }
 

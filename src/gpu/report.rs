@@ -126,7 +126,7 @@ pub fn read_file(
         annotate,
     } = options;
     let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
-    let img = super::image_ops::decode(&bytes)?;
+    let img = super::image_ops::decode(&bytes, &Default::default())?;
     let page = engine.read_image(&img)?;
     if let Some(dir) = annotate {
         let stem = path

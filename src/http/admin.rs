@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{
-    Object,
+    Enum, Object,
     param::{Path, Query},
     payload::Json,
 };
@@ -27,7 +27,7 @@ pub struct OutboxEntry {
     /// Also the `Idempotency-Key` BULI2 receives.
     pub id: String,
     pub verification_id: String,
-    /// `buli2_decision`.
+    /// `buli2_decision` or `webhook`.
     pub kind: String,
     /// `pending`, `sent` or `dead`.
     pub state: String,
@@ -42,6 +42,25 @@ pub struct OutboxEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Which outbox rows to list.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+pub enum OutboxStateParam {
+    Dead,
+    Pending,
+    Sent,
+}
+
+impl From<OutboxStateParam> for OutboxState {
+    fn from(p: OutboxStateParam) -> Self {
+        match p {
+            OutboxStateParam::Dead => OutboxState::Dead,
+            OutboxStateParam::Pending => OutboxState::Pending,
+            OutboxStateParam::Sent => OutboxState::Sent,
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct OutboxPage {
     pub items: Vec<OutboxEntry>,
@@ -53,7 +72,7 @@ fn entry(r: OutboxRow) -> OutboxEntry {
     OutboxEntry {
         id: r.id,
         verification_id: r.verification_id,
-        kind: r.kind,
+        kind: r.kind.as_str().into(),
         state: r.state.as_str().into(),
         attempts: r.attempts,
         rounds: r.rounds,
@@ -74,16 +93,14 @@ impl AdminApi {
         &self,
         auth: BearerAuth,
         /// `dead` (default), `pending` or `sent`.
-        state: Query<Option<String>>,
+        state: Query<Option<OutboxStateParam>>,
+        /// Page size (1 to `limits.max_page_size`, default 20).
         limit: Query<Option<u32>>,
+        /// `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> Result<Json<OutboxPage>, ApiError> {
         auth.0.require(&[Role::Admin])?;
-        let wanted = match state.0.as_deref() {
-            None => OutboxState::Dead,
-            Some(s) => OutboxState::parse(s)
-                .ok_or_else(|| ApiError::invalid("state", "must be dead, pending or sent"))?,
-        };
+        let wanted = state.0.map_or(OutboxState::Dead, OutboxState::from);
         let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
         let cursor = paging::decode(cursor.0.as_deref())?;
         let rows = outbox::list(&self.state.db, wanted, cursor, limit + 1).await?;

@@ -2,8 +2,10 @@
 //!
 //! HS256 with a shared secret (generated into the data directory by default), or RS256 with a
 //! configured public key. Only the configured algorithm is accepted, so `alg: none` and
-//! algorithm-confusion tokens fail; `exp` is required. Failed attempts are rate limited per
-//! client address.
+//! algorithm-confusion tokens fail. `iss`, `aud`, `sub`, `iat` and `exp` are required; `nbf` is
+//! honoured when present; a token claiming a lifetime (`exp - iat`) longer than
+//! `auth.max_token_lifetime_secs`, or issued in the future, is refused however well signed.
+//! Failed attempts are rate limited per client address.
 
 use std::{path::Path, time::Duration};
 
@@ -43,7 +45,10 @@ pub struct Claims {
     pub sub: String,
     pub role: Role,
     pub iss: String,
+    pub aud: String,
     pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub exp: i64,
     pub jti: String,
 }
@@ -83,6 +88,8 @@ pub enum AuthError {
     BadSubject,
     #[error("token encoding failed: {0}")]
     Encode(String),
+    #[error("a token may live at most {0} s (auth.max_token_lifetime_secs)")]
+    TooLong(i64),
 }
 
 pub struct AuthKeys {
@@ -91,6 +98,9 @@ pub struct AuthKeys {
     algorithm: Algorithm,
     validation: Validation,
     issuer: String,
+    audience: String,
+    max_lifetime: i64,
+    leeway: i64,
 }
 
 fn valid_subject(sub: &str) -> bool {
@@ -132,22 +142,31 @@ impl AuthKeys {
         validation.algorithms = vec![algorithm];
         validation.leeway = auth.leeway_secs;
         validation.set_issuer(&[auth.issuer.as_str()]);
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.set_audience(&[auth.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
         validation.validate_exp = true;
+        validation.validate_nbf = true;
         Ok(Self {
             decoding,
             encoding,
             algorithm,
             validation,
             issuer: auth.issuer.clone(),
+            audience: auth.audience.clone(),
+            max_lifetime: i64::try_from(auth.max_token_lifetime_secs).unwrap_or(i64::MAX),
+            leeway: i64::try_from(auth.leeway_secs).unwrap_or(0),
         })
     }
 
     pub fn verify(&self, token: &str) -> Option<Subject> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        valid_subject(&data.claims.sub).then_some(Subject {
-            id: data.claims.sub,
-            role: data.claims.role,
+        let c = data.claims;
+        let now = chrono::Utc::now().timestamp();
+        let lifetime_ok = c.exp.saturating_sub(c.iat) <= self.max_lifetime;
+        let issued_ok = c.iat <= now.saturating_add(self.leeway);
+        (lifetime_ok && issued_ok && valid_subject(&c.sub)).then_some(Subject {
+            id: c.sub,
+            role: c.role,
         })
     }
 
@@ -156,13 +175,19 @@ impl AuthKeys {
             return Err(AuthError::BadSubject);
         }
         let key = self.encoding.as_ref().ok_or(AuthError::NoSigningKey)?;
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        if ttl > self.max_lifetime {
+            return Err(AuthError::TooLong(self.max_lifetime));
+        }
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: sub.to_string(),
             role,
             iss: self.issuer.clone(),
+            aud: self.audience.clone(),
             iat: now,
-            exp: now + ttl.as_secs() as i64,
+            nbf: Some(now),
+            exp: now + ttl,
             jti: uuid::Uuid::new_v4().to_string(),
         };
         jsonwebtoken::encode(&Header::new(self.algorithm), &claims, key)
@@ -183,7 +208,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Subject> {
     let state = req
         .data::<std::sync::Arc<AppState>>()
         .ok_or(ApiError::Internal)?;
-    let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
+    let ip = client_ip(req, &state.limits.trusted);
     let Some(subject) = state.auth.verify(&bearer.token) else {
         state.limits.auth_failure(&ip).await?;
         return Err(ApiError::Unauthorized("invalid or expired token").into());

@@ -79,12 +79,9 @@ pub async fn callback(
         .verification_id
         .parse()
         .map_err(|_| invalid("verification_id is not a verification id"))?;
-    if verifications::get(&state.db, &cb.verification_id)
-        .await?
-        .is_none()
-    {
+    let Some(row) = verifications::get(&state.db, &cb.verification_id).await? else {
         return Err(ApiError::NotFound);
-    }
+    };
     let applied = state
         .verifications
         .call(vid, |reply| VerificationMsg::Buli2Callback {
@@ -98,7 +95,15 @@ pub async fn callback(
         CallbackApplied::Applied => "applied",
         CallbackApplied::Replayed => "replayed",
     };
-    tracing::info!(verification_id = %vid, status, outcome = cb.outcome.as_str(), "BULI2 callback");
+    // The callback's own request id is on the request span; the verification's originating
+    // one ties this line to the upload it started from.
+    tracing::info!(
+        verification_id = %vid,
+        origin_correlation_id = row.correlation_id.as_deref().unwrap_or(""),
+        status,
+        outcome = cb.outcome.as_str(),
+        "BULI2 callback"
+    );
     Ok(Response::builder()
         .content_type("application/json")
         .body(serde_json::json!({ "status": status }).to_string()))

@@ -18,14 +18,12 @@ use super::{
     auth::{BearerAuth, Role, Subject},
     errors::ApiError,
     paging::{self, millis},
-    rate_limit::client_ip,
     upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
 };
 use crate::{
     actors::DocumentError,
     kyc::{DocumentId, DocumentType},
     store::{
-        StoreError,
         documents::{self, DocumentChange, DocumentRecord, IdempotencyRecord, NewDocument},
         now_millis,
     },
@@ -222,55 +220,6 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        if e.is_unavailable() {
-            tracing::warn!(error = %e, "database unavailable");
-            ApiError::Unavailable {
-                code: "unavailable",
-                message: "the database is unavailable; retry later".into(),
-            }
-        } else if matches!(e, StoreError::Conflict(_) | StoreError::Fenced(_)) {
-            ApiError::Conflict {
-                code: "concurrent_update",
-                message: "the resource changed meanwhile; read it again and retry".into(),
-            }
-        } else {
-            tracing::error!(error = %e, "store error");
-            ApiError::Internal
-        }
-    }
-}
-
-impl From<DocumentError> for ApiError {
-    fn from(e: DocumentError) -> Self {
-        match e {
-            DocumentError::NotFound => ApiError::NotFound,
-            DocumentError::Erased => ApiError::Gone,
-            DocumentError::Quarantined | DocumentError::ActorFailed | DocumentError::Timeout => {
-                tracing::error!(error = %e, "document actor did not complete the request");
-                ApiError::Unavailable {
-                    code: "document_unavailable",
-                    message: "the document could not be processed right now; retry later".into(),
-                }
-            }
-            DocumentError::Final(state) | DocumentError::NotQueued(state) => ApiError::Conflict {
-                code: "document_final",
-                message: format!("the document is already {state}"),
-            },
-            DocumentError::ClaimLost => ApiError::Conflict {
-                code: "concurrent_update",
-                message: "the document changed meanwhile; read it again".into(),
-            },
-            DocumentError::ShuttingDown => ApiError::Unavailable {
-                code: "unavailable",
-                message: "the service is shutting down".into(),
-            },
-            DocumentError::Store(s) => s.into(),
-        }
-    }
-}
-
 impl DocumentsApi {
     /// The record if the caller may see it; 404 otherwise (no enumeration of others' ids).
     async fn visible(&self, subject: &Subject, id: &str) -> Result<DocumentRecord, ApiError> {
@@ -291,6 +240,14 @@ fn request_hash(doc_type: DocumentType, bytes: &[u8]) -> String {
     h.update([0u8]);
     h.update(bytes);
     hex::encode(h.finalize())
+}
+
+/// A declared file name's extension, when it is 1–5 ASCII letters or digits; else `none`.
+fn declared_extension(name: Option<&str>) -> &str {
+    name.and_then(|n| n.rsplit_once('.'))
+        .map(|(_, ext)| ext)
+        .filter(|e| (1..=5).contains(&e.len()) && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or("none")
 }
 
 fn valid_idempotency_key(key: &str) -> bool {
@@ -326,7 +283,6 @@ impl DocumentsApi {
     async fn upload(
         &self,
         auth: BearerAuth,
-        req: &poem::Request,
         /// Makes retries safe (1–255 visible ASCII characters).
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
@@ -335,8 +291,6 @@ impl DocumentsApi {
         let subject = auth.0;
         subject.require(&[Role::User])?;
         let state = &self.state;
-        let ip = client_ip(req, state.settings.limits.trust_forwarded_for);
-        state.limits.upload(&subject.id, &ip).await?;
         let key = match idempotency_key.0 {
             Some(k) if valid_idempotency_key(&k) => Some(k),
             Some(_) => {
@@ -350,7 +304,14 @@ impl DocumentsApi {
         let kind: MediaKind = match inspect(&upload.bytes, &state.settings.limits) {
             Ok(kind) => kind,
             Err(e) => {
-                tracing::warn!(code = e.code(), declared_name = ?upload.declared_name, "upload refused");
+                // The declared name is the client's text (it may be a person's name): only its
+                // extension, when it is a plain one, reaches the log.
+                let extension = declared_extension(upload.declared_name.as_deref());
+                tracing::warn!(
+                    code = e.code(),
+                    declared_extension = extension,
+                    "upload refused"
+                );
                 return Err(e);
             }
         };
@@ -409,6 +370,9 @@ impl DocumentsApi {
             sha256: hex::encode(Sha256::digest(&upload.bytes)),
             blob_key: blob_key.clone(),
             created_at: created_at.timestamp_millis(),
+            correlation_id: Some(super::errors::current_correlation_id()),
+            storage_quota: Some(state.settings.limits.storage_quota_bytes_per_user)
+                .filter(|q| *q > 0),
         };
         match state.documents.create(new, idem).await {
             Ok(record) => {

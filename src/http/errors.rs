@@ -14,7 +14,11 @@ use poem_openapi::{
     types::{ToJSON, Type},
 };
 
-use crate::telemetry::{correlation::CorrelationId, mask::mask_pii};
+use crate::{
+    actors::{DocumentError, verification::VerificationError},
+    store::{Quota, StoreError},
+    telemetry::{correlation::CorrelationId, mask::mask_pii},
+};
 
 /// Body of every error response.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
@@ -29,6 +33,10 @@ pub struct ErrorBody {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default)]
     pub state: Option<String>,
+    /// With `verification_active` only: the verification the card is already in.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default)]
+    pub verification_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,12 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Forbidden for a reason of its own, with its own code (e.g. `self_review_forbidden`).
+    #[error("{message}")]
+    Denied {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -44,6 +58,9 @@ pub enum ApiError {
     /// A signal that does not fit the verification's state; nothing changed.
     #[error("the verification is {state}; this signal does not apply to it")]
     StateConflict { state: &'static str },
+    /// The card is already in a verification that is not final.
+    #[error("the card is already in verification {id}, which is not final yet")]
+    VerificationActive { id: String },
     #[error("the document has been erased")]
     Gone,
     #[error("{message}")]
@@ -60,6 +77,16 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// Too much at once on this node: retry after the given seconds.
+    #[error("{message}")]
+    Overloaded {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// The client sent its request too slowly.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     #[error("internal error")]
     Internal,
 }
@@ -76,15 +103,18 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } | Self::StateConflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. }
+            | Self::StateConflict { .. }
+            | Self::VerificationActive { .. } => StatusCode::CONFLICT,
             Self::Gone => StatusCode::GONE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,15 +123,19 @@ impl ApiError {
         match self {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::Denied { code, .. } => code,
             Self::NotFound => "not_found",
             Self::Conflict { code, .. } => code,
             Self::StateConflict { .. } => "verification_state_conflict",
+            Self::VerificationActive { .. } => "verification_active",
             Self::Gone => "document_erased",
             Self::PayloadTooLarge { code, .. } => code,
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable { code, .. } => code,
             Self::RateLimited { .. } => "rate_limited",
             Self::Unavailable { code, .. } => code,
+            Self::Overloaded { code, .. } => code,
+            Self::BodyTimeout(_) => "request_timeout",
             Self::Internal => "internal",
         }
     }
@@ -118,6 +152,130 @@ impl ApiError {
     }
 }
 
+// The other layers' errors, each mapped by an exhaustive match: a new variant anywhere fails
+// to compile here until it has a status.
+
+impl From<Quota> for ApiError {
+    fn from(q: Quota) -> Self {
+        let message = q.to_string();
+        match q {
+            Quota::CardInActiveVerification(id) => ApiError::VerificationActive { id },
+            Quota::ActiveVerifications(_) => ApiError::Conflict {
+                code: "too_many_active_verifications",
+                message: format!("{message}; wait for one to finish or cancel it"),
+            },
+            Quota::Webhooks(_) => ApiError::Conflict {
+                code: "too_many_webhooks",
+                message: format!("{message}; delete one first"),
+            },
+            Quota::Storage(_) => ApiError::Conflict {
+                code: "storage_quota_exceeded",
+                message: format!("{message}; erase documents you no longer need"),
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "database unavailable");
+            ApiError::Unavailable {
+                code: "unavailable",
+                message: "the database is unavailable; retry later".into(),
+            }
+        } else if let StoreError::Quota(q) = e {
+            q.into()
+        } else if matches!(e, StoreError::Conflict(_) | StoreError::Fenced(_)) {
+            ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the resource changed meanwhile; read it again and retry".into(),
+            }
+        } else {
+            tracing::error!(error = %e, "store error");
+            ApiError::Internal
+        }
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(e: DocumentError) -> Self {
+        match e {
+            DocumentError::NotFound => ApiError::NotFound,
+            DocumentError::Erased => ApiError::Gone,
+            DocumentError::Quarantined | DocumentError::ActorFailed | DocumentError::Timeout => {
+                tracing::error!(error = %e, "document actor did not complete the request");
+                ApiError::Unavailable {
+                    code: "document_unavailable",
+                    message: "the document could not be processed right now; retry later".into(),
+                }
+            }
+            DocumentError::Final(state) | DocumentError::NotQueued(state) => ApiError::Conflict {
+                code: "document_final",
+                message: format!("the document is already {state}"),
+            },
+            DocumentError::ClaimLost => ApiError::Conflict {
+                code: "concurrent_update",
+                message: "the document changed meanwhile; read it again".into(),
+            },
+            DocumentError::ShuttingDown => ApiError::Unavailable {
+                code: "unavailable",
+                message: "the service is shutting down".into(),
+            },
+            DocumentError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<VerificationError> for ApiError {
+    fn from(e: VerificationError) -> Self {
+        match e {
+            VerificationError::NotFound => ApiError::NotFound,
+            VerificationError::State(state) => ApiError::StateConflict {
+                state: state.as_str(),
+            },
+            VerificationError::SelfReview => ApiError::Denied {
+                code: "self_review_forbidden",
+                message: "a reviewer never decides, confirms, corrects or cancels a case they own",
+            },
+            VerificationError::FourEyesRequired => ApiError::Denied {
+                code: "four_eyes_required",
+                message: "the second review must come from a reviewer other than the first",
+            },
+            VerificationError::SignalReused => ApiError::Conflict {
+                code: "signal_id_reused",
+                message: "this signal_id was already used with a different request".into(),
+            },
+            VerificationError::Quarantined
+            | VerificationError::ActorFailed
+            | VerificationError::Timeout => {
+                tracing::error!(error = %e, "verification actor did not complete the request");
+                ApiError::Unavailable {
+                    code: "verification_unavailable",
+                    message: "the verification could not be processed right now; retry later"
+                        .into(),
+                }
+            }
+            VerificationError::ShuttingDown => ApiError::Unavailable {
+                code: "unavailable",
+                message: "the service is shutting down".into(),
+            },
+            VerificationError::Busy(m) => {
+                tracing::warn!(reason = %m, "verification busy");
+                ApiError::Unavailable {
+                    code: "verification_busy",
+                    message: "the verification is being processed elsewhere or leases are unavailable; retry shortly".into(),
+                }
+            }
+            VerificationError::Corrupt(m) => {
+                tracing::error!(error = %m, "verification data inconsistent");
+                ApiError::Internal
+            }
+            VerificationError::Store(s) => s.into(),
+        }
+    }
+}
+
 /// Marks a response whose body already has the error shape.
 #[derive(Clone, Copy)]
 struct Shaped;
@@ -130,6 +288,7 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
             message: mask_pii(message).into_owned(),
             correlation_id: current_correlation_id(),
             state: None,
+            verification_id: None,
         },
     )
 }
@@ -149,19 +308,27 @@ impl poem::error::ResponseError for ApiError {
     }
 
     fn as_response(&self) -> Response {
+        let body = |state: Option<String>, verification_id: Option<String>| ErrorBody {
+            error: self.code().into(),
+            message: mask_pii(&self.message()).into_owned(),
+            correlation_id: current_correlation_id(),
+            state,
+            verification_id,
+        };
         let mut resp = match self {
-            Self::StateConflict { state } => shaped_response(
-                self.status(),
-                ErrorBody {
-                    error: self.code().into(),
-                    message: self.message(),
-                    correlation_id: current_correlation_id(),
-                    state: Some(state.to_string()),
-                },
-            ),
+            Self::StateConflict { state } => {
+                shaped_response(self.status(), body(Some(state.to_string()), None))
+            }
+            Self::VerificationActive { id } => {
+                shaped_response(self.status(), body(None, Some(id.clone())))
+            }
             _ => error_response(self.status(), self.code(), &self.message()),
         };
-        if let Self::RateLimited { retry_after_secs } = self {
+        if let Self::RateLimited { retry_after_secs }
+        | Self::Overloaded {
+            retry_after_secs, ..
+        } = self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
@@ -185,11 +352,11 @@ impl ApiResponse for ApiError {
                 content_type: "application/json; charset=utf-8",
                 schema: ErrorBody::schema_ref(),
             }],
-            headers: if status == 429 {
+            headers: if status == 429 || status == 503 {
                 vec![MetaHeader {
                     name: "Retry-After".into(),
                     description: Some("Seconds to wait before retrying".into()),
-                    required: true,
+                    required: status == 429,
                     deprecated: false,
                     schema: u64::schema_ref(),
                 }]
@@ -205,12 +372,16 @@ impl ApiResponse for ApiError {
                 ),
                 entry(
                     403,
-                    "Authenticated, but the role may not do this (`forbidden`)",
+                    "Authenticated, but may not do this: the role (`forbidden`), one's own case (`self_review_forbidden`), or a second review by the first reviewer (`four_eyes_required`)",
                 ),
                 entry(404, "No such resource visible to the caller (`not_found`)"),
                 entry(
+                    408,
+                    "The request body arrived too slowly (`request_timeout`)",
+                ),
+                entry(
                     409,
-                    "Conflicts with the current state (`idempotency_key_reused`, `signal_id_reused`, `verification_state_conflict` with the current `state`)",
+                    "Conflicts with the current state (`idempotency_key_reused`, `signal_id_reused`, `verification_state_conflict` with the current `state`, `verification_active` with the card's `verification_id`, `too_many_active_verifications`, `too_many_webhooks`, `storage_quota_exceeded`)",
                 ),
                 entry(410, "The document was erased (`document_erased`)"),
                 entry(413, "Too large (`file_too_large`, `request_too_large`)"),
@@ -220,7 +391,7 @@ impl ApiResponse for ApiError {
                 ),
                 entry(
                     422,
-                    "Invalid input; the message names the field (`validation_failed`, `image_too_large`, …)",
+                    "Invalid input; the message names the field (`validation_failed`, `image_too_large`, `invalid_image`, `webhook_url_forbidden`, …)",
                 ),
                 entry(429, "Rate limit hit (`rate_limited`); see Retry-After"),
                 entry(
@@ -229,7 +400,7 @@ impl ApiResponse for ApiError {
                 ),
                 entry(
                     503,
-                    "A dependency is down (`unavailable`, `document_unavailable`); retry later",
+                    "A dependency is down or the node is busy (`unavailable`, `document_unavailable`, `verification_busy`, `too_many_uploads` with Retry-After); retry later",
                 ),
             ],
         }
@@ -252,8 +423,13 @@ pub fn current_correlation_id() -> String {
 }
 
 /// Outermost middleware: assigns the correlation id, opens the request's log span, turns every
-/// error into the one shape, and logs one line per request.
-pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// error into the one shape (a 405 also says in `Allow` what the path takes), and logs one
+/// line per request.
+pub async fn normalize<E: Endpoint>(
+    next: E,
+    req: Request,
+    routes: std::sync::Arc<super::routes::RouteTable>,
+) -> poem::Result<Response> {
     let id = CorrelationId::from_header(
         req.headers()
             .get(crate::telemetry::correlation::HEADER)
@@ -261,6 +437,7 @@ pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
     );
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let allow = routes.allow(&path);
     let span = tracing::info_span!("request", correlation_id = %id, method = %method, path = %path);
     let started = std::time::Instant::now();
     let work = async move {
@@ -277,6 +454,11 @@ pub async fn normalize<E: Endpoint>(next: E, req: Request) -> poem::Result<Respo
         if let Ok(v) = HeaderValue::from_str(&current_correlation_id()) {
             resp.headers_mut()
                 .insert(crate::telemetry::correlation::HEADER, v);
+        }
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(v) = allow.and_then(|a| HeaderValue::from_str(&a).ok())
+        {
+            resp.headers_mut().insert(header::ALLOW, v);
         }
         resp
     };

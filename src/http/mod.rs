@@ -12,15 +12,18 @@ pub mod errors;
 pub mod health;
 pub mod paging;
 pub mod rate_limit;
+pub mod routes;
+pub mod server;
+pub mod spec;
 pub mod upload;
 pub mod verifications;
 pub mod webhooks;
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use poem::{
-    Body, Endpoint, EndpointExt, IntoResponse, Request, Response, Route, http::header,
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route,
+    http::{Method, header},
     middleware::CatchPanic,
 };
 use poem_openapi::{OpenApiService, Tags};
@@ -48,6 +51,8 @@ pub struct AppState {
     pub redis: Option<crate::store::redis::Redis>,
     /// This node's OCR pool while it runs (readiness reports it).
     pub ocr_pool: crate::supervision::PoolSlot,
+    /// Uploads that may be received at once (`limits.max_concurrent_uploads`).
+    pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Tags)]
@@ -104,49 +109,123 @@ pub fn openapi(
     )
 }
 
+/// The OpenAPI document as served (see [`spec`]).
+pub fn spec_json(state: &Arc<AppState>) -> serde_json::Value {
+    let raw = serde_json::from_str(&openapi(state).spec()).unwrap_or_default();
+    spec::complete(raw, state.settings.limits.max_page_size)
+}
+
 /// The whole HTTP application: API, docs, and the middleware every request passes.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = openapi(&state);
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
-    let limit = state.settings.limits.max_json_bytes;
+    let raw_spec = api.spec();
+    let spec_value = spec_json(&state);
+    let spec_text = spec_value.to_string();
+    // Swagger UI shows the completed document too (it is embedded in the page).
+    let docs_html = api.swagger_ui_html().replacen(&raw_spec, &spec_text, 1);
+    let mut table = routes::RouteTable::from_spec(&spec_value);
+    table
+        .add("/openapi.json", Method::GET)
+        .add_prefix("/docs", Method::GET)
+        .add("/internal/buli2/callbacks", Method::POST);
+    let metrics_here = state.settings.metrics.listen.is_empty();
+    if metrics_here {
+        table.add("/metrics", Method::GET);
+    }
+    let table = Arc::new(table);
     let route = Route::new()
         .nest("/", api)
-        .nest("/docs", docs)
+        .at(
+            "/docs",
+            poem::get(poem::endpoint::make_sync(move |_| {
+                poem::web::Html(docs_html.clone())
+            })),
+        )
         .at("/internal/buli2/callbacks", poem::post(buli2::callback))
-        .at("/metrics", poem::get(metrics_text))
-        .at("/openapi.json", spec);
+        .at(
+            "/openapi.json",
+            poem::get(poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json; charset=utf-8")
+                    .body(spec_text.clone())
+            })),
+        );
+    let route = if metrics_here {
+        route.at("/metrics", poem::get(metrics_text))
+    } else {
+        route
+    };
     // Test builds only: a handler that panics, to prove panics leave as the one error shape.
     #[cfg(feature = "test-hooks")]
     let route = route.at(
         "/__test/panic",
         poem::endpoint::make_sync(|_| -> &'static str { panic!("injected handler panic") }),
     );
+    let gate_state = state.clone();
+    let allow = table.clone();
     route
-        .around(move |next, req| limit_body(next, req, limit))
+        .around(move |next, req| guard_body(next, req, gate_state.clone()))
         .with(CatchPanic::new().with_handler(errors::panic_response))
         .data(state)
-        .around(errors::normalize)
-        .around(record_request)
+        .around(move |next, req| errors::normalize(next, req, allow.clone()))
+        .around(move |next, req| record_request(next, req, table.clone()))
 }
 
-/// Prometheus text exposition (operators; no personal data, bounded labels).
+/// The application serving only `/metrics` (for `metrics.listen`).
+pub fn metrics_app(state: Arc<AppState>) -> impl poem::Endpoint {
+    let mut table = routes::RouteTable::default();
+    table.add("/metrics", Method::GET);
+    let table = Arc::new(table);
+    Route::new()
+        .at("/metrics", poem::get(metrics_text))
+        .data(state)
+        .around(move |next, req| errors::normalize(next, req, table.clone()))
+}
+
+/// Prometheus text exposition (operators; no personal data, bounded labels). With
+/// `metrics.token` set, only for `Authorization: Bearer <token>`.
 #[poem::handler]
-fn metrics_text() -> Response {
-    Response::builder()
+fn metrics_text(req: &Request) -> poem::Result<Response> {
+    let state = req
+        .data::<Arc<AppState>>()
+        .ok_or(errors::ApiError::Internal)?;
+    if let Some(token) = &state.settings.metrics.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let matches: bool = aws_lc_rs::constant_time::verify_slices_are_equal(
+            given.as_bytes(),
+            token.expose().as_bytes(),
+        )
+        .is_ok();
+        if !matches {
+            return Err(
+                errors::ApiError::Unauthorized("metrics need the metrics bearer token").into(),
+            );
+        }
+    }
+    Ok(Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::telemetry::metrics::render())
+        .body(crate::telemetry::metrics::render()))
 }
 
-/// Counts every request and its latency by method, route template and status.
-async fn record_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
-    use crate::telemetry::metrics::{names, route_label};
+/// Counts every request and its latency by method, route template and status: labels from
+/// fixed sets only (see [`routes`]), whatever methods and paths clients invent.
+async fn record_request<E: Endpoint>(
+    next: E,
+    req: Request,
+    table: Arc<routes::RouteTable>,
+) -> poem::Result<Response> {
+    use crate::telemetry::metrics::names;
     let started = std::time::Instant::now();
-    let method = req.method().as_str().to_string();
-    let route = route_label(req.uri().path());
+    let method = routes::method_label(req.method());
+    let route = table.label(req.uri().path()).to_string();
     let resp = next.call(req).await?.into_response();
     let labels = [
-        ("method", method),
+        ("method", method.to_string()),
         ("route", route),
         ("status", resp.status().as_u16().to_string()),
     ];
@@ -156,41 +235,91 @@ async fn record_request<E: Endpoint>(next: E, req: Request) -> poem::Result<Resp
     Ok(resp)
 }
 
-/// Bounds every request body: a declared `Content-Length` over `limit` is refused at once, and
-/// a chunked body is cut off (413) when it streams past `limit`. The upload route applies its
-/// own, finer limits on top (see [`upload`]).
-async fn limit_body<E: Endpoint>(next: E, mut req: Request, limit: u64) -> poem::Result<Response> {
+/// Bounds every request body before a handler sees it.
+///
+/// - The upload route streams its own body (its parser enforces the file and request limits
+///   and `limits.upload_timeout_secs`); here it is only admitted: the uploader's rate limits
+///   are checked before a byte of the body is read (429), and at most
+///   `limits.max_concurrent_uploads` uploads are received at once (503 `too_many_uploads`
+///   with `Retry-After`).
+/// - Every other body is read here in full, at most `limits.max_json_bytes` (413) within
+///   `http.body_read_timeout_secs` (408), so no handler waits on a slow client.
+async fn guard_body<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    state: Arc<AppState>,
+) -> poem::Result<Response> {
+    if is_upload(&req) {
+        return admit_upload(next, req, &state).await;
+    }
+    let limit = state.settings.limits.max_json_bytes;
+    let too_large = || errors::ApiError::PayloadTooLarge {
+        code: "request_too_large",
+        message: format!("request body is larger than {limit} bytes"),
+    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || errors::ApiError::PayloadTooLarge {
-        code: "request_too_large",
-        message: format!("request body is larger than {limit} bytes"),
-    };
-    if is_upload(&req) {
-        return Ok(next.call(req).await?.into_response());
-    }
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large().into());
     }
+    let secs = state.settings.http.body_read_timeout_secs;
     let body = req.take_body();
-    let mut seen = 0u64;
-    let stream = body.into_bytes_stream().map(move |chunk| {
-        let chunk = chunk?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            return Err(std::io::Error::other("request body too large"));
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        body.into_bytes_limit(limit as usize),
+    )
+    .await;
+    match read {
+        Err(_) => return Err(errors::ApiError::BodyTimeout(secs).into()),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Err(too_large().into()),
+        Ok(Err(_)) => {
+            return Err(errors::ApiError::Unprocessable {
+                code: "malformed_body",
+                field: Some("body".into()),
+                message: "the request body could not be read in full".into(),
+            }
+            .into());
         }
-        Ok(chunk)
-    });
-    req.set_body(Body::from_bytes_stream(stream));
+        Ok(Ok(bytes)) => req.set_body(bytes),
+    }
+    Ok(next.call(req).await?.into_response())
+}
+
+async fn admit_upload<E: Endpoint>(
+    next: E,
+    req: Request,
+    state: &AppState,
+) -> poem::Result<Response> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // An invalid token is the endpoint's to refuse (401, counted per address).
+    if let Some(subject) = bearer.and_then(|t| state.auth.verify(t)) {
+        let ip = rate_limit::client_ip(&req, &state.limits.trusted);
+        state.limits.upload(&subject.id, &ip).await?;
+    }
+    let Ok(_permit) = state.upload_slots.clone().try_acquire_owned() else {
+        let l = &state.settings.limits;
+        return Err(errors::ApiError::Overloaded {
+            code: "too_many_uploads",
+            message: format!(
+                "{} uploads are being received already; retry shortly",
+                l.max_concurrent_uploads
+            ),
+            retry_after_secs: l.upload_busy_retry_after_secs,
+        }
+        .into());
+    };
     Ok(next.call(req).await?.into_response())
 }
 
 /// The upload route refuses oversized bodies itself, after draining a bounded remainder so
 /// the client reads a 413 instead of a reset connection.
 fn is_upload(req: &Request) -> bool {
-    req.method() == poem::http::Method::POST && req.uri().path() == "/v1/documents"
+    req.method() == Method::POST && req.uri().path() == "/v1/documents"
 }

@@ -7,7 +7,7 @@
 //! Redis). If Redis does not answer, each node falls back to its own in-process limits rather
 //! than refusing or waving through everything.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
 use governor::{
     DefaultKeyedRateLimiter, Quota, RateLimiter,
@@ -21,6 +21,8 @@ use super::errors::ApiError;
 use crate::{config::Limits, store::redis::Redis};
 
 pub struct RateLimits {
+    /// Whose `X-Forwarded-For` is believed when naming a client's address.
+    pub trusted: TrustedProxies,
     redis: Option<Redis>,
     per_minute: [u32; 4],
     uploads_per_user: DefaultKeyedRateLimiter<String>,
@@ -61,6 +63,7 @@ enum Bucket {
 impl RateLimits {
     pub fn new(limits: &Limits, redis: Option<Redis>) -> Self {
         Self {
+            trusted: TrustedProxies::parse(&limits.trusted_proxies),
             redis,
             per_minute: [
                 limits.uploads_per_user_per_minute,
@@ -150,21 +153,144 @@ impl RateLimits {
     }
 }
 
-/// The client's address: the socket peer, or the first `X-Forwarded-For` hop when the
-/// deployment says a trusted proxy sets it.
-pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for
-        && let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-        && let Ok(ip) = first.trim().parse::<std::net::IpAddr>()
-    {
-        return ip.to_string();
+/// The reverse proxies whose `X-Forwarded-For` is believed (`limits.trusted_proxies`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<ipnet::IpNet>);
+
+impl TrustedProxies {
+    /// Parses the configured CIDRs or addresses (validated at start; bad entries are skipped).
+    pub fn parse(entries: &[String]) -> Self {
+        Self(
+            entries
+                .iter()
+                .filter_map(|e| {
+                    e.parse::<ipnet::IpNet>()
+                        .ok()
+                        .or_else(|| e.parse::<IpAddr>().ok().map(ipnet::IpNet::from))
+                })
+                .collect(),
+        )
     }
-    match req.remote_addr() {
-        RemoteAddr(poem::Addr::SocketAddr(addr)) => addr.ip().to_string(),
-        other => other.to_string(),
+
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&canonical(ip)))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
+fn hop(entry: &str) -> Option<IpAddr> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
+        .map(canonical)
+}
+
+/// The client's address. The socket peer, unless the peer is a trusted proxy: then the
+/// right-most `X-Forwarded-For` hop that is not a trusted proxy (hops to its left were written
+/// by the client and prove nothing). An entry that is not an address ends the walk there.
+pub fn client_addr(req: &Request, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = match req.remote_addr() {
+        RemoteAddr(poem::Addr::SocketAddr(addr)) => canonical(addr.ip()),
+        _ => return None,
+    };
+    if trusted.0.is_empty() || !trusted.contains(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut client = peer;
+    for entry in forwarded.iter().rev() {
+        match hop(entry) {
+            Some(ip) if trusted.contains(ip) => client = ip,
+            Some(ip) => return Some(ip),
+            None => break,
+        }
+    }
+    Some(client)
+}
+
+/// The key a client address is limited under: an IPv4 address, or an IPv6 address's /64
+/// (one subscriber usually holds a whole /64, so single addresses would be free to rotate).
+pub fn client_ip(req: &Request, trusted: &TrustedProxies) -> String {
+    match client_addr(req, trusted) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        None => req.remote_addr().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(peer: &str, forwarded: &[&str]) -> Request {
+        let mut builder = poem::http::Request::builder();
+        for f in forwarded {
+            builder = builder.header("x-forwarded-for", *f);
+        }
+        let (parts, ()) = builder.body(()).unwrap().into_parts();
+        let parts = poem::RequestParts::from((
+            parts,
+            poem::web::LocalAddr::default(),
+            RemoteAddr(poem::Addr::SocketAddr(peer.parse().unwrap())),
+            poem::http::uri::Scheme::HTTP,
+        ));
+        Request::from_parts(parts, poem::Body::empty())
+    }
+
+    #[test]
+    fn the_client_is_the_right_most_untrusted_hop() {
+        let trusted = TrustedProxies::parse(&["10.0.0.0/8".into(), "192.0.2.7".into()]);
+        let none = TrustedProxies::default();
+        // No trusted proxies: the header is ignored.
+        assert_eq!(
+            client_ip(&request("203.0.113.5:4000", &["1.1.1.1"]), &none),
+            "203.0.113.5"
+        );
+        // An untrusted peer cannot speak for anyone else.
+        assert_eq!(
+            client_ip(&request("203.0.113.5:4000", &["1.1.1.1"]), &trusted),
+            "203.0.113.5"
+        );
+        // Spoofed left-most entries are skipped: the right-most untrusted hop counts.
+        let req = request("10.1.2.3:4000", &["6.6.6.6, 198.51.100.9, 10.9.9.9"]);
+        assert_eq!(client_ip(&req, &trusted), "198.51.100.9");
+        let req = request(
+            "10.1.2.3:4000",
+            &["6.6.6.6", "198.51.100.9:5555, 192.0.2.7"],
+        );
+        assert_eq!(client_ip(&req, &trusted), "198.51.100.9");
+        // Garbage ends the walk at the last trusted hop.
+        let req = request("10.1.2.3:4000", &["198.51.100.9, nonsense, 10.0.0.2"]);
+        assert_eq!(client_ip(&req, &trusted), "10.0.0.2");
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let none = TrustedProxies::default();
+        let a = client_ip(&request("[2001:db8:1:2:aaaa::1]:4000", &[]), &none);
+        let b = client_ip(&request("[2001:db8:1:2:bbbb::9]:4000", &[]), &none);
+        assert_eq!(a, b);
+        assert_eq!(a, "2001:db8:1:2::/64");
+        let mapped = client_ip(&request("[::ffff:203.0.113.5]:4000", &[]), &none);
+        assert_eq!(mapped, "203.0.113.5");
     }
 }

@@ -6,7 +6,7 @@
 //! drained up to a bound (so the client can read our 413 instead of a connection reset) and
 //! then the connection is dropped.
 
-use std::{io::Cursor, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -20,7 +20,12 @@ use poem_openapi::{
 };
 
 use super::{AppState, errors::ApiError};
-use crate::{config::Limits, kyc::DocumentType};
+pub use crate::media::MediaKind;
+use crate::{
+    config::Limits,
+    kyc::DocumentType,
+    media::{self, MediaError},
+};
 
 /// Which card the file shows.
 #[derive(Debug, Clone, Copy, Enum, serde::Serialize, serde::Deserialize)]
@@ -315,149 +320,50 @@ fn map_multer(e: multer::Error, limits: &Limits) -> ApiError {
     }
 }
 
-/// What the content really is, after sniffing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaKind {
-    Jpeg,
-    Png,
-    Pdf,
-}
-
-impl MediaKind {
-    pub fn mime(&self) -> &'static str {
-        match self {
-            Self::Jpeg => "image/jpeg",
-            Self::Png => "image/png",
-            Self::Pdf => "application/pdf",
-        }
-    }
-
-    pub fn from_mime(mime: &str) -> Option<Self> {
-        match mime {
-            "image/jpeg" => Some(Self::Jpeg),
-            "image/png" => Some(Self::Png),
-            "application/pdf" => Some(Self::Pdf),
-            _ => None,
-        }
-    }
-
-    pub fn extension(&self) -> &'static str {
-        match self {
-            Self::Jpeg => "jpg",
-            Self::Png => "png",
-            Self::Pdf => "pdf",
-        }
-    }
-}
-
-/// Sniffs the content from its magic bytes (ignoring any declared type or name) and, for
-/// images, reads only the header to refuse decompression bombs before anything decodes them.
+/// Sniffs the content and checks every declared image size (an upload's own, or each page
+/// image of a PDF) before anything decodes it: `unsupported_media_type`, `invalid_image` or
+/// `image_too_large` (see `crate::media`).
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
-    let kind = infer::get(bytes)
-        .and_then(|t| MediaKind::from_mime(t.mime_type()))
-        .ok_or_else(|| {
-            ApiError::UnsupportedMediaType("file content is not JPEG, PNG or PDF".into())
-        })?;
-    let format = match kind {
-        MediaKind::Jpeg => image::ImageFormat::Jpeg,
-        MediaKind::Png => image::ImageFormat::Png,
-        MediaKind::Pdf => return Ok(kind),
-    };
-    let (w, h) = image::ImageReader::with_format(Cursor::new(bytes), format)
-        .into_dimensions()
-        .map_err(|_| ApiError::Unprocessable {
-            code: "invalid_image",
+    media::inspect(bytes, &limits.into()).map_err(|e| {
+        let code = match &e {
+            MediaError::Unsupported => return ApiError::UnsupportedMediaType(e.to_string()),
+            e if e.is_too_large() => "image_too_large",
+            _ => "invalid_image",
+        };
+        ApiError::Unprocessable {
+            code,
             field: Some("file".into()),
-            message: "image header cannot be read".into(),
-        })?;
-    let too_large = |what: String| ApiError::Unprocessable {
-        code: "image_too_large",
-        field: Some("file".into()),
-        message: what,
-    };
-    if w == 0 || h == 0 {
-        return Err(too_large("image declares a zero dimension".into()));
-    }
-    if w > limits.max_image_side || h > limits.max_image_side {
-        return Err(too_large(format!(
-            "image declares {w}×{h} pixels; each side must be at most {}",
-            limits.max_image_side
-        )));
-    }
-    if u64::from(w) * u64::from(h) > limits.max_image_pixels {
-        return Err(too_large(format!(
-            "image declares {w}×{h} pixels; at most {} pixels are accepted",
-            limits.max_image_pixels
-        )));
-    }
-    Ok(kind)
-}
-
-/// Test support: a PNG that declares `w`×`h` pixels with a tiny (invalid) IDAT — what a
-/// decompression bomb looks like to a header reader.
-#[cfg(any(test, feature = "test-hooks"))]
-pub fn bomb_png(w: u32, h: u32) -> Vec<u8> {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 != 0 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
+            message: e.to_string(),
         }
-        !crc
-    }
-    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [
-        (&b"IHDR"[..], ihdr),
-        (&b"IDAT"[..], vec![0x78, 0x9c, 0x03, 0x00]),
-        (&b"IEND"[..], vec![]),
-    ] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut chunk = kind.to_vec();
-        chunk.extend_from_slice(&data);
-        out.extend_from_slice(&chunk);
-        out.extend_from_slice(&crc32(&chunk).to_be_bytes());
-    }
-    out
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{bomb_pdf, bomb_png};
 
     #[test]
-    fn sniffs_content_not_names() {
+    fn refusals_have_stable_codes() {
         let limits = Limits::default();
         assert_eq!(
             inspect(&bomb_png(100, 60), &limits).unwrap(),
             MediaKind::Png
         );
-        assert_eq!(inspect(b"%PDF-1.7\n...", &limits).unwrap(), MediaKind::Pdf);
         assert!(matches!(
             inspect(b"GIF89a....", &limits),
             Err(ApiError::UnsupportedMediaType(_))
         ));
-        assert!(matches!(
-            inspect(b"hello", &limits),
-            Err(ApiError::UnsupportedMediaType(_))
-        ));
-    }
-
-    #[test]
-    fn refuses_decompression_bombs_from_the_header() {
-        let limits = Limits::default();
-        let err = inspect(&bomb_png(100_000, 100_000), &limits).unwrap_err();
-        assert_eq!(err.code(), "image_too_large");
-        let err = inspect(&bomb_png(10_000, 10_000), &limits).unwrap_err();
-        assert_eq!(err.code(), "image_too_large");
+        for bomb in [bomb_png(100_000, 100_000), bomb_pdf(14_000, 14_000)] {
+            assert_eq!(
+                inspect(&bomb, &limits).unwrap_err().code(),
+                "image_too_large"
+            );
+        }
+        let broken = [&b"\xff\xd8\xff\xe0"[..], &[0u8; 8]].concat();
+        assert_eq!(
+            inspect(&broken, &limits).unwrap_err().code(),
+            "invalid_image"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! delivery ids, retries, dead letters) and are signed like them, under `X-Filot-Timestamp` and
 //! `X-Filot-Signature: sha256=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>`.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, param::Path, payload::Json, types::Example};
@@ -15,7 +15,11 @@ use super::{
     errors::ApiError,
     paging::millis,
 };
-use crate::store::webhooks::{self, Webhook};
+use crate::{
+    buli2::egress::{self, Refusal},
+    config::OutboxSettings,
+    store::webhooks::{self, Webhook},
+};
 
 pub struct WebhooksApi {
     pub state: Arc<AppState>,
@@ -70,48 +74,19 @@ fn view(w: Webhook, secret: Option<String>) -> WebhookView {
     }
 }
 
-/// An address a client must not make FiLot call (unless explicitly allowed).
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
+/// A client's URL, checked as [`egress`] says: 422 `webhook_url_forbidden` for any address
+/// FiLot must not call, `validation_failed` for a URL that is not one.
+async fn check_url(raw: &str, settings: &OutboxSettings) -> Result<String, ApiError> {
+    let timeout = Duration::from_millis(settings.webhook_resolve_timeout_ms);
+    match egress::check_url_resolved(raw, settings.webhook_allow_private, timeout).await {
+        Ok(url) => Ok(url.to_string()),
+        Err(e @ Refusal::Forbidden) => Err(ApiError::Unprocessable {
+            code: "webhook_url_forbidden",
+            field: Some("url".into()),
+            message: e.to_string(),
+        }),
+        Err(e) => Err(ApiError::invalid("url", e.to_string())),
     }
-}
-
-fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
-    let bad = |m: &str| ApiError::invalid("url", m.to_string());
-    if raw.len() > 2000 {
-        return Err(bad("must be at most 2000 characters"));
-    }
-    let url = reqwest::Url::parse(raw.trim()).map_err(|_| bad("is not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("must be http or https"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("must not carry credentials"));
-    }
-    let host = url.host_str().ok_or_else(|| bad("needs a host"))?;
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok();
-    let internal = host.eq_ignore_ascii_case("localhost") || literal.is_some_and(private);
-    if internal && !allow_private {
-        return Err(bad("must not point at a loopback or private address"));
-    }
-    Ok(url.to_string())
 }
 
 #[poem_openapi::OpenApi(tag = "ApiTags::Webhooks")]
@@ -135,19 +110,8 @@ impl WebhooksApi {
         let subject = auth.0;
         subject.require(&[Role::User])?;
         let settings = &self.state.settings.outbox;
-        let url = check_url(&body.url, settings.webhook_allow_private)?;
+        let url = check_url(&body.url, settings).await?;
         let db = &self.state.db;
-        if webhooks::active_for(db, &subject.id).await?.len()
-            >= settings.max_webhooks_per_user as usize
-        {
-            return Err(ApiError::Conflict {
-                code: "too_many_webhooks",
-                message: format!(
-                    "at most {} active webhooks per user; delete one first",
-                    settings.max_webhooks_per_user
-                ),
-            });
-        }
         let id = Uuid::now_v7().to_string();
         let mut raw = [0u8; 32];
         aws_lc_rs::rand::fill(&mut raw).map_err(|_| ApiError::Internal)?;
@@ -165,7 +129,7 @@ impl WebhooksApi {
             active: true,
             created_at: self.state.clock.now_millis(),
         };
-        webhooks::insert(db, &hook).await?;
+        webhooks::insert(db, &hook, settings.max_webhooks_per_user).await?;
         tracing::info!(webhook_id = %hook.id, "webhook registered");
         Ok(RegisterResponse::Created(Json(view(hook, Some(secret)))))
     }
@@ -200,22 +164,26 @@ impl WebhooksApi {
 mod tests {
     use super::*;
 
-    #[test]
-    fn webhook_urls_are_checked() {
-        assert!(check_url("https://lender.example/hooks", false).is_ok());
-        assert!(check_url("ftp://lender.example/hooks", false).is_err());
-        assert!(check_url("https://user:pw@lender.example/", false).is_err());
-        for internal in [
-            "http://127.0.0.1:8080/x",
-            "http://localhost/x",
-            "http://10.1.2.3/x",
-            "http://192.168.1.1/x",
-            "http://169.254.169.254/latest/meta-data",
-            "http://[::1]/x",
-            "http://[fd00::1]/x",
-        ] {
-            assert!(check_url(internal, false).is_err(), "{internal}");
-            assert!(check_url(internal, true).is_ok(), "{internal}");
-        }
+    #[tokio::test]
+    async fn registration_refuses_internal_urls_with_their_own_code() {
+        let strict = OutboxSettings::default();
+        assert!(
+            check_url("https://lender.example/hooks", &strict)
+                .await
+                .is_ok()
+        );
+        let err = check_url("http://[::ffff:a9fe:a9fe]/", &strict)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "webhook_url_forbidden");
+        let err = check_url("ftp://lender.example/", &strict)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "validation_failed");
+        let open = OutboxSettings {
+            webhook_allow_private: true,
+            ..Default::default()
+        };
+        assert!(check_url("http://127.0.0.1:9/hook", &open).await.is_ok());
     }
 }

@@ -76,6 +76,8 @@ pub struct DocumentRecord {
     pub ocr_node: Option<String>,
     /// Fencing token of the lease the last OCR claimant held (0: never claimed).
     pub fence: i64,
+    /// The upload request's correlation id.
+    pub correlation_id: Option<String>,
 }
 
 /// An OCR worker's claim on a queued document: who runs it, with which lease, until when.
@@ -98,6 +100,10 @@ pub struct NewDocument {
     pub blob_key: String,
     /// Milliseconds since the epoch; also what the upload's answer says.
     pub created_at: i64,
+    /// The upload request's correlation id (logged by every later stage).
+    pub correlation_id: Option<String>,
+    /// Bytes of stored files the owner may hold (`None`: no quota).
+    pub storage_quota: Option<u64>,
 }
 
 /// The answer remembered for an `Idempotency-Key`.
@@ -229,7 +235,7 @@ impl DocumentChange {
 
 const COLUMNS: &str = "id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
                        fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
-                       ocr_attempts, ocr_deadline, ocr_node, fence";
+                       ocr_attempts, ocr_deadline, ocr_node, fence, correlation_id";
 
 fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
     let id: String = row.try_get("id")?;
@@ -267,6 +273,7 @@ fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
         ocr_attempts: row.try_get("ocr_attempts")?,
         ocr_deadline: row.try_get("ocr_deadline")?,
         ocr_node: row.try_get("ocr_node")?,
+        correlation_id: row.try_get("correlation_id")?,
         fence: row.try_get("fence")?,
     })
 }
@@ -305,10 +312,24 @@ pub async fn insert(
 ) -> Result<DocumentRecord, StoreError> {
     let now = new.created_at;
     let mut tx = db.begin_write().await?;
+    if let Some(quota) = new.storage_quota {
+        super::lock_owner(&mut tx, &new.owner).await?;
+        let stored = super::count(
+            &mut tx,
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM documents \
+             WHERE owner = $1 AND status <> 'erased'",
+            &new.owner,
+        )
+        .await?;
+        if stored.saturating_add(new.size_bytes) > i64::try_from(quota).unwrap_or(i64::MAX) {
+            return Err(StoreError::Quota(super::Quota::Storage(quota)));
+        }
+    }
     sqlx::query(
         "INSERT INTO documents (id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
-         fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, 2, $9, $9, NULL)",
+         fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
+         correlation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, 2, $9, $9, NULL, $10)",
     )
     .bind(new.id.to_string())
     .bind(&new.owner)
@@ -319,6 +340,7 @@ pub async fn insert(
     .bind(&new.sha256)
     .bind(&new.blob_key)
     .bind(now)
+    .bind(&new.correlation_id)
     .execute(&mut *tx)
     .await?;
     insert_event(&mut tx, &new.id, 1, "uploaded", &new.owner, None, now).await?;

@@ -39,6 +39,51 @@ pub enum StoreError {
     Blob(#[from] blobs::BlobError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A per-owner limit refused the write; nothing was written.
+    #[error("{0}")]
+    Quota(Quota),
+}
+
+/// The per-owner limits checked atomically with the write they guard (see [`lock_owner`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Quota {
+    /// The document is already in this verification, which is not final yet.
+    #[error("the card is already in verification {0}, which is not final yet")]
+    CardInActiveVerification(String),
+    #[error("at most {0} verifications may be in progress at once")]
+    ActiveVerifications(u32),
+    #[error("at most {0} active webhooks per user")]
+    Webhooks(u32),
+    #[error("the upload would take your stored files past {0} bytes")]
+    Storage(u64),
+}
+
+/// Serialises the rest of `tx` with every other transaction that locks the same owner, so a
+/// quota's count-then-insert cannot race: the upsert takes the owner row's lock until commit
+/// on Postgres, and SQLite's `BEGIN IMMEDIATE` already serialises writers.
+pub(crate) async fn lock_owner(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    owner: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO owner_locks (owner, touched) VALUES ($1, 0) \
+         ON CONFLICT (owner) DO UPDATE SET touched = owner_locks.touched + 1",
+    )
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `SELECT COUNT(*)`-style queries as a plain number.
+pub(crate) async fn count(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sql: &'static str,
+    owner: &str,
+) -> Result<i64, StoreError> {
+    use sqlx::Row;
+    let row = sqlx::query(sql).bind(owner).fetch_one(&mut **tx).await?;
+    Ok(row.try_get::<i64, _>(0)?)
 }
 
 impl StoreError {

@@ -30,11 +30,36 @@ impl OutboxState {
     }
 }
 
+/// What a row delivers, and so which lane delivers it: BULI2's decisions never wait behind
+/// webhooks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A final decision for BULI2.
+    Buli2Decision,
+    /// A state change for one of the owner's status webhooks.
+    Webhook,
+}
+
+impl Kind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Buli2Decision => "buli2_decision",
+            Self::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Buli2Decision, Self::Webhook]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
     pub id: String,
     pub verification_id: String,
-    pub kind: String,
+    pub kind: Kind,
     /// The webhook id for `webhook` rows.
     pub target: Option<String>,
     /// Sealed JSON (AES-256-GCM with the row id as associated data).
@@ -46,6 +71,8 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The correlation id of the request that started the verification.
+    pub correlation_id: Option<String>,
 }
 
 /// A delivery round's final result for a row: `sent` or `dead`.
@@ -59,14 +86,16 @@ pub struct OutboxResult {
 }
 
 const COLUMNS: &str = "id, verification_id, kind, target, payload, state, attempts, rounds, \
-                       next_attempt_at, last_error, created_at, updated_at";
+                       next_attempt_at, last_error, created_at, updated_at, correlation_id";
 
 fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
     let state: String = row.try_get("state")?;
+    let kind: String = row.try_get("kind")?;
     Ok(OutboxRow {
         id: row.try_get("id")?,
         verification_id: row.try_get("verification_id")?,
-        kind: row.try_get("kind")?,
+        kind: Kind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("outbox kind `{kind}`")))?,
         target: row.try_get("target")?,
         payload: row.try_get("payload")?,
         state: OutboxState::parse(&state)
@@ -77,25 +106,19 @@ fn from_row(row: &AnyRow) -> Result<OutboxRow, StoreError> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        correlation_id: row.try_get("correlation_id")?,
     })
 }
 
-/// Pending rows whose time has come, oldest schedule first; BULI2 decisions only when
-/// `decisions` (BULI2 configured), webhooks always.
-pub async fn due(
-    db: &Db,
-    now: i64,
-    limit: u32,
-    decisions: bool,
-) -> Result<Vec<OutboxRow>, StoreError> {
+/// Pending rows of one `kind` whose time has come, oldest schedule first.
+pub async fn due(db: &Db, now: i64, limit: u32, kind: Kind) -> Result<Vec<OutboxRow>, StoreError> {
     let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND next_attempt_at <= $1 \
-         AND (kind <> 'buli2_decision' OR $3 = 1) \
-         ORDER BY next_attempt_at, created_at, id LIMIT $2"
+        "SELECT {COLUMNS} FROM outbox WHERE state = 'pending' AND kind = $3 \
+         AND next_attempt_at <= $1 ORDER BY next_attempt_at, created_at, id LIMIT $2"
     )))
     .bind(now)
     .bind(i64::from(limit))
-    .bind(i64::from(decisions))
+    .bind(kind.as_str())
     .fetch_all(db.pool())
     .await?;
     rows.iter().map(from_row).collect()

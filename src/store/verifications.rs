@@ -9,8 +9,8 @@
 
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
-use super::{Db, StoreError};
-use crate::kyc::workflow::{Delivery, Event, State, Verification};
+use super::{Db, Quota, StoreError};
+use crate::kyc::workflow::{Delivery, Event, Proposal, State, Verification};
 
 /// A signal already applied, with the answer its sender got.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,12 +21,12 @@ pub struct SignalRecord {
     pub response: String,
 }
 
-/// An outbox row to write with a decision (delivered by issue 5's OutboxActor).
+/// An outbox row to write with a decision or a state change (delivered by the outbox lanes);
+/// it inherits the verification's correlation id.
 #[derive(Debug, Clone)]
 pub struct NewOutbox {
     pub id: String,
-    /// `buli2_decision` or `webhook`.
-    pub kind: String,
+    pub kind: super::outbox::Kind,
     /// The webhook id for `webhook` rows.
     pub target: Option<String>,
     /// Sealed (AES-256-GCM) JSON: it carries the checked personal fields BULI2 needs.
@@ -59,7 +59,7 @@ pub struct StoredEvent {
 
 const COLUMNS: &str = "id, owner, ktp_document_id, npwp_document_id, state, workflow_version, score, \
     reasons_json, review_id, delivery_state, corrections, buli2_outcome, loan_reference, version, \
-    created_at, updated_at, decided_at";
+    created_at, updated_at, decided_at, proposal, correlation_id";
 
 /// The projection row, for queries (the actor replays events instead).
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +81,10 @@ pub struct VerificationRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub decided_at: Option<i64>,
+    /// v3: the first reviewer's decision while it waits for a second reviewer.
+    pub proposal: Option<Proposal>,
+    /// The correlation id of the request that started it.
+    pub correlation_id: Option<String>,
 }
 
 fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
@@ -89,6 +93,7 @@ fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
     let reasons: Option<String> = row.try_get("reasons_json")?;
     let score: Option<i64> = row.try_get("score")?;
     let version: i64 = row.try_get("workflow_version")?;
+    let proposal: Option<String> = row.try_get("proposal")?;
     Ok(VerificationRow {
         id: row.try_get("id")?,
         owner: row.try_get("owner")?,
@@ -113,6 +118,11 @@ fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         decided_at: row.try_get("decided_at")?,
+        proposal: proposal
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|_| StoreError::Corrupt("proposal".into()))?,
+        correlation_id: row.try_get("correlation_id")?,
     })
 }
 
@@ -140,13 +150,57 @@ async fn insert_event(
     Ok(())
 }
 
-/// Creates the verification from its `started` event.
-pub async fn insert(db: &Db, v: &Verification, started: &Event) -> Result<(), StoreError> {
+/// States a verification is in progress in (not final).
+const ACTIVE: &str =
+    "('awaiting_documents', 'checking', 'pending_manual_review', 'awaiting_second_review')";
+
+/// Creates the verification from its `started` event, unless one of its documents is already
+/// in a verification in progress (`Quota::CardInActiveVerification`) or its owner already has
+/// `max_active` in progress (`Quota::ActiveVerifications`). The checks and the insert are one
+/// atomic step per owner.
+pub async fn insert(
+    db: &Db,
+    v: &Verification,
+    started: &Event,
+    correlation_id: Option<&str>,
+    max_active: u32,
+) -> Result<(), StoreError> {
     let mut tx = db.begin_write().await?;
+    super::lock_owner(&mut tx, &v.owner).await?;
+    let docs = [
+        Some(v.ktp_document_id.as_str()),
+        v.npwp_document_id.as_deref(),
+    ];
+    for doc in docs.into_iter().flatten() {
+        let busy = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM verifications WHERE owner = $1 AND state IN {ACTIVE} \
+             AND (ktp_document_id = $2 OR npwp_document_id = $2) ORDER BY created_at LIMIT 1"
+        )))
+        .bind(&v.owner)
+        .bind(doc)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = busy {
+            return Err(StoreError::Quota(Quota::CardInActiveVerification(
+                row.try_get("id")?,
+            )));
+        }
+    }
+    let active = sqlx::query(AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM verifications WHERE owner = $1 AND state IN {ACTIVE}"
+    )))
+    .bind(&v.owner)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get::<i64, _>(0)?;
+    if active >= i64::from(max_active) {
+        return Err(StoreError::Quota(Quota::ActiveVerifications(max_active)));
+    }
     sqlx::query(
         "INSERT INTO verifications (id, owner, ktp_document_id, npwp_document_id, state, workflow_version, \
-         score, reasons_json, review_id, delivery_state, corrections, version, created_at, updated_at, decided_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, $7, NULL, 1, $8, $8, NULL)",
+         score, reasons_json, review_id, delivery_state, corrections, version, created_at, updated_at, decided_at, \
+         correlation_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL, NULL, $7, NULL, 1, $8, $8, NULL, $9)",
     )
     .bind(&v.id)
     .bind(&v.owner)
@@ -156,6 +210,7 @@ pub async fn insert(db: &Db, v: &Verification, started: &Event) -> Result<(), St
     .bind(i64::from(v.workflow_version))
     .bind(v.delivery.as_str())
     .bind(v.created_at)
+    .bind(correlation_id)
     .execute(&mut *tx)
     .await?;
     insert_event(&mut tx, &v.id, 1, started, &v.owner, v.created_at).await?;
@@ -163,8 +218,18 @@ pub async fn insert(db: &Db, v: &Verification, started: &Event) -> Result<(), St
     Ok(())
 }
 
-/// Writes `after` (which is `before` with `events` applied) and everything in `extras`, in one
-/// transaction. `Conflict` when the stored version is no longer `before.seq`.
+/// The correlation id stored with a verification (`None` for rows from before it was kept).
+pub async fn correlation_id(db: &Db, id: &str) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT correlation_id FROM verifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("correlation_id")?,
+        None => None,
+    })
+}
+
 /// The lease token of the verification's last writer (0 when none, or no such row).
 pub async fn fence(db: &Db, id: &str) -> Result<i64, StoreError> {
     let row = sqlx::query("SELECT fence FROM verifications WHERE id = $1")
@@ -177,6 +242,8 @@ pub async fn fence(db: &Db, id: &str) -> Result<i64, StoreError> {
     })
 }
 
+/// Writes `after` (which is `before` with `events` applied) and everything in `extras`, in one
+/// transaction. `Conflict` when the stored version is no longer `before.seq`.
 pub async fn append(
     db: &Db,
     before: &Verification,
@@ -191,7 +258,7 @@ pub async fn append(
     let updated = sqlx::query(
         "UPDATE verifications SET state = $1, score = $2, reasons_json = $3, review_id = $4, \
          delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9, \
-         buli2_outcome = $10, loan_reference = $11, fence = $14 \
+         buli2_outcome = $10, loan_reference = $11, fence = $14, proposal = $15 \
          WHERE id = $12 AND version = $13 AND fence <= $14",
     )
     .bind(after.state.as_str())
@@ -208,6 +275,12 @@ pub async fn append(
     .bind(&after.id)
     .bind(before.seq)
     .bind(token)
+    .bind(
+        after
+            .proposal
+            .as_ref()
+            .map(|p| serde_json::to_string(p).expect("proposals serialize")),
+    )
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {
@@ -263,12 +336,13 @@ pub async fn append(
     for o in &extras.outbox {
         sqlx::query(
             "INSERT INTO outbox (id, verification_id, kind, payload, state, attempts, rounds, \
-             next_attempt_at, last_error, created_at, updated_at, target) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, NULL, $5, $5, $6)",
+             next_attempt_at, last_error, created_at, updated_at, target, correlation_id) \
+             VALUES ($1, $2, $3, $4, 'pending', 0, 0, $5, NULL, $5, $5, $6, \
+             (SELECT correlation_id FROM verifications WHERE id = $2))",
         )
         .bind(&o.id)
         .bind(&after.id)
-        .bind(&o.kind)
+        .bind(o.kind.as_str())
         .bind(&o.payload)
         .bind(at)
         .bind(&o.target)

@@ -3,7 +3,7 @@
 
 use sqlx::{Row, any::AnyRow};
 
-use super::{Db, StoreError};
+use super::{Db, Quota, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
@@ -28,7 +28,20 @@ fn from_row(row: &AnyRow) -> Result<Webhook, StoreError> {
     })
 }
 
-pub async fn insert(db: &Db, w: &Webhook) -> Result<(), StoreError> {
+/// Registers `w` unless its owner already has `max` active webhooks (`Quota::Webhooks`); the
+/// count and the insert are one atomic step per owner.
+pub async fn insert(db: &Db, w: &Webhook, max: u32) -> Result<(), StoreError> {
+    let mut tx = db.begin_write().await?;
+    super::lock_owner(&mut tx, &w.owner).await?;
+    let active = super::count(
+        &mut tx,
+        "SELECT COUNT(*) FROM webhooks WHERE owner = $1 AND active = 1",
+        &w.owner,
+    )
+    .await?;
+    if active >= i64::from(max) {
+        return Err(StoreError::Quota(Quota::Webhooks(max)));
+    }
     sqlx::query(
         "INSERT INTO webhooks (id, owner, url, secret, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -38,8 +51,9 @@ pub async fn insert(db: &Db, w: &Webhook) -> Result<(), StoreError> {
     .bind(&w.secret)
     .bind(i64::from(w.active))
     .bind(w.created_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //! ├── KeyedSupervisor<VerificationActor>   one VerificationActor per active verification
 //! ├── WorkflowDriver                       nudges verifications whose documents settled; fires due timers
 //! ├── OcrPool                              one OcrWorker per device
-//! ├── OutboxActor                          delivers decisions and webhooks
+//! ├── OutboxActor                          delivers BULI2's decisions (when BULI2 is configured)
+//! ├── WebhookLane                          delivers status webhooks, concurrently, apart from decisions
 //! └── Reaper                               gives back OCR runs past their deadline or left by dead nodes
 //! ```
 

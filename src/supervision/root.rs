@@ -4,8 +4,8 @@
 //! exponential back-off (100 ms doubling to 5 s); more than `max_restarts` such failures within
 //! `restart_window` means the node is unhealthy, so the root stops itself (escalation), which
 //! the application treats as fatal and shuts down instead of serving half a tree. A failed
-//! workflow driver, outbox or reaper is restarted after a second: none holds state (the
-//! database is their queue). The OCR pool escalates here when its workers keep failing; it is
+//! workflow driver, outbox lane (decisions or webhooks) or reaper is restarted after a second:
+//! none holds state (the database is their queue). The OCR pool escalates here when its workers keep failing; it is
 //! restarted (models reloaded) with the same back-off, and after `ocr.max_restarts` pool
 //! failures within `ocr.restart_window_secs` it stays down: uploads are still accepted and wait
 //! `queued`, and `/health/ready` says OCR is stopped, rather than the whole node going down
@@ -25,6 +25,7 @@ use crate::actors::{
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
     outbox::{OutboxActor, OutboxArgs, OutboxMsg},
     verification::{VerificationActor, VerificationContext},
+    webhook_lane::{WebhookLane, WebhookLaneArgs, WebhookLaneMsg},
     workflow_driver::{DriverArgs, DriverMsg, WorkflowDriver},
 };
 
@@ -36,6 +37,7 @@ pub enum Child {
     Driver,
     Ocr,
     Outbox,
+    Webhooks,
     Reaper,
 }
 
@@ -54,8 +56,10 @@ pub struct RootArgs {
     /// The OCR pool's arguments; `None` when this node runs no OCR.
     pub ocr: Option<OcrPoolArgs>,
     pub driver: DriverArgs,
-    /// The outbox's arguments; `None` when BULI2 is not configured (rows wait).
+    /// The decisions lane's arguments; `None` when BULI2 is not configured (rows wait).
     pub outbox: Option<OutboxArgs>,
+    /// The webhook lane's arguments (always started).
+    pub webhooks: WebhookLaneArgs,
     pub reaper: ReaperArgs,
 }
 
@@ -66,6 +70,7 @@ pub struct RootState {
     driver: Option<ActorRef<DriverMsg>>,
     ocr: Option<ActorRef<OcrPoolMsg>>,
     outbox: Option<ActorRef<OutboxMsg>>,
+    webhooks: Option<ActorRef<WebhookLaneMsg>>,
     reaper: Option<ActorRef<ReaperMsg>>,
     failures: VecDeque<Instant>,
     ocr_failures: VecDeque<Instant>,
@@ -149,6 +154,12 @@ impl RootState {
                     self.outbox = Some(o);
                 }
             }
+            Child::Webhooks if self.webhooks.is_none() => {
+                let args = self.args.webhooks.clone();
+                let (w, _) =
+                    Actor::spawn_linked(None, WebhookLane, args, myself.get_cell()).await?;
+                self.webhooks = Some(w);
+            }
             Child::Reaper if self.reaper.is_none() => {
                 let args = self.args.reaper.clone();
                 let (r, _) = Actor::spawn_linked(None, Reaper, args, myself.get_cell()).await?;
@@ -168,7 +179,10 @@ impl RootState {
             "kind" => format!("{child:?}").to_lowercase()
         )
         .increment(1);
-        if matches!(child, Child::Driver | Child::Outbox | Child::Reaper) {
+        if matches!(
+            child,
+            Child::Driver | Child::Outbox | Child::Webhooks | Child::Reaper
+        ) {
             myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
             return;
         }
@@ -218,6 +232,9 @@ impl RootState {
         } else if is(&self.outbox, cell) {
             self.outbox = None;
             Some(Child::Outbox)
+        } else if is(&self.webhooks, cell) {
+            self.webhooks = None;
+            Some(Child::Webhooks)
         } else if is(&self.reaper, cell) {
             self.reaper = None;
             Some(Child::Reaper)
@@ -250,6 +267,7 @@ impl Actor for RootSupervisor {
             driver: None,
             ocr: None,
             outbox: None,
+            webhooks: None,
             reaper: None,
             failures: VecDeque::new(),
             ocr_failures: VecDeque::new(),
@@ -260,6 +278,7 @@ impl Actor for RootSupervisor {
             Child::Driver,
             Child::Ocr,
             Child::Outbox,
+            Child::Webhooks,
             Child::Reaper,
         ] {
             state.start(&myself, child).await?;

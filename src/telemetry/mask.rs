@@ -26,9 +26,11 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:\+62|\b62|\b0)[\s\-.]?8\d{1,3}(?:[\s\-.]?\d{2,5}){2,4}").expect("static regex")
 });
 
-/// Any run of 15 or more digits (NIK, NPWP without separators, card numbers).
+/// Any run of 15 or more digits, also when single separators split it into groups (a NIK
+/// written `3201-2345-6789-0001`, `3201 2345 6789 0001` or `3201.2345.6789.0001`; NPWPs and
+/// card numbers likewise).
 static LONG_DIGITS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\d{15,}").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"\d(?:[ .\-/]?\d){14,}").expect("static regex"));
 
 /// Replaces personal data in `text` with a redaction marker.
 pub fn mask_pii(text: &str) -> Cow<'_, str> {
@@ -72,6 +74,10 @@ mod tests {
             "call 081234567890",
             "call 0812 3456 7890",
             "call 6281234567890",
+            "nik 3201-2345-6789-0001 given",
+            "nik 3201 2345 6789 0001 given",
+            "nik 3201.2345.6789.0001 given",
+            "nik 320123 456789 0001 given",
         ];
         for case in cases {
             let masked = mask_pii(case);

@@ -2,8 +2,9 @@
 //! when enabled, as CloudWatch Embedded Metric Format (EMF) JSON lines, batched and flushed on
 //! an interval and at shutdown.
 //!
-//! Labels are bounded by construction: devices, outcomes, reasons, route templates, status
-//! codes — never ids or personal data. Prometheus spells the dots as underscores
+//! Labels are bounded by construction: devices, outcomes, reasons, route templates (from the
+//! service's own route table, `crate::http::routes`), methods from a fixed set, status codes —
+//! never ids, invented paths or personal data. Prometheus spells the dots as underscores
 //! (`filot.queue_length` → `filot_queue_length`).
 
 use std::{
@@ -176,6 +177,14 @@ fn describe() {
     for reason in ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"] {
         metrics::counter!(OCR_FAILURE_COUNT, "reason" => reason).increment(0);
     }
+    // Every final outcome's decision count, and its latency histogram, before the first one.
+    for outcome in crate::kyc::workflow::State::ALL
+        .iter()
+        .filter(|s| s.is_final())
+    {
+        metrics::counter!(DECISION_COUNT, "outcome" => outcome.as_str()).increment(0);
+        let _ = metrics::histogram!(VERIFICATION_LATENCY_MS, "outcome" => outcome.as_str());
+    }
     metrics::counter!(BULI2_FORWARD_COUNT).increment(0);
     metrics::counter!(BULI2_RETRY_COUNT).increment(0);
     for reason in ["ocr_timeout", "worker_crashed", "node_lost", "ocr_error"] {
@@ -192,56 +201,11 @@ fn describe() {
         "driver",
         "ocr",
         "outbox",
+        "webhooks",
         "reaper",
     ] {
         metrics::counter!(ACTOR_RESTART_COUNT, "kind" => kind).increment(0);
     }
-}
-
-/// The route template of a path, for labels: ids (UUIDs, long digit runs) become `:id`.
-pub fn route_label(path: &str) -> String {
-    let looks_like_id = |s: &str| {
-        (s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4)
-            || (s.len() >= 6 && s.chars().any(|c| c.is_ascii_digit()))
-    };
-    let known = [
-        "v1",
-        "documents",
-        "file",
-        "verifications",
-        "events",
-        "signals",
-        "review-decision",
-        "cancel-review",
-        "reviews",
-        "webhooks",
-        "admin",
-        "outbox",
-        "retry",
-        "internal",
-        "buli2",
-        "callbacks",
-        "health",
-        "live",
-        "ready",
-        "metrics",
-        "openapi.json",
-        "docs",
-    ];
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if segments.len() > 6 {
-        return "other".into();
-    }
-    let mut out = String::new();
-    for s in segments {
-        out.push('/');
-        if known.contains(&s) {
-            out.push_str(s);
-        } else if looks_like_id(s) || !s.is_empty() {
-            out.push_str(":id");
-        }
-    }
-    if out.is_empty() { "/".into() } else { out }
 }
 
 /// Aggregates everything recorded between flushes and writes it as EMF lines.
@@ -395,22 +359,6 @@ impl SharedEmf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_templates_without_ids() {
-        assert_eq!(
-            route_label("/v1/documents/0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b/file"),
-            "/v1/documents/:id/file"
-        );
-        assert_eq!(
-            route_label("/v1/documents/3201234567890001"),
-            "/v1/documents/:id"
-        );
-        assert_eq!(route_label("/v1/reviews"), "/v1/reviews");
-        assert_eq!(route_label("/"), "/");
-        assert_eq!(route_label("/a/b/c/d/e/f/g"), "other");
-        assert_eq!(route_label("/v1/budi.santoso@example.co.id"), "/v1/:id");
-    }
 
     #[test]
     fn emf_lines_carry_deltas_samples_and_dimensions() {

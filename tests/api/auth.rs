@@ -7,7 +7,55 @@ use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
 fn claims(sub: &str, exp_offset: i64) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
-    json!({"sub": sub, "role": "user", "iss": "filot", "iat": now, "exp": now + exp_offset, "jti": "t"})
+    json!({"sub": sub, "role": "user", "iss": "filot", "aud": "filot", "iat": now, "exp": now + exp_offset, "jti": "t"})
+}
+
+#[tokio::test]
+async fn audience_not_before_and_lifetime_are_enforced() {
+    let app = spawn_app().await;
+    let secret = filot::secrets::jwt_secret(&app.state.settings).unwrap();
+    let sign = |c: &serde_json::Value| {
+        jsonwebtoken::encode(&Header::default(), c, &EncodingKey::from_secret(&secret)).unwrap()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let good = claims("alice", 600);
+    assert_eq!(app.get(&sign(&good), "/v1/documents").await.status(), 200);
+    let with = |key: &str, value: serde_json::Value| {
+        let mut c = good.clone();
+        c[key] = value;
+        c
+    };
+    let mut no_aud = good.clone();
+    no_aud.as_object_mut().unwrap().remove("aud");
+    let mut no_iat = good.clone();
+    no_iat.as_object_mut().unwrap().remove("iat");
+    for (what, c) in [
+        ("another audience", with("aud", json!("buli2"))),
+        ("no audience", no_aud),
+        ("not valid yet", with("nbf", json!(now + 3_600))),
+        // Signed correctly, but claims to live for a year (default maximum: a day).
+        (
+            "too long a lifetime",
+            with("exp", json!(now + 365 * 86_400)),
+        ),
+        ("issued in the future", with("iat", json!(now + 3_600))),
+        ("no iat", no_iat),
+    ] {
+        let resp = app.get(&sign(&c), "/v1/documents").await;
+        assert_eq!(resp.status(), 401, "{what}");
+        assert_error(resp, 401, "unauthorized").await;
+    }
+    // Minting refuses what verification would refuse.
+    assert!(
+        app.state
+            .auth
+            .mint(
+                "alice",
+                Role::User,
+                std::time::Duration::from_secs(400 * 86_400)
+            )
+            .is_err()
+    );
 }
 
 #[tokio::test]

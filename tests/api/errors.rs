@@ -14,6 +14,20 @@ async fn every_error_has_the_one_shape() {
         .send()
         .await
         .unwrap();
+    assert_eq!(
+        resp.headers()["allow"],
+        "GET, HEAD, POST",
+        "RFC 9110: a 405 says what is allowed"
+    );
+    assert_error(resp, 405, "method_not_allowed").await;
+    let resp = app
+        .client
+        .post(app.url("/v1/documents/0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b/file"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
     assert_error(resp, 405, "method_not_allowed").await;
     let resp = app
         .client
@@ -116,4 +130,70 @@ async fn swagger_ui_and_spec_are_served() {
     let ui = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(ui.status(), 200);
     assert!(ui.text().await.unwrap().contains("swagger"));
+}
+
+#[tokio::test]
+async fn the_spec_says_what_the_service_enforces() {
+    let app = spawn_app().await;
+    let spec: serde_json::Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let params = spec["paths"]["/v1/reviews"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    let limit = param("limit");
+    let schema = |p: &serde_json::Value| {
+        // An optional parameter's schema may be wrapped.
+        p["schema"].clone()
+    };
+    assert_eq!(schema(&limit)["minimum"], 1);
+    assert_eq!(schema(&limit)["maximum"], 100);
+    assert!(schema(&param("cursor"))["pattern"].is_string());
+    let states = spec.to_string();
+    assert!(
+        states.contains("awaiting_second_review"),
+        "the new state is documented"
+    );
+    assert!(spec["paths"]["/v1/verifications/{id}/signals/second-review"]["post"].is_object());
+    let form = &spec["paths"]["/v1/documents"]["post"]["requestBody"]["content"]["multipart/form-data"]
+        ["schema"];
+    assert_eq!(form["additionalProperties"], false);
+    let links = &spec["paths"]["/v1/documents"]["post"]["responses"]["202"]["links"];
+    assert_eq!(links["GetDocument"]["operationId"], "getDocument");
+    let links = &spec["paths"]["/v1/verifications"]["post"]["responses"]["202"]["links"];
+    assert_eq!(
+        links["SignalSecondReview"]["operationId"],
+        "signalSecondReview"
+    );
+    for code in [
+        "self_review_forbidden",
+        "four_eyes_required",
+        "verification_active",
+        "webhook_url_forbidden",
+        "too_many_uploads",
+    ] {
+        assert!(states.contains(code), "{code} is documented");
+    }
+    // What the spec allows, the service takes: the largest page, any cursor of the pattern.
+    let rita = app.token("rita", Role::Reviewer);
+    let resp = app
+        .get(
+            &rita,
+            &format!("/v1/reviews?limit=100&cursor={}", "A".repeat(32)),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
 }

@@ -11,6 +11,8 @@ use reqwest::multipart::{Form, Part};
 
 pub struct TestApp {
     pub base: String,
+    /// The separate `/metrics` listener, when `metrics.listen` is set.
+    pub metrics_base: Option<String>,
     pub client: reqwest::Client,
     pub state: Arc<AppState>,
     pub dir: tempfile::TempDir,
@@ -36,6 +38,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.limits.uploads_per_ip_per_minute = 10_000;
     s.limits.requests_per_user_per_minute = 100_000;
     s.limits.auth_failures_per_ip_per_minute = 10_000;
+    s.limits.max_active_verifications_per_user = 10_000;
     // Intake tests look at documents before OCR; the pipeline tests turn a worker on.
     s.ocr.devices = vec![];
     s.workflow.poll_ms = 100;
@@ -56,6 +59,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings) -> TestApp {
     let app = Application::build(settings).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
+    let metrics_base = app.metrics_addr().map(|a| format!("http://{a}"));
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
@@ -63,6 +67,7 @@ pub async fn spawn_in(dir: tempfile::TempDir, settings: Settings) -> TestApp {
     }));
     TestApp {
         base,
+        metrics_base,
         client: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .build()

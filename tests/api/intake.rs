@@ -169,7 +169,7 @@ async fn decompression_bombs_are_refused_from_the_header() {
         .upload(
             &alice,
             "KTP",
-            filot::http::upload::bomb_png(60_000, 60_000),
+            filot::media::bomb_png(60_000, 60_000),
             "bomb.png",
             None,
         )
@@ -177,6 +177,22 @@ async fn decompression_bombs_are_refused_from_the_header() {
     let body = assert_error(resp, 422, "image_too_large").await;
     assert!(body["message"].as_str().unwrap().contains("file"));
     assert_eq!(count_documents(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_bomb_inside_a_pdf_is_refused_at_upload() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", Role::User);
+    // A few hundred bytes of PDF whose page image declares 14,000 × 14,000 pixels.
+    let bomb = filot::media::bomb_pdf(14_000, 14_000);
+    let resp = app.upload(&alice, "KTP", bomb, "card.pdf", None).await;
+    assert_error(resp, 422, "image_too_large").await;
+    assert_eq!(count_documents(&app).await, 0);
+    // A real scanned card in a PDF still goes through.
+    let resp = app
+        .upload(&alice, "KTP", fixture("ktp_000.pdf"), "card.pdf", None)
+        .await;
+    assert_eq!(resp.status(), 202);
 }
 
 #[tokio::test]

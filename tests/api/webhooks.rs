@@ -191,15 +191,32 @@ async fn every_state_change_is_delivered_signed_with_a_stable_delivery_id() {
 }
 
 #[tokio::test]
-async fn webhook_urls_into_private_networks_are_refused() {
+async fn webhook_urls_into_private_networks_are_refused_in_every_spelling() {
     let app = spawn_app_with(|_| {}).await;
     let alice = app.token("alice", Role::User);
     for url in [
         "http://127.0.0.1:9/x",
+        "http://localhost:9/x",
         "http://169.254.169.254/",
-        "ftp://example.com/",
-        "nonsense",
+        "http://[::ffff:169.254.169.254]/latest/meta-data",
+        "http://[::ffff:a9fe:a9fe]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://100.100.100.200/",
+        "http://[64:ff9b::a00:1]/",
+        "http://0.0.0.0/",
+        "http://2130706433/",
+        "http://[fd12::1]/",
+        "http://198.18.0.1/",
     ] {
+        let resp = register(&app, &alice, url).await;
+        assert_eq!(resp.status(), 422, "{url}");
+        assert_error(resp, 422, "webhook_url_forbidden").await;
+    }
+    // A name that resolves into a private network is refused the same way.
+    filot::buli2::egress::testing::pin("intranet.filot.test", "10.1.2.3".parse().unwrap());
+    let resp = register(&app, &alice, "https://intranet.filot.test/hook").await;
+    assert_error(resp, 422, "webhook_url_forbidden").await;
+    for url in ["ftp://example.com/", "nonsense"] {
         assert_error(register(&app, &alice, url).await, 422, "validation_failed").await;
     }
     let rita = app.token("rita", Role::Reviewer);
@@ -209,4 +226,240 @@ async fn webhook_urls_into_private_networks_are_refused() {
         "forbidden",
     )
     .await;
+}
+
+/// A KTP of `token`'s owner, read as a clean card, and a verification of it (auto-approved).
+async fn approved_case(app: &TestApp, token: &str) -> String {
+    let ktp = app.upload_id(token, "KTP", "ktp_003.jpg").await;
+    app.extract(
+        &ktp,
+        &[
+            ("nik", "3275024612894728"),
+            ("name", "KARTIKA SUSANTO"),
+            ("birth_date", "1989-12-06"),
+        ],
+        &[],
+    )
+    .await;
+    app.start_verification(token, &ktp, None).await
+}
+
+/// The webhook rows of a verification, once each has failed at least one round.
+async fn failed_webhook_rows(app: &TestApp, vid: &str) -> Vec<filot::store::outbox::OutboxRow> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut rows = Vec::new();
+        for (id, kind, _) in filot::store::verifications::outbox_of(&app.state.db, vid)
+            .await
+            .unwrap()
+        {
+            if kind == "webhook" {
+                rows.push(
+                    filot::store::outbox::get(&app.state.db, &id)
+                        .await
+                        .unwrap()
+                        .unwrap(),
+                );
+            }
+        }
+        if !rows.is_empty() && rows.iter().all(|r| r.last_error.is_some()) {
+            return rows;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_delivery_checks_the_address_it_connects_to() {
+    let app = spawn_app_with(|s| {
+        s.outbox.poll_ms = 100;
+        s.outbox.backoff_min_ms = 10;
+        s.outbox.backoff_max_ms = 20;
+    })
+    .await;
+    let (url, inbox) = receiver().await;
+    let port = url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let alice = app.token("alice", Role::User);
+    // A name that resolved to a public address at registration...
+    filot::buli2::egress::testing::pin("rebind.filot.test", "93.184.216.34".parse().unwrap());
+    let hook_url = format!("http://rebind.filot.test:{port}/hook");
+    assert_eq!(register(&app, &alice, &hook_url).await.status(), 201);
+    // ...and to loopback since (DNS rebinding), where a listener waits.
+    filot::buli2::egress::testing::pin("rebind.filot.test", "127.0.0.1".parse().unwrap());
+    // A row stored with a loopback name (as a registration before this check would have).
+    let id = uuid::Uuid::now_v7().to_string();
+    let hook = filot::store::webhooks::Webhook {
+        id: id.clone(),
+        owner: "alice".into(),
+        url: format!("http://localhost:{port}/hook"),
+        secret: app.state.blobs.seal_text(&id, "whsec_test").unwrap(),
+        active: true,
+        created_at: filot::store::now_millis(),
+    };
+    filot::store::webhooks::insert(&app.state.db, &hook, 5)
+        .await
+        .unwrap();
+
+    let vid = approved_case(&app, &alice).await;
+    let rows = failed_webhook_rows(&app, &vid).await;
+    assert_eq!(rows.len(), 2, "one row per webhook");
+    for row in rows {
+        assert_eq!(row.state, filot::store::outbox::OutboxState::Pending);
+        let error = row.last_error.unwrap();
+        assert!(error.contains("no public address"), "{error}");
+    }
+    assert!(
+        inbox.lock().unwrap().got.is_empty(),
+        "nothing reached loopback"
+    );
+}
+
+#[tokio::test]
+async fn webhook_redirects_are_not_followed() {
+    let app = spawn_app_with(|s| {
+        s.outbox.webhook_allow_private = true;
+        s.outbox.poll_ms = 100;
+        s.outbox.backoff_min_ms = 10;
+        s.outbox.backoff_max_ms = 20;
+    })
+    .await;
+    let followed = Arc::new(Mutex::new(Inbox::default()));
+    let acceptor = TcpListener::bind("127.0.0.1:0")
+        .into_acceptor()
+        .await
+        .unwrap();
+    let addr = acceptor.local_addr()[0].as_socket_addr().copied().unwrap();
+    let redirect = poem::endpoint::make_sync(|_| {
+        poem::Response::builder()
+            .status(StatusCode::TEMPORARY_REDIRECT)
+            .header("Location", "/elsewhere")
+            .finish()
+    });
+    let app_routes = Route::new()
+        .at("/hook", post(redirect))
+        .at("/elsewhere", post(receive))
+        .data(followed.clone());
+    tokio::spawn(Server::new_with_acceptor(acceptor).run(app_routes));
+    let alice = app.token("alice", Role::User);
+    assert_eq!(
+        register(&app, &alice, &format!("http://{addr}/hook"))
+            .await
+            .status(),
+        201
+    );
+    let vid = approved_case(&app, &alice).await;
+    let rows = failed_webhook_rows(&app, &vid).await;
+    assert!(
+        rows[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("redirects are not followed")
+    );
+    assert!(
+        followed.lock().unwrap().got.is_empty(),
+        "the redirect was not followed"
+    );
+}
+
+/// A server that accepts connections and never answers; counts what it accepted.
+async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    (format!("http://{addr}/hook"), accepted)
+}
+
+#[tokio::test]
+async fn hanging_webhooks_never_hold_back_buli2_decisions() {
+    const SECRET: &str = "a-shared-buli2-secret-for-tests";
+    let sim = filot::buli2::sim::start(
+        "127.0.0.1:0",
+        filot::buli2::sim::SimConfig {
+            secret: SECRET.as_bytes().to_vec(),
+            callback_url: None,
+            callback_delay: Duration::from_millis(50),
+        },
+    )
+    .await
+    .unwrap();
+    let app = spawn_app_with(|s| {
+        s.buli2_url = Some(sim.url());
+        s.buli2_secret = Some(filot::config::Secret::new(SECRET));
+        s.outbox.poll_ms = 100;
+        s.outbox.webhook_allow_private = true;
+        // Endpoints that accept and never answer hold their deliveries for two minutes.
+        s.outbox.webhook_timeout_secs = 120;
+        s.outbox.webhook_concurrency_per_endpoint = 2;
+    })
+    .await;
+    let (hole, accepted) = black_hole().await;
+    let alice = app.token("alice", Role::User);
+    for _ in 0..3 {
+        assert_eq!(register(&app, &alice, &hole).await.status(), 201);
+    }
+    let mut cases = Vec::new();
+    for _ in 0..5 {
+        let bob = app.token(&format!("bob{}", cases.len()), Role::User);
+        cases.push(approved_case(&app, &bob).await);
+        // Alice's cases feed her three hanging webhooks.
+        cases.push(approved_case(&app, &alice).await);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: filot::buli2::sim::Deliveries = app
+            .client
+            .get(format!("{}/sim/deliveries", sim.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if got.by_key.len() == cases.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {} decisions reached BULI2 while webhooks hang",
+            got.by_key.len(),
+            cases.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The webhooks are still waiting, at most two at a time per endpoint, none lost.
+    let open = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=6).contains(&open),
+        "{open} connections to the hanging endpoints"
+    );
+    let pending = filot::store::outbox::list(
+        &app.state.db,
+        filot::store::outbox::OutboxState::Pending,
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        pending.len(),
+        5 * 3,
+        "every webhook delivery is still queued"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use filot::{http::auth::Role, store::verifications};
+use filot::{http::auth::Role, kyc::workflow::FourEyes, store::verifications};
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, assert_error, spawn_app_with, spawn_in, test_settings};
@@ -41,8 +41,10 @@ async fn case(app: &TestApp, alice: &str, issues: &[&str], npwp: bool) -> String
     started["id"].as_str().unwrap().to_string()
 }
 
-async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    app.wait_for(token, &format!("/v1/verifications/{id}"), 20, |v| {
+/// The verification once checked, as a reviewer sees it (score, reasons and all).
+async fn settled(app: &TestApp, id: &str) -> Value {
+    let reviewer = app.token("settled-reader", Role::Reviewer);
+    app.wait_for(&reviewer, &format!("/v1/verifications/{id}"), 20, |v| {
         !["awaiting_documents", "checking"].contains(&v["state"].as_str().unwrap_or(""))
     })
     .await
@@ -104,19 +106,19 @@ async fn decisions_follow_the_score_and_the_blocking_issues() {
     let review = case(&app, &alice, &["nik_gender_mismatch"], false).await;
     let rejected = case(&app, &alice, &["holder_under_17"], false).await;
 
-    let v = settled(&app, &alice, &approved).await;
+    let v = settled(&app, &approved).await;
     assert_eq!(v["state"], "auto_approved", "{v}");
     assert_eq!(v["score"], 100);
     assert!(v["decided_at"].is_string());
     assert_eq!(v["delivery_state"], "not_sent");
 
-    let v = settled(&app, &alice, &review).await;
+    let v = settled(&app, &review).await;
     assert_eq!(v["state"], "pending_manual_review", "{v}");
     assert_eq!(v["reasons"], json!(["nik_gender_mismatch"]));
     assert!(v["review_id"].is_string());
     assert!(v["decided_at"].is_null());
 
-    let v = settled(&app, &alice, &rejected).await;
+    let v = settled(&app, &rejected).await;
     assert_eq!(v["state"], "auto_rejected", "{v}");
     assert_eq!(v["reasons"], json!(["holder_under_17"]));
 
@@ -124,7 +126,7 @@ async fn decisions_follow_the_score_and_the_blocking_issues() {
     let ktp = upload(&app, &alice, "KTP").await;
     app.fail(&ktp, "ocr_unreadable").await;
     let failed = app.start_verification(&alice, &ktp, None).await;
-    let v = settled(&app, &alice, &failed).await;
+    let v = settled(&app, &failed).await;
     assert_eq!(v["state"], "pending_manual_review", "{v}");
     assert_eq!(v["reasons"], json!(["ktp_unreadable_ocr_unreadable"]));
 
@@ -216,10 +218,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     let alice = app.token("alice", Role::User);
     let rita = app.token("rita", Role::Reviewer);
     let id = case(&app, &alice, &["nik_gender_mismatch"], false).await;
-    assert_eq!(
-        settled(&app, &alice, &id).await["state"],
-        "pending_manual_review"
-    );
+    assert_eq!(settled(&app, &id).await["state"], "pending_manual_review");
 
     let decision = json!({ "signal_id": "s-1", "decision": "approve", "reason": "photo checked" });
     // Eight clients send the same signal at once.
@@ -275,7 +274,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
 
     // Deciding an auto-approved case is refused too; only reviewers decide.
     let auto = case(&app, &alice, &[], false).await;
-    assert_eq!(settled(&app, &alice, &auto).await["state"], "auto_approved");
+    assert_eq!(settled(&app, &auto).await["state"], "auto_approved");
     let d = json!({ "signal_id": "s-4", "decision": "reject", "reason": "x" });
     let body = assert_error(
         signal(&app, &rita, &auto, "review-decision", d.clone()).await,
@@ -301,11 +300,12 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
 
 #[tokio::test]
 async fn corrections_are_kept_beside_the_ocr_values_and_audited() {
-    let app = spawn_app_with(|_| {}).await;
+    // One reviewer's corrections apply at once here; `four_eyes.rs` covers the two-person rule.
+    let app = spawn_app_with(|s| s.workflow.four_eyes = FourEyes::Off).await;
     let alice = app.token("alice", Role::User);
     let rita = app.token("rita", Role::Reviewer);
     let id = case(&app, &alice, &["nik_birth_date_mismatch"], false).await;
-    settled(&app, &alice, &id).await;
+    settled(&app, &id).await;
 
     let bad = json!({ "signal_id": "c-0", "decision": "approve", "reason": "x",
                       "corrected_fields": { "nik": "12" } });
@@ -335,10 +335,10 @@ async fn corrections_are_kept_beside_the_ocr_values_and_audited() {
         .json()
         .await
         .unwrap();
-    assert_eq!(own["corrected"], json!(["birth_date", "nik"]));
+    assert_eq!(own["state"], "manually_approved");
     assert!(
-        own["corrected_fields"].is_null(),
-        "owners don't see the values here"
+        own.get("corrected").is_none() && own.get("corrected_fields").is_none(),
+        "owners see the outcome, not the review: {own}"
     );
 
     // The OCR values stay on the document.
@@ -369,7 +369,7 @@ async fn a_storm_of_signals_and_nudges_leaves_one_decision_and_a_gap_free_log() 
     let alice = app.token("alice", Role::User);
     let rita = app.token("rita", Role::Reviewer);
     let id = case(&app, &alice, &["nik_gender_mismatch"], false).await;
-    settled(&app, &alice, &id).await;
+    settled(&app, &id).await;
     let vid = id.parse().unwrap();
 
     let sends = (0..40).map(|i| {
@@ -420,8 +420,8 @@ async fn cancel_and_review_expiry_hold_across_a_restart() {
     let rita = app.token("rita", Role::Reviewer);
     let cancelled = case(&app, &alice, &["nik_gender_mismatch"], false).await;
     let expiring = case(&app, &alice, &["nik_gender_mismatch"], false).await;
-    settled(&app, &alice, &cancelled).await;
-    settled(&app, &alice, &expiring).await;
+    settled(&app, &cancelled).await;
+    settled(&app, &expiring).await;
     let r = signal(
         &app,
         &rita,
@@ -499,19 +499,20 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
     let app = spawn_app_with(|s| s.workflow.version = 1).await;
     let alice = app.token("alice", Role::User);
     let old = case(&app, &alice, &["nik_gender_mismatch"], true).await;
-    settled(&app, &alice, &old).await;
+    settled(&app, &old).await;
 
-    // "Upgrade": the same data, now running workflow version 2 for new instances.
+    // "Upgrade": the same data, now running workflow version 3 for new instances.
     let dir = app.stop().await;
     let settings = test_settings(dir.path());
-    assert_eq!(settings.workflow.version, 2);
+    assert_eq!(settings.workflow.version, 3);
     let app = spawn_in(dir, settings).await;
     let alice = app.token("alice", Role::User);
     let rita = app.token("rita", Role::Reviewer);
     let new = case(&app, &alice, &["nik_gender_mismatch"], true).await;
-    settled(&app, &alice, &new).await;
+    settled(&app, &new).await;
 
-    for (id, version) in [(&old, 1), (&new, 2)] {
+    let sam = app.token("sam", Role::Reviewer);
+    for (id, version) in [(&old, 1), (&new, 3)] {
         let body = json!({ "signal_id": format!("fix-{id}"), "decision": "approve", "reason": "NIK misread",
                            "corrected_fields": { "nik": "3275024612894729" } });
         assert_eq!(
@@ -520,6 +521,15 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
                 .status(),
             200
         );
+        if version == 3 {
+            // v3: the identity correction waits for a second reviewer.
+            let body = json!({ "signal_id": format!("ok-{id}"), "decision": "confirm", "reason": "checked" });
+            let r = signal(&app, &sam, id, "second-review", body).await;
+            assert_eq!(
+                r.json::<Value>().await.unwrap()["state"],
+                "manually_approved"
+            );
+        }
         let v: Value = app
             .get(&rita, &format!("/v1/verifications/{id}"))
             .await
@@ -533,7 +543,7 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
         } else {
             assert_eq!(
                 log,
-                "started,documents_ready,checked,review_decided,npwp_rechecked"
+                "started,documents_ready,checked,review_proposed,second_reviewed,npwp_rechecked"
             );
             assert!(
                 v["reasons"]

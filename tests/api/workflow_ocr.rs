@@ -28,20 +28,25 @@ async fn specimen_cards_reach_every_outcome() {
     let ktp_ok = app.upload_id(&alice, "KTP", "ktp_000.pdf").await;
     let npwp_ok = app.upload_id(&alice, "NPWP", "npwp_000.jpg").await;
     let ktp_bad = app.upload_id(&alice, "KTP", "ktp_007.jpg").await;
-    let ktp_odd = app.upload_id(&alice, "KTP", "ktp_006.jpg").await;
+    // One card is in one verification at a time: four uploads of the odd card.
+    let mut odd = Vec::new();
+    for _ in 0..4 {
+        odd.push(app.upload_id(&alice, "KTP", "ktp_006.jpg").await);
+    }
 
     let approved = app
         .start_verification(&alice, &ktp_ok, Some(&npwp_ok))
         .await;
     let rejected = app.start_verification(&alice, &ktp_bad, None).await;
     let reviews: Vec<String> = futures_util::future::join_all(
-        (0..4).map(|_| app.start_verification(&alice, &ktp_odd, None)),
+        odd.iter()
+            .map(|ktp| app.start_verification(&alice, ktp, None)),
     )
     .await;
 
-    let v = settled(&app, &alice, &approved).await;
+    let v = settled(&app, &rita, &approved).await;
     assert_eq!(v["state"], "auto_approved", "{v}");
-    let v = settled(&app, &alice, &rejected).await;
+    let v = settled(&app, &rita, &rejected).await;
     assert_eq!(v["state"], "auto_rejected", "{v}");
     assert!(
         v["reasons"]
@@ -51,7 +56,7 @@ async fn specimen_cards_reach_every_outcome() {
         "{v}"
     );
     for id in &reviews {
-        let v = settled(&app, &alice, id).await;
+        let v = settled(&app, &rita, id).await;
         assert_eq!(v["state"], "pending_manual_review", "{v}");
         assert!(
             v["reasons"]

@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod correlation;
+
 const BIN: &str = env!("CARGO_BIN_EXE_filot");
 
 /// A command in `dir` with no FILOT_* variables from the environment leaking in.
@@ -187,6 +189,7 @@ async fn personal_data_never_reaches_the_log_unmasked() {
     // PII in the path, the query, a header, a declared file name, and the body.
     for path in [
         format!("/v1/documents/{nik}"),
+        "/v1/documents/3201-2345-6789-0001".to_string(),
         format!("/v1/documents/{npwp}/file"),
         format!("/v1/{email}"),
         format!("/v1/documents?phone={phone}"),
@@ -221,7 +224,10 @@ async fn personal_data_never_reaches_the_log_unmasked() {
         "the values reached the log masked:\n{log}"
     );
     assert!(log.contains("[email]"), "{log}");
-    assert!(log.contains("[phone]"), "{log}");
+    // A declared file name is never logged, masked or not: only its plain extension.
+    assert!(log.contains(r#""declared_extension":"jpg""#), "{log}");
+    // A NIK written in groups is masked too.
+    assert!(!log.contains("3201-2345-6789-0001"), "{log}");
 }
 
 #[test]
@@ -409,10 +415,13 @@ impl Api {
     }
 }
 
+/// Room for one user's many verifications in progress at once (the default allows five).
+const MANY_ACTIVE: [(&str, &str); 1] = [("FILOT_LIMITS__MAX_ACTIVE_VERIFICATIONS_PER_USER", "100")];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let server = serve(dir.path());
+    let server = serve_with(dir.path(), &MANY_ACTIVE);
     let alice = token(dir.path(), "alice", "user");
     let rita = token(dir.path(), "rita", "reviewer");
     let api = Api {
@@ -423,13 +432,17 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     let ktp_ok = api.upload(&alice, "KTP", "ktp_000.pdf").await;
     let npwp_ok = api.upload(&alice, "NPWP", "npwp_000.jpg").await;
     let ktp_bad = api.upload(&alice, "KTP", "ktp_007.jpg").await;
-    let ktp_odd = api.upload(&alice, "KTP", "ktp_006.jpg").await;
+    // One card is in one verification at a time: four uploads of the odd card.
+    let mut odd = Vec::new();
+    for _ in 0..4 {
+        odd.push(api.upload(&alice, "KTP", "ktp_006.jpg").await);
+    }
     let approved = api.start(&alice, &ktp_ok, Some(&npwp_ok)).await;
     let rejected = api.start(&alice, &ktp_bad, None).await;
-    let decided = api.start(&alice, &ktp_odd, None).await;
-    let cancelled = api.start(&alice, &ktp_odd, None).await;
-    let refused = api.start(&alice, &ktp_odd, None).await;
-    let pending = api.start(&alice, &ktp_odd, None).await;
+    let decided = api.start(&alice, &odd[0], None).await;
+    let cancelled = api.start(&alice, &odd[1], None).await;
+    let refused = api.start(&alice, &odd[2], None).await;
+    let pending = api.start(&alice, &odd[3], None).await;
     api.wait_state(&alice, &approved, "auto_approved").await;
     api.wait_state(&alice, &rejected, "auto_rejected").await;
     for id in [&decided, &cancelled, &refused, &pending] {
@@ -474,7 +487,7 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
     assert_eq!(awaiting_state, "awaiting_documents");
     server.kill();
 
-    let server = serve(dir.path());
+    let server = serve_with(dir.path(), &MANY_ACTIVE);
     let api = Api {
         client: reqwest::Client::new(),
         base: server.base.clone(),
@@ -689,7 +702,7 @@ async fn emf_metrics_are_flushed_to_a_file_at_shutdown() {
     );
 }
 
-#[path = "support/redis.rs"]
+#[path = "../support/redis.rs"]
 mod redis_server;
 
 /// Every document's event log, read straight from the database at `url`.
@@ -885,6 +898,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
             ("FILOT_BULI2_SECRET", secret.to_string()),
             ("FILOT_OUTBOX__POLL_MS", "50".to_string()),
             ("FILOT_WORKFLOW__POLL_MS", "50".to_string()),
+            (MANY_ACTIVE[0].0, MANY_ACTIVE[0].1.to_string()),
         ]
     };
     let env_a = node("a@localhost");
@@ -894,6 +908,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     let env_b: Vec<(&str, &str)> = env_b.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let b = serve_with(dir.path(), &env_b);
     let alice = token(dir.path(), "alice", "user");
+    let rita = token(dir.path(), "rita", "reviewer");
     let client = reqwest::Client::new();
     let (api_a, api_b) = (
         Api {
@@ -926,7 +941,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     for id in &verifications {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let v = api_a.get(&alice, &format!("/v1/verifications/{id}")).await;
+            let v = api_a.get(&rita, &format!("/v1/verifications/{id}")).await;
             let state = v["state"].as_str().unwrap();
             if state == "pending_manual_review" {
                 break;

@@ -1,18 +1,21 @@
 //! The KYC review workflow over HTTP: start a verification, query it and its audit trail,
-//! the reviewers' queue, and the two signals (`review-decision`, `cancel-review`). Queries
-//! read the database; every change goes through the verification's actor, which answers only
-//! after the change is committed.
+//! the reviewers' queue, and the signals (`review-decision`, `second-review`,
+//! `cancel-review`). Queries read the database; every change goes through the verification's
+//! actor, which answers only after the change is committed. The shapes on the wire, and who
+//! sees what, are in `views`.
 
-use std::{collections::BTreeMap, sync::Arc};
+mod views;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
 use poem_openapi::{
-    ApiResponse, Enum, Object,
     param::{Path, Query},
     payload::Json,
-    types::Example,
 };
 use sha2::{Digest, Sha256};
+
+pub use views::*;
 
 use super::{
     ApiTags, AppState,
@@ -22,256 +25,33 @@ use super::{
     paging::{self, millis},
 };
 use crate::{
-    actors::verification::{
-        Signal, SignalKind, SignalReceipt, VerificationError, VerificationId, VerificationMsg,
-    },
+    actors::verification::{Signal, SignalKind, SignalReceipt, VerificationId, VerificationMsg},
     kyc::{
         DocumentId, DocumentType,
         card::KTP_FIELDS,
-        workflow::{Event, ReviewDecision, State},
+        nik::Nik,
+        npwp::Npwp,
+        workflow::{Event, ReviewDecision, State, Verdict},
     },
     store::{
-        documents::{self, DocumentStatus},
+        documents::{self, DocumentRecord, DocumentStatus},
         verifications::{self, VerificationRow},
     },
+    telemetry::correlation::{self, CorrelationId},
 };
 
 pub struct VerificationsApi {
     pub state: Arc<AppState>,
 }
 
-/// Start a KYC verification from your own documents.
-#[derive(Debug, Object)]
-#[oai(example)]
-pub struct StartVerification {
-    /// Id of your uploaded KTP.
-    pub ktp_document_id: String,
-    /// Id of your uploaded NPWP, if any.
-    #[oai(skip_serializing_if_is_none)]
-    pub npwp_document_id: Option<String>,
-}
-
-impl Example for StartVerification {
-    fn example() -> Self {
-        Self {
-            ktp_document_id: "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b".into(),
-            npwp_document_id: Some("0193a1b2-8d5e-7f90-ab1c-2d3e4f5a6b7c".into()),
-        }
-    }
-}
-
-#[derive(Debug, Object)]
-pub struct VerificationStarted {
-    pub id: String,
-    /// `awaiting_documents` until every document is `extracted` or `failed`.
-    pub state: String,
-}
-
-#[derive(Debug, Object)]
-pub struct VerificationDocuments {
-    pub ktp_document_id: String,
-    #[oai(skip_serializing_if_is_none)]
-    pub npwp_document_id: Option<String>,
-}
-
-/// A verification's state (the workflow query).
-#[derive(Debug, Object)]
-pub struct VerificationView {
-    pub id: String,
-    /// `awaiting_documents`, `checking`, `auto_approved`, `auto_rejected`,
-    /// `pending_manual_review`, `manually_approved`, `manually_rejected`, `cancelled`, `expired`.
-    pub state: String,
-    /// The workflow version this verification runs under (kept across upgrades).
-    pub workflow_version: u32,
-    /// 0–100, once checked.
-    #[oai(skip_serializing_if_is_none)]
-    pub score: Option<u32>,
-    /// Stable codes of what lowered the score or sent the case to review.
-    pub reasons: Vec<String>,
-    pub documents: VerificationDocuments,
-    /// Set while (and after) the case waits for a reviewer.
-    #[oai(skip_serializing_if_is_none)]
-    pub review_id: Option<String>,
-    /// Delivery of the final decision to BULI2: `not_sent`, `sent`, `acknowledged`,
-    /// `dead_lettered`.
-    pub delivery_state: String,
-    /// Names of the fields a reviewer corrected.
-    pub corrected: Vec<String>,
-    /// The corrected values (reviewers and admins only; the OCR values stay on the documents).
-    #[oai(skip_serializing_if_is_none)]
-    pub corrected_fields: Option<BTreeMap<String, String>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    #[oai(skip_serializing_if_is_none)]
-    pub decided_at: Option<DateTime<Utc>>,
-}
-
-/// One entry of the audit trail.
-#[derive(Debug, Object)]
-pub struct VerificationEventView {
-    pub seq: i64,
-    /// `started`, `documents_ready`, `checked`, `review_decided`, `npwp_rechecked`,
-    /// `cancelled`, `expired`, `delivery_changed`.
-    pub kind: String,
-    /// Who caused it: the owner, a reviewer, or `system:workflow`.
-    pub actor: String,
-    /// What happened (no personal data: corrected values are not shown here).
-    pub detail: serde_json::Value,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A document as a reviewer sees it in the queue (fields unmasked).
-#[derive(Debug, Object)]
-pub struct ReviewDocument {
-    pub id: String,
-    pub status: String,
-    #[oai(skip_serializing_if_is_none)]
-    pub fields: Option<serde_json::Value>,
-    #[oai(skip_serializing_if_is_none)]
-    pub confidence: Option<serde_json::Value>,
-    pub issues: Vec<String>,
-    #[oai(skip_serializing_if_is_none)]
-    pub failure_reason: Option<String>,
-}
-
-#[derive(Debug, Object)]
-pub struct ReviewItem {
-    pub verification: VerificationView,
-    #[oai(skip_serializing_if_is_none)]
-    pub ktp: Option<ReviewDocument>,
-    #[oai(skip_serializing_if_is_none)]
-    pub npwp: Option<ReviewDocument>,
-}
-
-#[derive(Debug, Object)]
-pub struct ReviewPage {
-    pub items: Vec<ReviewItem>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Enum, serde::Serialize)]
-#[oai(rename_all = "snake_case")]
-#[serde(rename_all = "snake_case")]
-pub enum Decision {
-    Approve,
-    Reject,
-}
-
-/// A reviewer's decision on a case in `pending_manual_review`.
-#[derive(Debug, Object, serde::Serialize)]
-#[oai(example)]
-pub struct ReviewDecisionRequest {
-    /// Chosen by the client; sending the same signal again (or concurrently) applies it once
-    /// and answers the same result.
-    pub signal_id: String,
-    pub decision: Decision,
-    /// Why (kept in the audit trail).
-    pub reason: String,
-    /// Field values the reviewer read differently from the OCR (`nik`, `name`, `birth_date`,
-    /// …, `npwp`). Stored beside the OCR values; both are kept.
-    #[oai(skip_serializing_if_is_none)]
-    pub corrected_fields: Option<BTreeMap<String, String>>,
-}
-
-impl Example for ReviewDecisionRequest {
-    fn example() -> Self {
-        Self {
-            signal_id: "7f3c2a10-review-1".into(),
-            decision: Decision::Approve,
-            reason: "gender on the card matches the photo; NIK read correctly".into(),
-            corrected_fields: Some([("name".to_string(), "KARTIKA SUSANTO".to_string())].into()),
-        }
-    }
-}
-
-/// Cancel a verification that is not decided yet.
-#[derive(Debug, Object, serde::Serialize)]
-#[oai(example)]
-pub struct CancelReviewRequest {
-    pub signal_id: String,
-    pub reason: String,
-}
-
-impl Example for CancelReviewRequest {
-    fn example() -> Self {
-        Self {
-            signal_id: "7f3c2a10-cancel-1".into(),
-            reason: "duplicate application".into(),
-        }
-    }
-}
-
-/// The result of a signal; a replay of the same signal answers exactly this again.
-#[derive(Debug, Object)]
-pub struct SignalAnswer {
-    pub verification_id: String,
-    pub signal_id: String,
-    /// `review-decision` or `cancel-review`.
-    pub signal: String,
-    /// The verification's state after the signal.
-    pub state: String,
-    /// Number of events in the verification's audit trail after the signal.
-    pub version: i64,
-    pub applied_at: DateTime<Utc>,
-}
-
-#[derive(ApiResponse)]
-pub enum StartResponse {
-    /// Started; the workflow waits for the documents, checks and decides asynchronously.
-    #[oai(status = 202)]
-    Accepted(Json<VerificationStarted>),
-}
-
-impl From<VerificationError> for ApiError {
-    fn from(e: VerificationError) -> Self {
-        match e {
-            VerificationError::NotFound => ApiError::NotFound,
-            VerificationError::State(state) => ApiError::StateConflict {
-                state: state.as_str(),
-            },
-            VerificationError::SignalReused => ApiError::Conflict {
-                code: "signal_id_reused",
-                message: "this signal_id was already used with a different request".into(),
-            },
-            VerificationError::Quarantined
-            | VerificationError::ActorFailed
-            | VerificationError::Timeout => {
-                tracing::error!(error = %e, "verification actor did not complete the request");
-                ApiError::Unavailable {
-                    code: "verification_unavailable",
-                    message: "the verification could not be processed right now; retry later"
-                        .into(),
-                }
-            }
-            VerificationError::ShuttingDown => ApiError::Unavailable {
-                code: "unavailable",
-                message: "the service is shutting down".into(),
-            },
-            VerificationError::Busy(m) => {
-                tracing::warn!(reason = %m, "verification busy");
-                ApiError::Unavailable {
-                    code: "verification_busy",
-                    message: "the verification is being processed elsewhere or leases are unavailable; retry shortly".into(),
-                }
-            }
-            VerificationError::Corrupt(m) => {
-                tracing::error!(error = %m, "verification data inconsistent");
-                ApiError::Internal
-            }
-            VerificationError::Store(s) => s.into(),
-        }
-    }
-}
-
-/// Fields a reviewer may correct, and how each must look.
+/// Fields a reviewer may correct, and how each must look (identity numbers parse as the
+/// domain's own types).
 fn check_correction(key: &str, value: &str) -> Result<(), String> {
-    let digits =
-        |n: &[usize]| value.bytes().all(|b| b.is_ascii_digit()) && n.contains(&value.len());
     match key {
-        "nik" if !digits(&[16]) => Err("must be 16 digits".into()),
-        "npwp" if !digits(&[15, 16]) => Err("must be 15 or 16 digits".into()),
+        "nik" if value.parse::<Nik>().is_err() => Err("must be a 16-digit NIK".into()),
+        "npwp" if !value.bytes().all(|b| b.is_ascii_digit()) || value.parse::<Npwp>().is_err() => {
+            Err("must be a 15- or 16-digit NPWP, digits only".into())
+        }
         "birth_date" if NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() => {
             Err("must be a date YYYY-MM-DD".into())
         }
@@ -326,36 +106,6 @@ fn answer(r: SignalReceipt) -> SignalAnswer {
 }
 
 impl VerificationsApi {
-    fn view(&self, subject: &Subject, row: &VerificationRow) -> VerificationView {
-        let corrections: Option<BTreeMap<String, String>> =
-            row.corrections.as_ref().and_then(|sealed| {
-                let opened = self.state.blobs.open_text(&row.id, sealed).ok()?;
-                serde_json::from_str(&opened).ok()
-            });
-        let full = matches!(subject.role, Role::Reviewer | Role::Admin);
-        VerificationView {
-            id: row.id.clone(),
-            state: row.state.as_str().into(),
-            workflow_version: row.workflow_version,
-            score: row.score,
-            reasons: row.reasons.clone(),
-            documents: VerificationDocuments {
-                ktp_document_id: row.ktp_document_id.clone(),
-                npwp_document_id: row.npwp_document_id.clone(),
-            },
-            review_id: row.review_id.clone(),
-            delivery_state: row.delivery.as_str().into(),
-            corrected: corrections
-                .as_ref()
-                .map(|c| c.keys().cloned().collect())
-                .unwrap_or_default(),
-            corrected_fields: corrections.filter(|_| full),
-            created_at: millis(row.created_at),
-            updated_at: millis(row.updated_at),
-            decided_at: row.decided_at.map(millis),
-        }
-    }
-
     /// The row if the caller may see it; 404 otherwise (no enumeration of others' ids).
     async fn visible(
         &self,
@@ -379,7 +129,7 @@ impl VerificationsApi {
         field: &str,
         id: &str,
         expected: DocumentType,
-    ) -> Result<DocumentId, ApiError> {
+    ) -> Result<DocumentRecord, ApiError> {
         let unprocessable = |code: &'static str, message: String| ApiError::Unprocessable {
             code,
             field: Some(field.to_string()),
@@ -405,7 +155,7 @@ impl VerificationsApi {
                 "the document was erased".into(),
             ));
         }
-        Ok(doc_id)
+        Ok(record)
     }
 
     async fn review_document(
@@ -465,6 +215,7 @@ impl VerificationsApi {
     async fn start(
         &self,
         auth: BearerAuth,
+        req: &poem::Request,
         body: Json<StartVerification>,
     ) -> Result<StartResponse, ApiError> {
         let subject = auth.0;
@@ -484,11 +235,22 @@ impl VerificationsApi {
             ),
             None => None,
         };
+        // The verification carries the id the client sent with this request, or else the one
+        // its KTP was uploaded with: one id from the upload to BULI2's delivery.
+        let sent = req
+            .headers()
+            .get(correlation::HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(CorrelationId::parse);
+        let correlation_id = sent
+            .map(|c| c.as_str().to_string())
+            .or_else(|| ktp.correlation_id.clone())
+            .unwrap_or_else(super::errors::current_correlation_id);
         let id = VerificationId::new();
         let started = Event::Started {
             owner: subject.id.clone(),
-            ktp_document_id: ktp.to_string(),
-            npwp_document_id: npwp.map(|n| n.to_string()),
+            ktp_document_id: ktp.id.to_string(),
+            npwp_document_id: npwp.map(|n| n.id.to_string()),
             workflow_version: self.state.settings.workflow.version,
         };
         let v = self
@@ -496,6 +258,7 @@ impl VerificationsApi {
             .verifications
             .call(id, |reply| VerificationMsg::Create {
                 started: Box::new(started),
+                correlation_id: Some(correlation_id),
                 reply,
             })
             .await?;
@@ -503,7 +266,6 @@ impl VerificationsApi {
         self.state
             .verifications
             .nudge(id, VerificationMsg::DocumentsSettled);
-        tracing::info!(verification_id = %id, workflow_version = v.workflow_version, "verification started");
         Ok(StartResponse::Accepted(Json(VerificationStarted {
             id: v.id,
             state: v.state.as_str().into(),
@@ -512,8 +274,9 @@ impl VerificationsApi {
 
     /// Get a verification
     ///
-    /// The workflow's state, score, reasons, documents, review id and BULI2 delivery state.
-    /// Owners see their own; reviewers and admins see any (with corrected values).
+    /// Owners see their own verification's state and, once decided, its outcome. Reviewers
+    /// and admins see any, with how it was checked and reviewed (`review`: score, reasons,
+    /// review id, BULI2 delivery state, corrections, a proposal awaiting its second review).
     #[oai(
         path = "/v1/verifications/:id",
         method = "get",
@@ -525,7 +288,7 @@ impl VerificationsApi {
         id: Path<String>,
     ) -> Result<Json<VerificationView>, ApiError> {
         let (_, row) = self.visible(&auth.0, &id.0).await?;
-        Ok(Json(self.view(&auth.0, &row)))
+        Ok(Json(view(&self.state, &auth.0, &row)))
     }
 
     /// A verification's audit trail
@@ -567,14 +330,15 @@ impl VerificationsApi {
 
     /// The reviewers' queue
     ///
-    /// Verifications in `state` (default `pending_manual_review`), oldest first, with their
-    /// documents' extracted fields (unmasked) and the reasons that sent them to review.
+    /// Verifications in `state` (default `pending_manual_review`; `awaiting_second_review`
+    /// for decisions waiting for a second reviewer), oldest first, with their documents'
+    /// extracted fields (unmasked), the reasons that sent them to review and any proposal.
     #[oai(path = "/v1/reviews", method = "get", operation_id = "listReviews")]
     async fn reviews(
         &self,
         auth: BearerAuth,
         /// Which state to list (default `pending_manual_review`).
-        state: Query<Option<String>>,
+        state: Query<Option<QueueState>>,
         /// Page size (1 to `limits.max_page_size`, default 20).
         limit: Query<Option<u32>>,
         /// `next_cursor` of the previous page.
@@ -582,11 +346,7 @@ impl VerificationsApi {
     ) -> Result<Json<ReviewPage>, ApiError> {
         let subject = auth.0;
         subject.require(&[Role::Reviewer, Role::Admin])?;
-        let wanted = match state.0.as_deref() {
-            None => State::PendingManualReview,
-            Some(s) => State::parse(s)
-                .ok_or_else(|| ApiError::invalid("state", "is not a verification state"))?,
-        };
+        let wanted: State = state.0.map_or(State::PendingManualReview, State::from);
         let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
         let cursor = paging::decode(cursor.0.as_deref())?;
         let rows = verifications::list_by_state(&self.state.db, wanted, cursor, limit + 1).await?;
@@ -599,7 +359,7 @@ impl VerificationsApi {
                 None => None,
             };
             items.push(ReviewItem {
-                verification: self.view(&subject, row),
+                verification: view(&self.state, &subject, row),
                 ktp,
                 npwp,
             });
@@ -619,7 +379,12 @@ impl VerificationsApi {
     /// corrected field values. Idempotent by `signal_id`: the same signal sent twice (or from
     /// two clients at once) applies once and both get the same answer, sent only after the
     /// decision is committed. A case in any other state answers 409
-    /// `verification_state_conflict` with its current `state`; nothing changes.
+    /// `verification_state_conflict` with its current `state`; nothing changes. Nobody
+    /// decides a case they own (403 `self_review_forbidden`). Under the two-person rule
+    /// (`workflow.four_eyes`, cases started on workflow v3) a decision that corrects an
+    /// identity field (`nik`, `name`, `birth_date`, `npwp`) — or, with `always`, any decision —
+    /// only moves the case to `awaiting_second_review` until another reviewer's
+    /// `second-review`.
     #[oai(
         path = "/v1/verifications/:id/signals/review-decision",
         method = "post",
@@ -657,11 +422,50 @@ impl VerificationsApi {
         self.signal(subject, &id.0, signal).await
     }
 
+    /// Signal: the second review of a proposed decision
+    ///
+    /// For a case in `awaiting_second_review`, by a reviewer other than the one who proposed
+    /// the decision (403 `four_eyes_required`) and not the case's owner (403
+    /// `self_review_forbidden`). `confirm` applies the proposed decision with its corrections;
+    /// `reject` returns the case to `pending_manual_review` with the corrections discarded
+    /// (the audit trail keeps both). Idempotent by `signal_id`; any other state answers 409
+    /// `verification_state_conflict`.
+    #[oai(
+        path = "/v1/verifications/:id/signals/second-review",
+        method = "post",
+        operation_id = "signalSecondReview"
+    )]
+    async fn second_review(
+        &self,
+        auth: BearerAuth,
+        id: Path<String>,
+        body: Json<SecondReviewRequest>,
+    ) -> Result<Json<SignalAnswer>, ApiError> {
+        let subject = auth.0;
+        subject.require(&[Role::Reviewer])?;
+        let body = body.0;
+        check_signal_id(&body.signal_id)?;
+        check_reason(&body.reason)?;
+        let signal = Signal {
+            signal_id: body.signal_id.clone(),
+            actor: subject.id.clone(),
+            request_hash: request_hash("second-review", &body),
+            kind: SignalKind::SecondReview {
+                verdict: match body.decision {
+                    SecondDecision::Confirm => Verdict::Confirm,
+                    SecondDecision::Reject => Verdict::Reject,
+                },
+                reason: body.reason.clone(),
+            },
+        };
+        self.signal(subject, &id.0, signal).await
+    }
+
     /// Signal: cancel a verification
     ///
-    /// Cancels a case that is not decided yet (`awaiting_documents` or
-    /// `pending_manual_review`). Idempotent by `signal_id`; a decided case answers 409
-    /// `verification_state_conflict`. Reviewers and admins.
+    /// Cancels a case that is not decided yet (`awaiting_documents`, `pending_manual_review`
+    /// or `awaiting_second_review`). Idempotent by `signal_id`; a decided case answers 409
+    /// `verification_state_conflict`. Reviewers and admins, never on their own case.
     #[oai(
         path = "/v1/verifications/:id/signals/cancel-review",
         method = "post",

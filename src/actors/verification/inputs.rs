@@ -1,0 +1,273 @@
+//! What each input means for the verification: documents settled, a timer, a reviewer's
+//! signal, the outbox's result, BULI2's callback. Each asks the pure workflow functions and
+//! commits what they return.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::{
+    BULI2, CallbackApplied, SYSTEM, Signal, SignalKind, SignalReceipt, VerificationError,
+    VerificationState,
+    commit::{advance, commit, commit_after, outcomes},
+    load,
+};
+use crate::{
+    kyc::workflow::{self, Buli2Outcome, Delivery, DocOutcome, Event, ReviewInput, State},
+    store::{
+        outbox::{self, OutboxResult, OutboxState},
+        verifications::{self, Extras, SignalRecord},
+    },
+};
+
+/// Events tagged with who caused them, for the audit trail.
+fn by(actor: &str, events: Vec<Event>) -> Vec<(Event, String)> {
+    events.into_iter().map(|e| (e, actor.to_string())).collect()
+}
+
+/// The documents may have settled: check the case and decide it.
+pub(super) async fn documents_settled(
+    state: &mut VerificationState,
+) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    if v.state != State::AwaitingDocuments {
+        return Ok(());
+    }
+    let docs = outcomes(&state.ctx, &v).await?;
+    let now = state.ctx.clock.now_millis();
+    let sla_ms = state.ctx.review_sla.as_millis() as i64;
+    let ids = || (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    let Some(events) = workflow::on_documents(
+        &v,
+        &docs.0,
+        docs.1.as_ref(),
+        &state.ctx.policy,
+        ids,
+        now,
+        sla_ms,
+    ) else {
+        return Ok(());
+    };
+    let arm_timer = events.iter().find_map(|e| match e {
+        Event::Checked {
+            sla_timer_id: Some(t),
+            sla_due_at: Some(due),
+            ..
+        } => Some((t.clone(), *due)),
+        _ => None,
+    });
+    let extras = Extras {
+        arm_timer,
+        ..Default::default()
+    };
+    let events = by(SYSTEM, events);
+    commit(state, &v, events, extras, &docs).await?;
+    Ok(())
+}
+
+pub(super) async fn timer_due(
+    state: &mut VerificationState,
+    timer_id: &str,
+) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    match workflow::on_timer(&v, timer_id) {
+        Some(events) => {
+            let docs = outcomes(&state.ctx, &v).await?;
+            let extras = Extras {
+                spend_timer: Some(timer_id.to_string()),
+                ..Default::default()
+            };
+            let events = by(SYSTEM, events);
+            commit(state, &v, events, extras, &docs).await?;
+        }
+        // The case moved on (decided, cancelled): the timer is simply spent.
+        None => {
+            verifications::spend_timer(&state.ctx.db, timer_id, state.ctx.clock.now_millis())
+                .await?
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn apply_signal(
+    state: &mut VerificationState,
+    signal: Signal,
+) -> Result<SignalReceipt, VerificationError> {
+    let id = state.id.to_string();
+    if let Some(done) = verifications::find_signal(&state.ctx.db, &id, &signal.signal_id).await? {
+        return replay_answer(&done, &signal);
+    }
+    let v = load(state).await?;
+    let docs = outcomes(&state.ctx, &v).await?;
+    let by = signal.actor.as_str();
+    let events = match &signal.kind {
+        SignalKind::ReviewDecision {
+            decision,
+            reason,
+            corrected,
+        } => {
+            let sealed =
+                if corrected.is_empty() {
+                    None
+                } else {
+                    let plain = serde_json::to_string(corrected).expect("strings serialize");
+                    Some(state.ctx.blobs.seal_text(&id, &plain).map_err(|e| {
+                        VerificationError::Corrupt(format!("sealing corrections: {e}"))
+                    })?)
+                };
+            let input = ReviewInput {
+                signal_id: signal.signal_id.clone(),
+                decision: *decision,
+                reason: reason.clone(),
+                corrected: corrected.clone(),
+                sealed_corrections: sealed,
+            };
+            let policy = &state.ctx.policy;
+            workflow::on_review_decision(&v, input, by, policy, &docs.0, docs.1.as_ref())
+        }
+        SignalKind::SecondReview { verdict, reason } => {
+            let corrections = proposal_corrections(state, &v)?;
+            let docs = (&docs.0, docs.1.as_ref());
+            workflow::on_second_review(
+                &v,
+                &signal.signal_id,
+                *verdict,
+                reason,
+                by,
+                &corrections,
+                docs,
+            )
+        }
+        SignalKind::Cancel { reason } => workflow::on_cancel(&v, &signal.signal_id, reason, by),
+    }
+    .map_err(VerificationError::from)?;
+
+    let events: Vec<(Event, String)> = events
+        .into_iter()
+        .map(|e| {
+            let actor = match &e {
+                Event::NpwpRechecked { .. } => SYSTEM.to_string(),
+                _ => signal.actor.clone(),
+            };
+            (e, actor)
+        })
+        .collect();
+    let now = state.ctx.clock.now_millis();
+    let after = advance(&v, &events, now)?;
+    let receipt = SignalReceipt {
+        verification_id: id.clone(),
+        signal_id: signal.signal_id.clone(),
+        signal: signal.kind.name().into(),
+        state: after.state,
+        version: after.seq,
+        applied_at: now,
+    };
+    let extras = Extras {
+        signal: Some(SignalRecord {
+            signal_id: signal.signal_id.clone(),
+            kind: signal.kind.name().into(),
+            request_hash: signal.request_hash.clone(),
+            response: serde_json::to_string(&receipt).expect("receipt serializes"),
+        }),
+        // The review SLA keeps running while the case still waits for a person.
+        spend_timer: v.sla_timer_id.clone().filter(|_| after.state.is_final()),
+        ..Default::default()
+    };
+    match commit_after(state, &v, after, events, extras, &docs).await {
+        Ok(_) => Ok(receipt),
+        Err(VerificationError::Store(e)) if e.is_unique_violation() => {
+            // The same signal won the race on another node: answer as it did.
+            let done = verifications::find_signal(&state.ctx.db, &id, &signal.signal_id)
+                .await?
+                .ok_or(VerificationError::Store(e))?;
+            replay_answer(&done, &signal)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The pending proposal's corrected values, opened (empty when it corrected nothing).
+fn proposal_corrections(
+    state: &VerificationState,
+    v: &workflow::Verification,
+) -> Result<BTreeMap<String, String>, VerificationError> {
+    let Some(sealed) = v
+        .proposal
+        .as_ref()
+        .and_then(|p| p.sealed_corrections.as_ref())
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let plain = state
+        .ctx
+        .blobs
+        .open_text(&v.id, sealed)
+        .map_err(|e| VerificationError::Corrupt(format!("proposal corrections: {e}")))?;
+    serde_json::from_str(&plain)
+        .map_err(|e| VerificationError::Corrupt(format!("proposal corrections: {e}")))
+}
+
+fn replay_answer(done: &SignalRecord, signal: &Signal) -> Result<SignalReceipt, VerificationError> {
+    if done.request_hash != signal.request_hash || done.kind != signal.kind.name() {
+        return Err(VerificationError::SignalReused);
+    }
+    serde_json::from_str(&done.response)
+        .map_err(|e| VerificationError::Corrupt(format!("stored signal answer: {e}")))
+}
+
+pub(super) async fn outbox_result(
+    state: &mut VerificationState,
+    result: OutboxResult,
+) -> Result<(), VerificationError> {
+    let v = load(state).await?;
+    let delivery = match result.state {
+        OutboxState::Sent => Delivery::Sent,
+        OutboxState::Dead => Delivery::DeadLettered,
+        OutboxState::Pending => return Ok(()),
+    };
+    let now = state.ctx.clock.now_millis();
+    match workflow::on_delivery(&v, delivery) {
+        Some(event) => {
+            let extras = Extras {
+                outbox_result: Some(result),
+                ..Default::default()
+            };
+            let docs = (DocOutcome::Pending, None);
+            commit(state, &v, vec![(event, SYSTEM.to_string())], extras, &docs).await?;
+        }
+        // BULI2's callback got here first (or the state is already further on): only the
+        // row's own record changes.
+        None => outbox::finish(&state.ctx.db, &result, now).await?,
+    }
+    Ok(())
+}
+
+pub(super) async fn buli2_callback(
+    state: &mut VerificationState,
+    event_id: String,
+    outcome: Buli2Outcome,
+    loan_reference: Option<String>,
+) -> Result<CallbackApplied, VerificationError> {
+    if verifications::callback_seen(&state.ctx.db, &event_id)
+        .await?
+        .is_some()
+    {
+        return Ok(CallbackApplied::Replayed);
+    }
+    let v = load(state).await?;
+    let events = workflow::on_buli2_callback(&v, &event_id, outcome, loan_reference)
+        .map_err(VerificationError::from)?;
+    let extras = Extras {
+        callback: Some((event_id, outcome.as_str().to_string())),
+        ..Default::default()
+    };
+    let events = by(BULI2, events);
+    let docs = (DocOutcome::Pending, None);
+    match commit(state, &v, events, extras, &docs).await {
+        Ok(_) => Ok(CallbackApplied::Applied),
+        Err(VerificationError::Store(e)) if e.is_unique_violation() => {
+            Ok(CallbackApplied::Replayed)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,434 @@
+//! The sections of [`Settings`](super::Settings): one typed struct per concern, each with its
+//! defaults. Every field is documented here and in `.env.example`; semantic checks live in
+//! `validate`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Secret;
+pub use crate::kyc::workflow::FourEyes;
+
+/// Redis pool and the leases kept in it (the in-process leases use the same TTL and wait).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// Connections in the pool.
+    pub pool_size: u32,
+    /// Milliseconds a call waits for a connection (Redis down costs a caller at most this).
+    pub timeout_ms: u64,
+    /// Milliseconds a lease lives without renewal (its holder renews every third of it).
+    pub lease_ttl_ms: u64,
+    /// Milliseconds a request waits for a verification's lease held by another node.
+    pub lease_wait_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            timeout_ms: 1_000,
+            lease_ttl_ms: 30_000,
+            lease_wait_ms: 2_000,
+        }
+    }
+}
+
+/// Metrics: Prometheus text at `GET /metrics` always; CloudWatch EMF lines when enabled.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Also write CloudWatch Embedded Metric Format JSON lines.
+    pub emf_enabled: bool,
+    /// `stdout`, or a file the lines are appended to.
+    pub emf_output: String,
+    /// Seconds between EMF flushes (and one at shutdown).
+    pub emf_interval_secs: u64,
+    pub emf_namespace: String,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (`FILOT_METRICS__TOKEN`).
+    pub token: Option<Secret>,
+    /// When set (`host:port`), `/metrics` is served only on this separate listener (e.g. a
+    /// private interface) and no longer on the API's.
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            emf_enabled: false,
+            emf_output: "stdout".into(),
+            emf_interval_secs: 60,
+            emf_namespace: "FiLot".into(),
+            token: None,
+            listen: String::new(),
+        }
+    }
+}
+
+/// Delivery of decisions (BULI2) and status webhooks from the transactional outbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OutboxSettings {
+    /// How often the OutboxActor looks for due rows, in milliseconds.
+    pub poll_ms: u64,
+    /// Per HTTP attempt.
+    pub timeout_secs: u64,
+    /// Attempts per delivery round (exponential back-off with jitter in between).
+    pub attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Failed rounds after which a row is dead-lettered.
+    pub max_rounds: u32,
+    /// Delay before the next round, doubling per failed round up to `round_delay_max_ms`.
+    pub round_delay_ms: u64,
+    pub round_delay_max_ms: u64,
+    /// Consecutive failed calls that open BULI2's circuit breaker…
+    pub breaker_failures: u32,
+    /// …and how long it stays open before one probe.
+    pub breaker_cooldown_ms: u64,
+    /// Accepted clock difference on signed callbacks, either way, in seconds.
+    pub callback_window_secs: u64,
+    /// Active status webhooks one user may register.
+    pub max_webhooks_per_user: u32,
+    /// Allow webhook URLs that point at loopback, private or link-local addresses (off:
+    /// a client must not make FiLot call into its own network). Checked at registration and
+    /// again on every delivery, where only public addresses are connected to.
+    pub webhook_allow_private: bool,
+    /// Per HTTP attempt to a webhook (webhooks have their own lane, client and breakers).
+    pub webhook_timeout_secs: u64,
+    /// Deliveries in flight to one webhook at once.
+    pub webhook_concurrency_per_endpoint: u32,
+    /// Webhook deliveries in flight at once on this node, all endpoints together.
+    pub webhook_max_in_flight: u32,
+    /// Consecutive failed calls that open one webhook endpoint's breaker…
+    pub webhook_breaker_failures: u32,
+    /// …and how long it stays open before one probe.
+    pub webhook_breaker_cooldown_ms: u64,
+    /// How long registration waits for a webhook host's DNS answer (a name that resolves to
+    /// a non-public address is refused; one that does not resolve is checked at delivery).
+    pub webhook_resolve_timeout_ms: u64,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        Self {
+            poll_ms: 500,
+            timeout_secs: 30,
+            attempts: 3,
+            backoff_min_ms: 500,
+            backoff_max_ms: 10_000,
+            max_rounds: 5,
+            round_delay_ms: 30_000,
+            round_delay_max_ms: 3_600_000,
+            breaker_failures: 5,
+            breaker_cooldown_ms: 30_000,
+            callback_window_secs: 300,
+            max_webhooks_per_user: 5,
+            webhook_allow_private: false,
+            webhook_timeout_secs: 10,
+            webhook_concurrency_per_endpoint: 2,
+            webhook_max_in_flight: 32,
+            webhook_breaker_failures: 5,
+            webhook_breaker_cooldown_ms: 60_000,
+            webhook_resolve_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// The KYC review workflow: decision thresholds, blocking issues, review SLA, versions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorkflowSettings {
+    /// Workflow version new verifications start under (1, 2 or 3). Running instances keep the
+    /// version they started with. 2 re-checks the NPWP after a reviewer corrects the KTP; 3
+    /// adds the two-person rule (`four_eyes`).
+    pub version: u32,
+    /// Score (0–100) at or above which a case with no blocking issue is approved on its own.
+    pub approve_at: u32,
+    /// Score below which a case is rejected on its own.
+    pub reject_below: u32,
+    /// Issue codes that reject a case on their own, whatever the score.
+    pub blocking_issues: Vec<String>,
+    /// A verification waiting for a reviewer longer than this moves to `expired`.
+    pub review_sla_hours: u64,
+    /// How often the workflow driver looks for verifications whose documents are ready and
+    /// for due timers, in milliseconds.
+    pub poll_ms: u64,
+    /// A verification actor with no message for this long stops (state stays in the database).
+    pub actor_idle_secs: u64,
+    /// The two-person rule for reviews (verifications started under workflow v3):
+    /// `identity_corrections` (a decision that corrects nik, name, birth_date or npwp waits
+    /// for a second reviewer), `always` (every review decision does), or `off`.
+    pub four_eyes: FourEyes,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        Self {
+            version: crate::kyc::workflow::CURRENT_VERSION,
+            approve_at: 85,
+            reject_below: 35,
+            blocking_issues: vec![
+                "holder_under_17".into(),
+                "nik_unknown_province".into(),
+                "nik_region_invalid".into(),
+            ],
+            review_sla_hours: 168,
+            poll_ms: 500,
+            actor_idle_secs: 60,
+            four_eyes: FourEyes::IdentityCorrections,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with 503.
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuthSettings {
+    /// HS256 shared secret. Unset: a random one is generated once into `data_dir/secrets`.
+    pub jwt_secret: Option<Secret>,
+    /// PEM file with an RS256 public key. When set, tokens are verified with it (RS256 only).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// PEM file with the RS256 private key, only needed by `filot token` in RS256 mode.
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Expected `aud` claim (tokens for another audience are refused).
+    pub audience: String,
+    /// Longest lifetime (`exp - iat`, seconds) a token may claim; longer-lived tokens are
+    /// refused even when signed correctly.
+    pub max_token_lifetime_secs: u64,
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    pub leeway_secs: u64,
+    /// Lifetime of tokens minted by `filot token` unless `--ttl` says otherwise.
+    pub default_token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct BlobSettings {
+    /// Base64 of a 32-byte AES-256-GCM key. Unset: generated once into `data_dir/secrets`.
+    pub encryption_key: Option<Secret>,
+}
+
+/// Every limit the intake enforces. Each is documented in `.env.example`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest accepted file part (bytes); larger → 413 `file_too_large`.
+    pub max_file_bytes: u64,
+    /// Largest accepted upload request body (bytes), multipart framing included.
+    pub max_request_bytes: u64,
+    /// Largest JSON request body (bytes) on other routes.
+    pub max_json_bytes: u64,
+    /// Images whose header declares a side longer than this are refused before decoding.
+    pub max_image_side: u32,
+    /// Images whose header declares more pixels than this are refused before decoding.
+    pub max_image_pixels: u64,
+    /// Uploads per user per minute.
+    pub uploads_per_user_per_minute: u32,
+    /// Uploads per client address per minute.
+    pub uploads_per_ip_per_minute: u32,
+    /// Authenticated requests per user per minute, all routes together.
+    pub requests_per_user_per_minute: u32,
+    /// Failed authentications per client address per minute before that address gets 429.
+    pub auth_failures_per_ip_per_minute: u32,
+    /// Seconds an upload may take to arrive in full.
+    pub upload_timeout_secs: u64,
+    /// Reverse proxies (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed: the
+    /// client is the right-most hop that is not one of them. Empty: the socket peer is the
+    /// client and the header is ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Uploads being received at once on this node; past it, 503 `too_many_uploads` with
+    /// `Retry-After`.
+    pub max_concurrent_uploads: u32,
+    /// The `Retry-After` (seconds) sent with `too_many_uploads`.
+    pub upload_busy_retry_after_secs: u64,
+    /// Verifications one user may have in progress (not final) at once.
+    pub max_active_verifications_per_user: u32,
+    /// Bytes of stored (not erased) files one user may hold; 0 = no quota.
+    pub storage_quota_bytes_per_user: u64,
+    /// Page size bounds for list endpoints.
+    pub max_page_size: u32,
+    /// How long an `Idempotency-Key` is remembered, in hours.
+    pub idempotency_ttl_hours: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DocumentSettings {
+    /// A document actor with no message for this long stops; the next message starts a new one.
+    pub actor_idle_secs: u64,
+    /// How long an API call waits for a document actor's answer.
+    pub actor_call_timeout_ms: u64,
+    /// Restarts of one document actor tolerated inside `restart_window_secs`; beyond, the
+    /// document is quarantined (503) until the window passes.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OcrSettings {
+    /// One OCR worker per entry: `cpu` (Burn's CPU backend) or `cuda:N` (builds with the
+    /// `cuda` feature). Empty: this node runs no OCR and uploads stay `queued`.
+    pub devices: Vec<String>,
+    /// How often the pool looks for documents waiting for OCR, in milliseconds.
+    pub poll_ms: u64,
+    /// Recognition batches across documents on one device: at most this many lines…
+    pub batch_lines: usize,
+    /// …gathered for at most this many milliseconds.
+    pub batch_wait_ms: u64,
+    /// Seconds one OCR run may take before the reaper stops its worker and requeues it.
+    pub job_deadline_secs: u64,
+    /// Runs a document gets; after the last one times out it is `failed` (`ocr_timeout`).
+    pub max_attempts: u32,
+    /// Milliseconds between the reaper's looks for runs past their deadline.
+    pub reaper_poll_ms: u64,
+    /// Failures of one OCR worker tolerated per window (each restarted on reloaded models)
+    /// before it is given up; when every worker is given up the pool fails, and the pool is
+    /// restarted as many times per window before it is left down.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+    /// Pipeline tunables (detector sizes, thresholds, recognition batch).
+    pub params: crate::gpu::OcrParams,
+}
+
+impl Default for OcrSettings {
+    fn default() -> Self {
+        Self {
+            devices: vec!["cpu".into()],
+            poll_ms: 500,
+            batch_lines: 64,
+            batch_wait_ms: 5,
+            job_deadline_secs: 300,
+            max_attempts: 3,
+            reaper_poll_ms: 5_000,
+            max_restarts: 5,
+            restart_window_secs: 60,
+            params: crate::gpu::OcrParams::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSettings {
+    /// `name@host` of this node in the cluster.
+    pub name: String,
+    /// What this node does: any of `api`, `ocr`, `outbox`.
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClusterSettings {
+    /// Address the cluster listener binds; empty = no cluster listener.
+    pub listen: String,
+    /// Other nodes, `name@host:port`. Empty = single node.
+    pub peers: Vec<String>,
+    /// Erlang-style magic cookie shared by all nodes.
+    pub cookie: Option<Secret>,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            jwt_public_key_file: None,
+            jwt_private_key_file: None,
+            issuer: "filot".into(),
+            audience: "filot".into(),
+            max_token_lifetime_secs: 86_400,
+            leeway_secs: 30,
+            default_token_ttl_secs: 3_600,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_bytes: 2 * 1024 * 1024,
+            max_request_bytes: 2 * 1024 * 1024 + 64 * 1024,
+            max_json_bytes: 64 * 1024,
+            max_image_side: 12_000,
+            max_image_pixels: 48_000_000,
+            uploads_per_user_per_minute: 30,
+            uploads_per_ip_per_minute: 120,
+            requests_per_user_per_minute: 1_200,
+            auth_failures_per_ip_per_minute: 30,
+            upload_timeout_secs: 60,
+            trusted_proxies: Vec::new(),
+            max_concurrent_uploads: 32,
+            upload_busy_retry_after_secs: 2,
+            max_active_verifications_per_user: 5,
+            storage_quota_bytes_per_user: 0,
+            max_page_size: 100,
+            idempotency_ttl_hours: 24,
+        }
+    }
+}
+
+impl Default for DocumentSettings {
+    fn default() -> Self {
+        Self {
+            actor_idle_secs: 60,
+            actor_call_timeout_ms: 10_000,
+            max_restarts: 5,
+            restart_window_secs: 60,
+        }
+    }
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        Self {
+            name: "filot@localhost".into(),
+            roles: vec!["api".into(), "ocr".into(), "outbox".into()],
+        }
+    }
+}
+
+/// Connection-level protection of the HTTP listeners against slow and idle clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// A request's headers must arrive in full within this many seconds (also how long a
+    /// kept-alive connection may wait for its next request).
+    pub header_read_timeout_secs: u64,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// A request body (other than an upload, see `limits.upload_timeout_secs`) must arrive
+    /// within this many seconds; slower → 408 `request_timeout`.
+    pub body_read_timeout_secs: u64,
+    /// On shutdown, how long requests in flight may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The OpenAPI document as served: poem-openapi's, completed with what the service enforces but
+//! the derive macros cannot say, so that every schema-valid request is one the service accepts
+//! and clients (and schemathesis) can walk from one operation to the next:
+//!
+//! - `limit` parameters carry `minimum: 1` and the configured `maximum` (`limits.max_page_size`);
+//! - `cursor` parameters carry the cursor's pattern;
+//! - the upload form refuses properties other than `type` and `file`;
+//! - OpenAPI links connect the ids that `POST /v1/documents`, `POST /v1/verifications` and
+//!   `POST /v1/webhooks` answer with the operations that take them.
+
+use serde_json::{Value, json};
+
+use super::paging::CURSOR_PATTERN;
+
+/// `(status, link name, operation id, parameters, request body)` per creating operation.
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Value,
+    Option<Value>,
+);
+
+fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
+    let id = || json!({ "id": "$response.body#/id" });
+    vec![
+        (
+            "/v1/documents",
+            "post",
+            vec![
+                ("202", "GetDocument", "getDocument", id(), None),
+                ("202", "GetDocumentFile", "getDocumentFile", id(), None),
+                ("202", "EraseDocument", "eraseDocument", id(), None),
+                (
+                    "202",
+                    "StartVerification",
+                    "startVerification",
+                    json!({}),
+                    Some(json!({ "ktp_document_id": "$response.body#/id" })),
+                ),
+            ],
+        ),
+        (
+            "/v1/verifications",
+            "post",
+            vec![
+                ("202", "GetVerification", "getVerification", id(), None),
+                (
+                    "202",
+                    "GetVerificationEvents",
+                    "getVerificationEvents",
+                    id(),
+                    None,
+                ),
+                (
+                    "202",
+                    "SignalReviewDecision",
+                    "signalReviewDecision",
+                    id(),
+                    None,
+                ),
+                (
+                    "202",
+                    "SignalSecondReview",
+                    "signalSecondReview",
+                    id(),
+                    None,
+                ),
+                (
+                    "202",
+                    "SignalCancelReview",
+                    "signalCancelReview",
+                    id(),
+                    None,
+                ),
+            ],
+        ),
+        (
+            "/v1/webhooks",
+            "post",
+            vec![("201", "DeleteWebhook", "deleteWebhook", id(), None)],
+        ),
+    ]
+}
+
+/// Completes `spec` (poem-openapi's JSON) as the module docs say.
+pub fn complete(mut spec: Value, max_page_size: u32) -> Value {
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for ops in paths.values_mut().filter_map(Value::as_object_mut) {
+            for op in ops.values_mut() {
+                let params = op.get_mut("parameters").and_then(Value::as_array_mut);
+                for p in params.into_iter().flatten() {
+                    let name = p.get("name").and_then(Value::as_str).unwrap_or_default();
+                    let (min_max, pattern) = match name {
+                        "limit" => (true, false),
+                        "cursor" => (false, true),
+                        _ => continue,
+                    };
+                    let Some(schema) = p.get_mut("schema").and_then(Value::as_object_mut) else {
+                        continue;
+                    };
+                    if min_max {
+                        schema.insert("minimum".into(), json!(1));
+                        schema.insert("maximum".into(), json!(max_page_size));
+                    }
+                    if pattern {
+                        schema.insert("pattern".into(), json!(CURSOR_PATTERN));
+                    }
+                }
+            }
+        }
+        for (path, method, links) in links() {
+            let Some(responses) = paths
+                .get_mut(path)
+                .and_then(|p| p.get_mut(method))
+                .and_then(|o| o.get_mut("responses"))
+            else {
+                continue;
+            };
+            for (status, name, operation, parameters, body) in links {
+                let Some(resp) = responses.get_mut(status).and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let mut link = json!({ "operationId": operation });
+                if parameters.as_object().is_some_and(|p| !p.is_empty()) {
+                    link["parameters"] = parameters;
+                }
+                if let Some(body) = body {
+                    link["requestBody"] = body;
+                }
+                let all = resp.entry("links").or_insert_with(|| json!({}));
+                all[name] = link;
+            }
+        }
+    }
+    let upload_form = "/paths/~1v1~1documents/post/requestBody/content/multipart~1form-data/schema";
+    if let Some(form) = spec.pointer_mut(upload_form).and_then(Value::as_object_mut) {
+        form.insert("additionalProperties".into(), json!(false));
+    }
+    spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_bounds_patterns_links_and_closes_the_upload_form() {
+        let spec = json!({
+            "paths": {
+                "/v1/documents": {
+                    "get": {"parameters": [
+                        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    ]},
+                    "post": {
+                        "requestBody": {"content": {"multipart/form-data": {"schema": {"type": "object"}}}},
+                        "responses": {"202": {"description": "x"}},
+                    },
+                },
+            },
+        });
+        let done = complete(spec, 50);
+        let params = &done["paths"]["/v1/documents"]["get"]["parameters"];
+        assert_eq!(params[0]["schema"]["minimum"], 1);
+        assert_eq!(params[0]["schema"]["maximum"], 50);
+        assert_eq!(params[1]["schema"]["pattern"], CURSOR_PATTERN);
+        let links = &done["paths"]["/v1/documents"]["post"]["responses"]["202"]["links"];
+        assert_eq!(links["GetDocument"]["operationId"], "getDocument");
+        assert_eq!(
+            links["GetDocument"]["parameters"]["id"],
+            "$response.body#/id"
+        );
+        assert_eq!(
+            links["StartVerification"]["requestBody"]["ktp_document_id"],
+            "$response.body#/id"
+        );
+        let form = &done["paths"]["/v1/documents"]["post"]["requestBody"]["content"]["multipart/form-data"]
+            ["schema"];
+        assert_eq!(form["additionalProperties"], false);
+    }
+}
