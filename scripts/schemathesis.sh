@@ -50,7 +50,7 @@ status=0
 for role in user reviewer admin; do
   echo "== schemathesis as $role (${SECONDS_PER_ROLE}s)"
   token="$("$BIN" token --sub "st-$role" --role "$role" --ttl 1h)"
-  "$ST" run "http://127.0.0.1:$PORT/openapi.json" \
+  "$ST" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$PORT/openapi.json" \
     -H "Authorization: Bearer $token" \
     --checks all \
     --phases examples,coverage,fuzzing,stateful --max-time "$SECONDS_PER_ROLE" -w 2 \

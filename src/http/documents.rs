@@ -438,7 +438,8 @@ impl DocumentsApi {
     /// Get a document
     ///
     /// Status, extracted fields and issues. Owners see their own documents; reviewers and
-    /// admins see any. Someone else's document answers 404.
+    /// admins see any. Someone else's document answers 404; an erased one 410
+    /// `document_erased` (its tombstone stays in the list and its audit trail).
     #[oai(
         path = "/v1/documents/:id",
         method = "get",
@@ -450,6 +451,9 @@ impl DocumentsApi {
         id: Path<String>,
     ) -> Result<Json<DocumentView>, ApiError> {
         let record = self.visible(&auth.0, &id.0).await?;
+        if record.status == documents::DocumentStatus::Erased {
+            return Err(ApiError::Gone);
+        }
         Ok(Json(view(&self.state, &auth.0, &record)))
     }
 

@@ -15,6 +15,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod server;
 pub mod spec;
+pub mod text;
 pub mod upload;
 pub mod verifications;
 pub mod webhooks;

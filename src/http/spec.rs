@@ -2,9 +2,11 @@
 //! the derive macros cannot say, so that every schema-valid request is one the service accepts
 //! and clients (and schemathesis) can walk from one operation to the next:
 //!
+//! - calendar dates are `format: date` (poem-openapi says `naive-date`);
 //! - `limit` parameters carry `minimum: 1` and the configured `maximum` (`limits.max_page_size`);
 //! - `cursor` parameters carry the cursor's pattern;
-//! - the upload form refuses properties other than `type` and `file`;
+//! - the upload form refuses properties other than `type` and `file`, and a review's
+//!   corrections any field but the correctable ones;
 //! - OpenAPI links connect the ids that `POST /v1/documents`, `POST /v1/verifications` and
 //!   `POST /v1/webhooks` answer with the operations that take them.
 
@@ -83,8 +85,23 @@ fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
     ]
 }
 
+/// poem-openapi calls a calendar date `naive-date`; the standard format is `date`.
+fn standard_formats(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("format").and_then(Value::as_str) == Some("naive-date") {
+                map.insert("format".into(), json!("date"));
+            }
+            map.values_mut().for_each(standard_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(standard_formats),
+        _ => {}
+    }
+}
+
 /// Completes `spec` (poem-openapi's JSON) as the module docs say.
 pub fn complete(mut spec: Value, max_page_size: u32) -> Value {
+    standard_formats(&mut spec);
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for ops in paths.values_mut().filter_map(Value::as_object_mut) {
             for op in ops.values_mut() {
@@ -132,6 +149,13 @@ pub fn complete(mut spec: Value, max_page_size: u32) -> Value {
                 all[name] = link;
             }
         }
+    }
+    // Corrections name their fields; any other is refused (`deny_unknown_fields`).
+    if let Some(c) = spec
+        .pointer_mut("/components/schemas/Corrections")
+        .and_then(Value::as_object_mut)
+    {
+        c.insert("additionalProperties".into(), json!(false));
     }
     let upload_form = "/paths/~1v1~1documents/post/requestBody/content/multipart~1form-data/schema";
     if let Some(form) = spec.pointer_mut(upload_form).and_then(Value::as_object_mut) {

@@ -14,6 +14,7 @@ use super::{
     auth::{BearerAuth, Role},
     errors::ApiError,
     paging::millis,
+    text::Text,
 };
 use crate::{
     buli2::egress::{self, Refusal},
@@ -28,8 +29,9 @@ pub struct WebhooksApi {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct RegisterWebhook {
-    /// `https://…` (or `http://`) endpoint that accepts JSON POSTs.
-    pub url: String,
+    /// `https://…` (or `http://`) endpoint that accepts JSON POSTs, at a public address.
+    #[oai(validator(max_length = 2000, pattern = r"^https?://"))]
+    pub url: Text,
 }
 
 impl Example for RegisterWebhook {

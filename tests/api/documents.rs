@@ -90,9 +90,17 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
         body["content_type"].is_null() && body["size_bytes"].is_null() && body["fields"].is_null()
     );
 
-    // Tombstone stays readable; the file is gone (410) and off the disk.
-    let doc: serde_json::Value = app.get(&alice, &path).await.json().await.unwrap();
-    assert_eq!(doc["status"], "erased");
+    // The document and its file are gone (410), the file off the disk; the tombstone stays in
+    // the list.
+    assert_error(app.get(&alice, &path).await, 410, "document_erased").await;
+    let listed: serde_json::Value = app.get(&alice, "/v1/documents").await.json().await.unwrap();
+    let tombstone = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .unwrap();
+    assert_eq!(tombstone["status"], "erased");
     assert_error(
         app.get(&alice, &format!("{path}/file")).await,
         410,

@@ -86,6 +86,15 @@ fn check_reason(reason: &str) -> Result<(), ApiError> {
     }
 }
 
+/// A review decision as its request hash sees it.
+#[derive(serde::Serialize)]
+struct HashedDecision<'a> {
+    signal_id: &'a str,
+    decision: Decision,
+    reason: &'a str,
+    corrected_fields: Option<&'a std::collections::BTreeMap<String, String>>,
+}
+
 fn request_hash(kind: &str, body: &impl serde::Serialize) -> String {
     let mut h = Sha256::new();
     h.update(kind.as_bytes());
@@ -401,21 +410,33 @@ impl VerificationsApi {
         let body = body.0;
         check_signal_id(&body.signal_id)?;
         check_reason(&body.reason)?;
-        let corrected = body.corrected_fields.clone().unwrap_or_default();
+        let corrected = body
+            .corrected_fields
+            .clone()
+            .map(Corrections::into_map)
+            .unwrap_or_default();
         for (key, value) in &corrected {
             check_correction(key, value)
                 .map_err(|m| ApiError::invalid(&format!("corrected_fields.{key}"), m))?;
         }
+        // Hashed in the layout signals were always hashed in, so a replay after an upgrade
+        // still answers as before.
+        let hashed = HashedDecision {
+            signal_id: &body.signal_id,
+            decision: body.decision,
+            reason: &body.reason,
+            corrected_fields: body.corrected_fields.is_some().then_some(&corrected),
+        };
         let signal = Signal {
-            signal_id: body.signal_id.clone(),
+            signal_id: body.signal_id.to_string(),
             actor: subject.id.clone(),
-            request_hash: request_hash("review-decision", &body),
+            request_hash: request_hash("review-decision", &hashed),
             kind: SignalKind::ReviewDecision {
                 decision: match body.decision {
                     Decision::Approve => ReviewDecision::Approve,
                     Decision::Reject => ReviewDecision::Reject,
                 },
-                reason: body.reason.clone(),
+                reason: body.reason.to_string(),
                 corrected,
             },
         };
@@ -447,7 +468,7 @@ impl VerificationsApi {
         check_signal_id(&body.signal_id)?;
         check_reason(&body.reason)?;
         let signal = Signal {
-            signal_id: body.signal_id.clone(),
+            signal_id: body.signal_id.to_string(),
             actor: subject.id.clone(),
             request_hash: request_hash("second-review", &body),
             kind: SignalKind::SecondReview {
@@ -455,7 +476,7 @@ impl VerificationsApi {
                     SecondDecision::Confirm => Verdict::Confirm,
                     SecondDecision::Reject => Verdict::Reject,
                 },
-                reason: body.reason.clone(),
+                reason: body.reason.to_string(),
             },
         };
         self.signal(subject, &id.0, signal).await
@@ -483,11 +504,11 @@ impl VerificationsApi {
         check_signal_id(&body.signal_id)?;
         check_reason(&body.reason)?;
         let signal = Signal {
-            signal_id: body.signal_id.clone(),
+            signal_id: body.signal_id.to_string(),
             actor: subject.id.clone(),
             request_hash: request_hash("cancel-review", &body),
             kind: SignalKind::Cancel {
-                reason: body.reason.clone(),
+                reason: body.reason.to_string(),
             },
         };
         self.signal(subject, &id.0, signal).await

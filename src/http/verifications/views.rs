@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use poem_openapi::{ApiResponse, Enum, Object, payload::Json, types::Example};
 
 use super::super::{
     AppState,
     auth::{Role, Subject},
     paging::millis,
+    text::Text,
 };
 use crate::{
     kyc::workflow::{ReviewDecision, State},
@@ -21,10 +22,10 @@ use crate::{
 #[oai(example)]
 pub struct StartVerification {
     /// Id of your uploaded KTP.
-    pub ktp_document_id: String,
+    pub ktp_document_id: Text,
     /// Id of your uploaded NPWP, if any.
     #[oai(skip_serializing_if_is_none)]
-    pub npwp_document_id: Option<String>,
+    pub npwp_document_id: Option<Text>,
 }
 
 impl Example for StartVerification {
@@ -166,16 +167,126 @@ pub enum Decision {
 #[derive(Debug, Object, serde::Serialize)]
 #[oai(example)]
 pub struct ReviewDecisionRequest {
-    /// Chosen by the client; sending the same signal again (or concurrently) applies it once
-    /// and answers the same result.
-    pub signal_id: String,
+    /// Chosen by the client (1–128 visible ASCII characters); sending the same signal again
+    /// (or concurrently) applies it once and answers the same result.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
+    pub signal_id: Text,
     pub decision: Decision,
-    /// Why (kept in the audit trail).
-    pub reason: String,
-    /// Field values the reviewer read differently from the OCR (`nik`, `name`, `birth_date`,
-    /// …, `npwp`). Stored beside the OCR values; both are kept.
+    /// Why (kept in the audit trail; 1–1000 characters, not blank).
+    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    pub reason: Text,
+    /// Field values the reviewer read differently from the OCR. Stored beside the OCR values;
+    /// both are kept.
     #[oai(skip_serializing_if_is_none)]
-    pub corrected_fields: Option<BTreeMap<String, String>>,
+    pub corrected_fields: Option<Corrections>,
+}
+
+/// The fields a reviewer may correct, each checked as the field it is; no others.
+#[derive(Debug, Clone, Default, Object, serde::Serialize)]
+#[oai(deny_unknown_fields)]
+pub struct Corrections {
+    /// 16 digits.
+    #[oai(skip_serializing_if_is_none, validator(pattern = r"^[0-9]{16}$"))]
+    pub nik: Option<Text>,
+    /// 15 or 16 digits.
+    #[oai(skip_serializing_if_is_none, validator(pattern = r"^[0-9]{15,16}$"))]
+    pub npwp: Option<Text>,
+    #[oai(skip_serializing_if_is_none)]
+    pub birth_date: Option<NaiveDate>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub name: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub birth_place: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub gender: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub blood_type: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub address: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub rt_rw: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub village: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub district: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub religion: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub marital_status: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub occupation: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub nationality: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub valid_until: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub province: Option<Text>,
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub regency: Option<Text>,
+    /// The name as printed on the NPWP.
+    #[oai(
+        skip_serializing_if_is_none,
+        validator(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
+    pub npwp_name: Option<Text>,
+}
+
+impl Corrections {
+    /// Field name → value, for the corrections given.
+    pub fn into_map(self) -> BTreeMap<String, String> {
+        let value = serde_json::to_value(self).expect("corrections serialize");
+        value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect()
+    }
 }
 
 impl Example for ReviewDecisionRequest {
@@ -184,7 +295,10 @@ impl Example for ReviewDecisionRequest {
             signal_id: "7f3c2a10-review-1".into(),
             decision: Decision::Approve,
             reason: "gender on the card matches the photo; NIK read correctly".into(),
-            corrected_fields: Some([("name".to_string(), "KARTIKA SUSANTO".to_string())].into()),
+            corrected_fields: Some(Corrections {
+                name: Some("KARTIKA SUSANTO".into()),
+                ..Default::default()
+            }),
         }
     }
 }
@@ -205,11 +319,14 @@ pub enum SecondDecision {
 #[derive(Debug, Object, serde::Serialize)]
 #[oai(example)]
 pub struct SecondReviewRequest {
-    /// Chosen by the client; the same signal sent again answers the same result.
-    pub signal_id: String,
+    /// Chosen by the client (1–128 visible ASCII characters); the same signal sent again
+    /// answers the same result.
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
+    pub signal_id: Text,
     pub decision: SecondDecision,
-    /// Why (kept in the audit trail).
-    pub reason: String,
+    /// Why (kept in the audit trail; 1–1000 characters, not blank).
+    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    pub reason: Text,
 }
 
 impl Example for SecondReviewRequest {
@@ -259,8 +376,12 @@ impl From<QueueState> for State {
 #[derive(Debug, Object, serde::Serialize)]
 #[oai(example)]
 pub struct CancelReviewRequest {
-    pub signal_id: String,
-    pub reason: String,
+    /// Chosen by the client (1–128 visible ASCII characters).
+    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
+    pub signal_id: Text,
+    /// Why (kept in the audit trail; 1–1000 characters, not blank).
+    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    pub reason: Text,
 }
 
 impl Example for CancelReviewRequest {
