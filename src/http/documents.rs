@@ -63,14 +63,17 @@ pub struct DocumentView {
     /// none before OCR. NIK and NPWP are masked for the owner, full for reviewers and admins.
     #[oai(skip_serializing_if_is_none)]
     pub fields: Option<serde_json::Value>,
-    /// OCR confidence per field, 0 to 1.
+    /// Reviewers and admins: OCR confidence per field, 0 to 1.
     #[oai(skip_serializing_if_is_none)]
     pub confidence: Option<serde_json::Value>,
     /// How long OCR took for this document, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
     pub ocr_ms: Option<u64>,
-    /// Stable codes of the problems found on the card.
-    pub issues: Vec<String>,
+    /// Reviewers and admins: stable codes of the problems the checks found on the card. Not
+    /// shown to the owner, for the same reason a verification's score is not: nobody may tune
+    /// a forged card against the checks.
+    #[oai(skip_serializing_if_is_none)]
+    pub issues: Option<Vec<String>>,
     #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -199,6 +202,7 @@ pub(crate) fn reveal(
 
 fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> DocumentView {
     let (fields, confidence) = reveal(state, subject, record);
+    let full = matches!(subject.role, Role::Reviewer | Role::Admin);
     DocumentView {
         id: record.id.to_string(),
         doc_type: type_name(record.doc_type),
@@ -206,13 +210,13 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
         content_type: record.content_type.clone(),
         size_bytes: record.size_bytes,
         fields,
-        confidence,
+        confidence: confidence.filter(|_| full),
         ocr_ms: record
             .fields
             .as_ref()
             .and_then(|f| f.get("ocr_ms"))
             .and_then(|v| v.as_u64()),
-        issues: record.issues.clone(),
+        issues: full.then(|| record.issues.clone()),
         failure_reason: record.failure_reason.clone(),
         created_at: millis(record.created_at),
         updated_at: millis(record.updated_at),
@@ -437,8 +441,9 @@ impl DocumentsApi {
 
     /// Get a document
     ///
-    /// Status, extracted fields and issues. Owners see their own documents; reviewers and
-    /// admins see any. Someone else's document answers 404; an erased one 410
+    /// Status and extracted fields (NIK and NPWP masked for the owner); reviewers and admins
+    /// also see the confidences and the issues the checks found. Owners see their own
+    /// documents; reviewers and admins see any. Someone else's document answers 404; an erased one 410
     /// `document_erased` (its tombstone stays in the list and its audit trail).
     #[oai(
         path = "/v1/documents/:id",
