@@ -16,6 +16,18 @@
 //! others). When no worker is left the pool escalates: it fails, and the root supervisor
 //! decides (see `supervision::root`). When the lease service (Redis) is unavailable the pool
 //! takes no new work until it answers again.
+//!
+//! This file is the pool; `worker` is one worker's run (claim, read, record, or abandon), and
+//! `faults` the test-only fault injection.
+
+#[cfg(feature = "test-hooks")]
+mod faults;
+mod worker;
+
+#[cfg(feature = "test-hooks")]
+pub use faults::{Fault, OcrFaults};
+use worker::ACTOR;
+pub use worker::{Abandon, OcrWorker, WorkerArgs, abandon};
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -27,17 +39,14 @@ use crate::telemetry::metrics::names;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
-use tracing::Instrument;
 
 use crate::{
-    actors::DocumentError,
-    gpu::{self, OcrEngine, OcrPage, OcrParams, batcher::RecBatcher, image_ops, report},
-    kyc::{self, DocumentId},
+    gpu::{OcrEngine, OcrParams, batcher::RecBatcher},
+    kyc::DocumentId,
     store::{
         blobs::BlobStore,
-        documents::{self, Claim, DocumentChange},
-        leases::{self, Lease, LeaseKind, Leases},
-        now_millis,
+        documents,
+        leases::{Lease, LeaseKind, Leases},
     },
     supervision::Documents,
 };
@@ -114,66 +123,6 @@ pub struct OcrPoolState {
 }
 
 pub struct OcrPool;
-
-/// Why a run ended without a result, and what the document becomes.
-#[derive(Debug, Clone, Copy)]
-pub enum Abandon {
-    /// Past its deadline (the reaper stopped it).
-    Timeout,
-    /// Its worker crashed.
-    Crashed,
-    /// Its node died or restarted (found by the reaper: no lease, or this node's own
-    /// leftover from before a restart).
-    NodeLost,
-    /// The model failed (not the document): worth another attempt.
-    EngineError,
-}
-
-impl Abandon {
-    /// (reason recorded on a requeue, failure reason after the last attempt)
-    pub fn reasons(self) -> (&'static str, &'static str) {
-        match self {
-            Self::Timeout => ("ocr_timeout", "ocr_timeout"),
-            Self::Crashed => ("worker_crashed", "ocr_crashed"),
-            Self::NodeLost => ("node_lost", "ocr_interrupted"),
-            Self::EngineError => ("ocr_error", "ocr_error"),
-        }
-    }
-}
-
-/// Ends the run `token` of document `id` without a result: back to `queued` for another
-/// attempt, or `failed` when it had its last one. Fenced: a run that meanwhile finished, or
-/// a newer claim, is left alone (`ClaimLost`/`Final`).
-pub async fn abandon(
-    documents: &Documents,
-    id: DocumentId,
-    token: i64,
-    max_attempts: u32,
-    why: Abandon,
-    actor: &str,
-) -> Result<(), DocumentError> {
-    let record = documents::get(&documents.context().db, &id)
-        .await?
-        .ok_or(DocumentError::NotFound)?;
-    let (requeue, fail) = why.reasons();
-    let change = if record.ocr_attempts >= i64::from(max_attempts) {
-        metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => fail).increment(1);
-        DocumentChange::Failed {
-            reason: fail.into(),
-            token,
-        }
-    } else {
-        metrics::counter!(names::REAPER_REQUEUE_COUNT, "reason" => requeue).increment(1);
-        DocumentChange::Requeued {
-            reason: requeue.into(),
-            token,
-        }
-    };
-    let kind = change.kind();
-    documents.apply(id, change, actor).await?;
-    tracing::warn!(document_id = %id, attempts = record.ocr_attempts, reason = requeue, outcome = kind, "OCR run abandoned");
-    Ok(())
-}
 
 impl OcrPoolState {
     async fn spawn_worker(
@@ -516,296 +465,5 @@ impl Actor for OcrPool {
             SupervisionEvent::PidLifecycleEvent(_) => {}
         }
         Ok(())
-    }
-}
-
-pub struct WorkerArgs {
-    index: usize,
-    models: ModelSlot,
-    documents: Documents,
-    blobs: Arc<BlobStore>,
-    leases: Leases,
-    job_deadline: Duration,
-    max_attempts: u32,
-    image_limits: crate::media::ImageLimits,
-    pool: ActorRef<OcrPoolMsg>,
-}
-
-pub struct OcrWorker;
-
-impl Actor for OcrWorker {
-    type Msg = OcrWorkerMsg;
-    type State = WorkerArgs;
-    type Arguments = WorkerArgs;
-
-    async fn pre_start(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        args: WorkerArgs,
-    ) -> Result<WorkerArgs, ActorProcessingErr> {
-        Ok(args)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<Self::Msg>,
-        msg: OcrWorkerMsg,
-        state: &mut WorkerArgs,
-    ) -> Result<(), ActorProcessingErr> {
-        let OcrWorkerMsg::Run(id, lease) = msg;
-        let models = state
-            .models
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => models.device.clone());
-        active.increment(1.0);
-        let started = std::time::Instant::now();
-        let outcome =
-            leases::while_held(&state.leases, &lease, run(state, &models, id, &lease)).await;
-        active.decrement(1.0);
-        metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => models.device)
-            .record(started.elapsed().as_secs_f64() * 1e3);
-        match outcome {
-            Ok(()) => {}
-            Err(DocumentError::NotQueued(_)) | Err(DocumentError::ClaimLost) => {
-                tracing::info!(document_id = %id, "document taken or settled elsewhere; skipped");
-            }
-            Err(e) => tracing::warn!(document_id = %id, error = %e, "OCR run did not complete"),
-        }
-        state.leases.release(&lease).await;
-        let _ = state.pool.cast(OcrPoolMsg::Done {
-            worker: state.index,
-            id,
-        });
-        Ok(())
-    }
-}
-
-const ACTOR: &str = "ocr";
-
-/// How one read ended.
-enum Read {
-    Card(kyc::card::CardReading),
-    /// The document cannot be read (not an image, nothing found): a final failure.
-    Unreadable(&'static str),
-    /// The model failed, not the document: another attempt may succeed.
-    EngineError(String),
-}
-
-/// Claims document `id` with `lease`, reads it, and records the outcome with the same token.
-async fn run(
-    state: &WorkerArgs,
-    models: &DeviceModels,
-    id: DocumentId,
-    lease: &Lease,
-) -> Result<(), DocumentError> {
-    let claim = Claim {
-        node: state.leases.node().to_string(),
-        token: lease.token,
-        deadline: now_millis() + state.job_deadline.as_millis() as i64,
-    };
-    let record = state
-        .documents
-        .apply(id, DocumentChange::Processing(claim), ACTOR)
-        .await?;
-    let Some(key) = record.blob_key.clone() else {
-        return Ok(());
-    };
-    // Every line of the run carries the upload's correlation id, on whichever node it runs.
-    let span = tracing::info_span!(
-        "ocr_run",
-        document_id = %id,
-        correlation_id = record.correlation_id.as_deref().unwrap_or(""),
-        attempt = record.ocr_attempts,
-    );
-    read_and_record(state, models, id, lease, key, record.doc_type)
-        .instrument(span)
-        .await
-}
-
-async fn read_and_record(
-    state: &WorkerArgs,
-    models: &DeviceModels,
-    id: DocumentId,
-    lease: &Lease,
-    key: String,
-    doc_type: kyc::DocumentType,
-) -> Result<(), DocumentError> {
-    tracing::info!(device = %models.device, "OCR run started");
-    let started = std::time::Instant::now();
-    let read = read(state, models, key, doc_type).await;
-    let token = lease.token;
-    let change = match read {
-        Read::Card(card) => {
-            metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
-            let ocr_ms = started.elapsed().as_millis() as u64;
-            tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
-            let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
-                .to_string();
-            match state.blobs.seal_text(&id.to_string(), &plain) {
-                Ok(sealed) => DocumentChange::Extracted {
-                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": ocr_ms }),
-                    issues: card.issues,
-                    token,
-                },
-                Err(_) => DocumentChange::Failed {
-                    reason: "sealing_failed".into(),
-                    token,
-                },
-            }
-        }
-        Read::Unreadable(reason) => {
-            metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1);
-            tracing::warn!(reason, "OCR could not read the document");
-            DocumentChange::Failed {
-                reason: reason.into(),
-                token,
-            }
-        }
-        Read::EngineError(e) => {
-            tracing::error!(error = %e, "OCR model failed");
-            return abandon(
-                &state.documents,
-                id,
-                token,
-                state.max_attempts,
-                Abandon::EngineError,
-                ACTOR,
-            )
-            .await;
-        }
-    };
-    state.documents.apply(id, change, ACTOR).await?;
-    Ok(())
-}
-
-/// Decodes and reads one stored card. Detection runs on a blocking thread holding the device's
-/// models; recognition goes through the device's batcher.
-async fn read(
-    state: &WorkerArgs,
-    models: &DeviceModels,
-    key: String,
-    doc_type: kyc::DocumentType,
-) -> Read {
-    let (blobs, engine) = (state.blobs.clone(), models.engine.clone());
-    let limits = state.image_limits;
-    #[cfg(feature = "test-hooks")]
-    let (faults, fault) = {
-        let faults = state.documents.context().ocr_faults.clone();
-        let fault = faults.next(state.index);
-        if fault == Some(Fault::Panic) {
-            panic!("injected fault: OCR worker panics");
-        }
-        (faults, fault)
-    };
-    let prepared = tokio::task::spawn_blocking(move || {
-        let bytes = blobs
-            .get(&key)
-            .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
-        let img =
-            image_ops::decode(&bytes, &limits).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
-        // The models are read-only: a panic in an earlier read leaves nothing half-changed.
-        let engine = engine
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        #[cfg(feature = "test-hooks")]
-        match fault {
-            Some(Fault::Hang) => faults.hang(),
-            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
-            Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
-            Some(Fault::Panic) | None => {}
-        }
-        let boxes = engine
-            .detect_boxes(&img)
-            .map_err(|e| Read::EngineError(e.to_string()))?;
-        let crops = engine.crops(&img, &boxes);
-        Ok::<_, Read>((img.width(), img.height(), boxes, crops))
-    })
-    .await;
-    let (width, height, boxes, crops) = match prepared {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(read)) => return read,
-        // A panic while reading this document would recur on every retry: record it as a
-        // failure of the document instead of retrying it for ever.
-        Err(_) => return Read::Unreadable("ocr_crashed"),
-    };
-    match models.batcher.recognize(crops).await {
-        Ok(decoded) => {
-            let page = OcrPage {
-                width,
-                height,
-                lines: gpu::lines_from(&boxes, decoded),
-                det_ms: 0.0,
-                rec_ms: 0.0,
-            };
-            let today = chrono::Utc::now().date_naive();
-            Read::Card(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
-        }
-        Err(e) => Read::EngineError(e.to_string()),
-    }
-}
-
-/// Test builds only: faults the OCR backend injects on its N-th call (counted over the whole
-/// node, from 1), so tests can hang, slow down, fail or crash a worker on purpose.
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
-    /// The model call never returns (until [`OcrFaults::release`]).
-    Hang,
-    /// The worker actor panics before reading.
-    Panic,
-    /// The model call takes this many more milliseconds.
-    Slow(u64),
-    /// The model call fails.
-    Error,
-}
-
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub struct OcrFaults {
-    calls: std::sync::atomic::AtomicU64,
-    plan: Mutex<HashMap<u64, Fault>>,
-    per_worker: Mutex<HashMap<usize, Fault>>,
-    released: std::sync::atomic::AtomicBool,
-}
-
-#[cfg(feature = "test-hooks")]
-impl OcrFaults {
-    /// Injects `fault` into run number `n` on this node (the first run is 1).
-    pub fn on_call(&self, n: u64, fault: Fault) {
-        self.plan.lock().unwrap().insert(n, fault);
-    }
-
-    /// Injects `fault` into every run of worker `index`.
-    pub fn on_worker(&self, index: usize, fault: Fault) {
-        self.per_worker.lock().unwrap().insert(index, fault);
-    }
-
-    /// Runs so far.
-    pub fn calls(&self) -> u64 {
-        self.calls.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn next(&self, worker: usize) -> Option<Fault> {
-        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let planned = self.plan.lock().unwrap().remove(&n);
-        planned.or_else(|| self.per_worker.lock().unwrap().get(&worker).copied())
-    }
-
-    /// Lets every hung call return (so a test's runtime can shut down).
-    pub fn release(&self) {
-        self.released
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    fn hang(&self) {
-        // Bounded so a forgotten release cannot hang a test run for ever.
-        for _ in 0..1_200 {
-            if self.released.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }

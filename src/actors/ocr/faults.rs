@@ -1,0 +1,64 @@
+//! Test builds only: the OCR backend's fault injection.
+
+use std::{collections::HashMap, sync::Mutex, time::Duration};
+
+/// Test builds only: faults the OCR backend injects on its N-th call (counted over the whole
+/// node, from 1), so tests can hang, slow down, fail or crash a worker on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The model call never returns (until [`OcrFaults::release`]).
+    Hang,
+    /// The worker actor panics before reading.
+    Panic,
+    /// The model call takes this many more milliseconds.
+    Slow(u64),
+    /// The model call fails.
+    Error,
+}
+
+#[derive(Debug, Default)]
+pub struct OcrFaults {
+    calls: std::sync::atomic::AtomicU64,
+    plan: Mutex<HashMap<u64, Fault>>,
+    per_worker: Mutex<HashMap<usize, Fault>>,
+    released: std::sync::atomic::AtomicBool,
+}
+
+impl OcrFaults {
+    /// Injects `fault` into run number `n` on this node (the first run is 1).
+    pub fn on_call(&self, n: u64, fault: Fault) {
+        self.plan.lock().unwrap().insert(n, fault);
+    }
+
+    /// Injects `fault` into every run of worker `index`.
+    pub fn on_worker(&self, index: usize, fault: Fault) {
+        self.per_worker.lock().unwrap().insert(index, fault);
+    }
+
+    /// Runs so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(super) fn next(&self, worker: usize) -> Option<Fault> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let planned = self.plan.lock().unwrap().remove(&n);
+        planned.or_else(|| self.per_worker.lock().unwrap().get(&worker).copied())
+    }
+
+    /// Lets every hung call return (so a test's runtime can shut down).
+    pub fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn hang(&self) {
+        // Bounded so a forgotten release cannot hang a test run for ever.
+        for _ in 0..1_200 {
+            if self.released.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! One OCR worker: claims the document it is handed (with the lease's fencing token and a
+//! deadline), reads it on its device's models, and records the reading with the same token;
+//! or abandons the run (requeued, or failed after its last attempt). Every line of a run
+//! carries the upload's correlation id.
+
+use std::{sync::Arc, time::Duration};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tracing::Instrument;
+
+#[cfg(feature = "test-hooks")]
+use super::Fault;
+use super::{DeviceModels, ModelSlot, OcrPoolMsg, OcrWorkerMsg};
+use crate::{
+    actors::DocumentError,
+    gpu::{self, OcrPage, image_ops, report},
+    kyc::{self, DocumentId},
+    store::{
+        blobs::BlobStore,
+        documents::{self, Claim, DocumentChange},
+        leases::{self, Lease, Leases},
+        now_millis,
+    },
+    supervision::Documents,
+    telemetry::metrics::names,
+};
+
+/// Why a run ended without a result, and what the document becomes.
+#[derive(Debug, Clone, Copy)]
+pub enum Abandon {
+    /// Past its deadline (the reaper stopped it).
+    Timeout,
+    /// Its worker crashed.
+    Crashed,
+    /// Its node died or restarted (found by the reaper: no lease, or this node's own
+    /// leftover from before a restart).
+    NodeLost,
+    /// The model failed (not the document): worth another attempt.
+    EngineError,
+}
+
+impl Abandon {
+    /// (reason recorded on a requeue, failure reason after the last attempt)
+    pub fn reasons(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Timeout => ("ocr_timeout", "ocr_timeout"),
+            Self::Crashed => ("worker_crashed", "ocr_crashed"),
+            Self::NodeLost => ("node_lost", "ocr_interrupted"),
+            Self::EngineError => ("ocr_error", "ocr_error"),
+        }
+    }
+}
+
+/// Ends the run `token` of document `id` without a result: back to `queued` for another
+/// attempt, or `failed` when it had its last one. Fenced: a run that meanwhile finished, or
+/// a newer claim, is left alone (`ClaimLost`/`Final`).
+pub async fn abandon(
+    documents: &Documents,
+    id: DocumentId,
+    token: i64,
+    max_attempts: u32,
+    why: Abandon,
+    actor: &str,
+) -> Result<(), DocumentError> {
+    let record = documents::get(&documents.context().db, &id)
+        .await?
+        .ok_or(DocumentError::NotFound)?;
+    let (requeue, fail) = why.reasons();
+    let change = if record.ocr_attempts >= i64::from(max_attempts) {
+        metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => fail).increment(1);
+        DocumentChange::Failed {
+            reason: fail.into(),
+            token,
+        }
+    } else {
+        metrics::counter!(names::REAPER_REQUEUE_COUNT, "reason" => requeue).increment(1);
+        DocumentChange::Requeued {
+            reason: requeue.into(),
+            token,
+        }
+    };
+    let kind = change.kind();
+    documents.apply(id, change, actor).await?;
+    tracing::warn!(document_id = %id, attempts = record.ocr_attempts, reason = requeue, outcome = kind, "OCR run abandoned");
+    Ok(())
+}
+
+pub struct WorkerArgs {
+    pub(super) index: usize,
+    pub(super) models: ModelSlot,
+    pub(super) documents: Documents,
+    pub(super) blobs: Arc<BlobStore>,
+    pub(super) leases: Leases,
+    pub(super) job_deadline: Duration,
+    pub(super) max_attempts: u32,
+    pub(super) image_limits: crate::media::ImageLimits,
+    pub(super) pool: ActorRef<OcrPoolMsg>,
+}
+
+pub struct OcrWorker;
+
+impl Actor for OcrWorker {
+    type Msg = OcrWorkerMsg;
+    type State = WorkerArgs;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerArgs, ActorProcessingErr> {
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: OcrWorkerMsg,
+        state: &mut WorkerArgs,
+    ) -> Result<(), ActorProcessingErr> {
+        let OcrWorkerMsg::Run(id, lease) = msg;
+        let models = state
+            .models
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => models.device.clone());
+        active.increment(1.0);
+        let started = std::time::Instant::now();
+        let outcome =
+            leases::while_held(&state.leases, &lease, run(state, &models, id, &lease)).await;
+        active.decrement(1.0);
+        metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => models.device)
+            .record(started.elapsed().as_secs_f64() * 1e3);
+        match outcome {
+            Ok(()) => {}
+            Err(DocumentError::NotQueued(_)) | Err(DocumentError::ClaimLost) => {
+                tracing::info!(document_id = %id, "document taken or settled elsewhere; skipped");
+            }
+            Err(e) => tracing::warn!(document_id = %id, error = %e, "OCR run did not complete"),
+        }
+        state.leases.release(&lease).await;
+        let _ = state.pool.cast(OcrPoolMsg::Done {
+            worker: state.index,
+            id,
+        });
+        Ok(())
+    }
+}
+
+pub(super) const ACTOR: &str = "ocr";
+
+/// How one read ended.
+enum Read {
+    Card(kyc::card::CardReading),
+    /// The document cannot be read (not an image, nothing found): a final failure.
+    Unreadable(&'static str),
+    /// The model failed, not the document: another attempt may succeed.
+    EngineError(String),
+}
+
+/// Claims document `id` with `lease`, reads it, and records the outcome with the same token.
+async fn run(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    id: DocumentId,
+    lease: &Lease,
+) -> Result<(), DocumentError> {
+    let claim = Claim {
+        node: state.leases.node().to_string(),
+        token: lease.token,
+        deadline: now_millis() + state.job_deadline.as_millis() as i64,
+    };
+    let record = state
+        .documents
+        .apply(id, DocumentChange::Processing(claim), ACTOR)
+        .await?;
+    let Some(key) = record.blob_key.clone() else {
+        return Ok(());
+    };
+    // Every line of the run carries the upload's correlation id, on whichever node it runs.
+    let span = tracing::info_span!(
+        "ocr_run",
+        document_id = %id,
+        correlation_id = record.correlation_id.as_deref().unwrap_or(""),
+        attempt = record.ocr_attempts,
+    );
+    read_and_record(state, models, id, lease, key, record.doc_type)
+        .instrument(span)
+        .await
+}
+
+async fn read_and_record(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    id: DocumentId,
+    lease: &Lease,
+    key: String,
+    doc_type: kyc::DocumentType,
+) -> Result<(), DocumentError> {
+    tracing::info!(device = %models.device, "OCR run started");
+    let started = std::time::Instant::now();
+    let read = read(state, models, key, doc_type).await;
+    let token = lease.token;
+    let change = match read {
+        Read::Card(card) => {
+            metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
+            let ocr_ms = started.elapsed().as_millis() as u64;
+            tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
+            let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
+                .to_string();
+            match state.blobs.seal_text(&id.to_string(), &plain) {
+                Ok(sealed) => DocumentChange::Extracted {
+                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": ocr_ms }),
+                    issues: card.issues,
+                    token,
+                },
+                Err(_) => DocumentChange::Failed {
+                    reason: "sealing_failed".into(),
+                    token,
+                },
+            }
+        }
+        Read::Unreadable(reason) => {
+            metrics::counter!(names::OCR_FAILURE_COUNT, "reason" => reason).increment(1);
+            tracing::warn!(reason, "OCR could not read the document");
+            DocumentChange::Failed {
+                reason: reason.into(),
+                token,
+            }
+        }
+        Read::EngineError(e) => {
+            tracing::error!(error = %e, "OCR model failed");
+            return abandon(
+                &state.documents,
+                id,
+                token,
+                state.max_attempts,
+                Abandon::EngineError,
+                ACTOR,
+            )
+            .await;
+        }
+    };
+    state.documents.apply(id, change, ACTOR).await?;
+    Ok(())
+}
+
+/// Decodes and reads one stored card. Detection runs on a blocking thread holding the device's
+/// models; recognition goes through the device's batcher.
+async fn read(
+    state: &WorkerArgs,
+    models: &DeviceModels,
+    key: String,
+    doc_type: kyc::DocumentType,
+) -> Read {
+    let (blobs, engine) = (state.blobs.clone(), models.engine.clone());
+    let limits = state.image_limits;
+    #[cfg(feature = "test-hooks")]
+    let (faults, fault) = {
+        let faults = state.documents.context().ocr_faults.clone();
+        let fault = faults.next(state.index);
+        if fault == Some(Fault::Panic) {
+            panic!("injected fault: OCR worker panics");
+        }
+        (faults, fault)
+    };
+    let prepared = tokio::task::spawn_blocking(move || {
+        let bytes = blobs
+            .get(&key)
+            .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
+        let img =
+            image_ops::decode(&bytes, &limits).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
+        // The models are read-only: a panic in an earlier read leaves nothing half-changed.
+        let engine = engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        #[cfg(feature = "test-hooks")]
+        match fault {
+            Some(Fault::Hang) => faults.hang(),
+            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
+            Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
+            Some(Fault::Panic) | None => {}
+        }
+        let boxes = engine
+            .detect_boxes(&img)
+            .map_err(|e| Read::EngineError(e.to_string()))?;
+        let crops = engine.crops(&img, &boxes);
+        Ok::<_, Read>((img.width(), img.height(), boxes, crops))
+    })
+    .await;
+    let (width, height, boxes, crops) = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(read)) => return read,
+        // A panic while reading this document would recur on every retry: record it as a
+        // failure of the document instead of retrying it for ever.
+        Err(_) => return Read::Unreadable("ocr_crashed"),
+    };
+    match models.batcher.recognize(crops).await {
+        Ok(decoded) => {
+            let page = OcrPage {
+                width,
+                height,
+                lines: gpu::lines_from(&boxes, decoded),
+                det_ms: 0.0,
+                rec_ms: 0.0,
+            };
+            let today = chrono::Utc::now().date_naive();
+            Read::Card(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+        }
+        Err(e) => Read::EngineError(e.to_string()),
+    }
+}
