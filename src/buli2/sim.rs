@@ -152,6 +152,14 @@ impl Sim {
         format!("http://{}", self.addr)
     }
 
+    /// What has arrived so far (`GET /sim/deliveries`).
+    pub async fn deliveries(&self) -> reqwest::Result<Deliveries> {
+        reqwest::get(format!("{}/sim/deliveries", self.url()))
+            .await?
+            .json()
+            .await
+    }
+
     pub fn stop(self) {
         self.handle.abort();
     }

@@ -6,9 +6,102 @@ use std::net::SocketAddr;
 use super::Settings;
 
 impl Settings {
+    /// Every setting that must be greater than 0 (a count, a size, a period), by key.
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        let (l, o, h, w) = (&self.limits, &self.outbox, &self.http, &self.workflow);
+        let mut all = vec![
+            (
+                "auth.max_token_lifetime_secs",
+                self.auth.max_token_lifetime_secs,
+            ),
+            ("limits.upload_timeout_secs", l.upload_timeout_secs),
+            ("limits.max_file_bytes", l.max_file_bytes),
+            ("limits.max_json_bytes", l.max_json_bytes),
+            ("limits.max_image_side", l.max_image_side.into()),
+            ("limits.max_image_pixels", l.max_image_pixels),
+            (
+                "limits.uploads_per_user_per_minute",
+                l.uploads_per_user_per_minute.into(),
+            ),
+            (
+                "limits.uploads_per_ip_per_minute",
+                l.uploads_per_ip_per_minute.into(),
+            ),
+            (
+                "limits.requests_per_user_per_minute",
+                l.requests_per_user_per_minute.into(),
+            ),
+            (
+                "limits.auth_failures_per_ip_per_minute",
+                l.auth_failures_per_ip_per_minute.into(),
+            ),
+            ("limits.max_page_size", l.max_page_size.into()),
+            (
+                "limits.max_concurrent_uploads",
+                l.max_concurrent_uploads.into(),
+            ),
+            (
+                "limits.max_active_verifications_per_user",
+                l.max_active_verifications_per_user.into(),
+            ),
+            ("http.header_read_timeout_secs", h.header_read_timeout_secs),
+            ("http.idle_timeout_secs", h.idle_timeout_secs),
+            ("http.body_read_timeout_secs", h.body_read_timeout_secs),
+            ("documents.actor_idle_secs", self.documents.actor_idle_secs),
+            (
+                "documents.actor_call_timeout_ms",
+                self.documents.actor_call_timeout_ms,
+            ),
+            ("ocr.batch_lines", self.ocr.batch_lines as u64),
+            ("ocr.poll_ms", self.ocr.poll_ms),
+            ("ocr.job_deadline_secs", self.ocr.job_deadline_secs),
+            ("ocr.max_attempts", self.ocr.max_attempts.into()),
+            ("ocr.reaper_poll_ms", self.ocr.reaper_poll_ms),
+            ("ocr.restart_window_secs", self.ocr.restart_window_secs),
+            ("redis.pool_size", self.redis.pool_size.into()),
+            ("redis.timeout_ms", self.redis.timeout_ms),
+            ("redis.lease_ttl_ms", self.redis.lease_ttl_ms),
+            ("outbox.poll_ms", o.poll_ms),
+            ("outbox.timeout_secs", o.timeout_secs),
+            ("outbox.attempts", o.attempts.into()),
+            ("outbox.max_rounds", o.max_rounds.into()),
+            ("outbox.breaker_failures", o.breaker_failures.into()),
+            ("outbox.callback_window_secs", o.callback_window_secs),
+            ("outbox.webhook_timeout_secs", o.webhook_timeout_secs),
+            (
+                "outbox.webhook_concurrency_per_endpoint",
+                o.webhook_concurrency_per_endpoint.into(),
+            ),
+            (
+                "outbox.webhook_max_in_flight",
+                o.webhook_max_in_flight.into(),
+            ),
+            (
+                "outbox.webhook_breaker_failures",
+                o.webhook_breaker_failures.into(),
+            ),
+            (
+                "outbox.webhook_resolve_timeout_ms",
+                o.webhook_resolve_timeout_ms,
+            ),
+            ("workflow.review_sla_hours", w.review_sla_hours),
+            ("workflow.poll_ms", w.poll_ms),
+            ("workflow.actor_idle_secs", w.actor_idle_secs),
+        ];
+        if self.metrics.emf_enabled {
+            all.push(("metrics.emf_interval_secs", self.metrics.emf_interval_secs));
+        }
+        all
+    }
+
     /// Semantic checks that types alone cannot express.
     pub fn validate(&self) -> Vec<String> {
-        let mut p = Vec::new();
+        let mut p: Vec<String> = self
+            .counts()
+            .into_iter()
+            .filter(|(_, value)| *value == 0)
+            .map(|(key, _)| format!("{key}: must be greater than 0"))
+            .collect();
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",
@@ -39,9 +132,6 @@ impl Settings {
         if self.auth.audience.trim().is_empty() {
             p.push("auth.audience: must not be empty".into());
         }
-        if self.auth.max_token_lifetime_secs == 0 {
-            p.push("auth.max_token_lifetime_secs: must be greater than 0".into());
-        }
         if let Some(path) = &self.auth.jwt_public_key_file
             && !path.exists()
         {
@@ -58,62 +148,12 @@ impl Settings {
             }
         }
         let l = &self.limits;
-        let positive: [(&str, u64); 10] = [
-            ("limits.upload_timeout_secs", l.upload_timeout_secs),
-            ("limits.max_file_bytes", l.max_file_bytes),
-            ("limits.max_json_bytes", l.max_json_bytes),
-            ("limits.max_image_side", l.max_image_side.into()),
-            ("limits.max_image_pixels", l.max_image_pixels),
-            (
-                "limits.uploads_per_user_per_minute",
-                l.uploads_per_user_per_minute.into(),
-            ),
-            (
-                "limits.uploads_per_ip_per_minute",
-                l.uploads_per_ip_per_minute.into(),
-            ),
-            (
-                "limits.requests_per_user_per_minute",
-                l.requests_per_user_per_minute.into(),
-            ),
-            (
-                "limits.auth_failures_per_ip_per_minute",
-                l.auth_failures_per_ip_per_minute.into(),
-            ),
-            ("limits.max_page_size", l.max_page_size.into()),
-        ];
-        for (key, value) in positive {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
-            }
-        }
-        for (key, value) in [
-            ("limits.max_concurrent_uploads", l.max_concurrent_uploads),
-            (
-                "limits.max_active_verifications_per_user",
-                l.max_active_verifications_per_user,
-            ),
-        ] {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
-            }
-        }
         for proxy in &l.trusted_proxies {
             let net = proxy.parse::<ipnet::IpNet>().is_ok();
             if !net && proxy.parse::<std::net::IpAddr>().is_err() {
                 p.push(format!(
                     "limits.trusted_proxies: `{proxy}` is not an address or CIDR (e.g. 10.0.0.0/8)"
                 ));
-            }
-        }
-        let h = &self.http;
-        for (key, value) in [
-            ("http.header_read_timeout_secs", h.header_read_timeout_secs),
-            ("http.idle_timeout_secs", h.idle_timeout_secs),
-            ("http.body_read_timeout_secs", h.body_read_timeout_secs),
-        ] {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
             }
         }
         let m = &self.metrics;
@@ -131,32 +171,9 @@ impl Settings {
         if l.max_request_bytes < l.max_file_bytes {
             p.push("limits.max_request_bytes: must be at least limits.max_file_bytes".into());
         }
-        if self.documents.actor_idle_secs == 0 {
-            p.push("documents.actor_idle_secs: must be greater than 0".into());
-        }
-        if self.documents.actor_call_timeout_ms == 0 {
-            p.push("documents.actor_call_timeout_ms: must be greater than 0".into());
-        }
         for device in &self.ocr.devices {
             if crate::gpu::parse_device(device).is_err() {
                 p.push(format!("ocr.devices: `{device}` is not available in this build (cpu; cuda:N with --features cuda)"));
-            }
-        }
-        if self.ocr.batch_lines == 0 {
-            p.push("ocr.batch_lines: must be greater than 0".into());
-        }
-        for (key, value) in [
-            ("ocr.poll_ms", self.ocr.poll_ms),
-            ("ocr.job_deadline_secs", self.ocr.job_deadline_secs),
-            ("ocr.max_attempts", self.ocr.max_attempts.into()),
-            ("ocr.reaper_poll_ms", self.ocr.reaper_poll_ms),
-            ("ocr.restart_window_secs", self.ocr.restart_window_secs),
-            ("redis.pool_size", self.redis.pool_size.into()),
-            ("redis.timeout_ms", self.redis.timeout_ms),
-            ("redis.lease_ttl_ms", self.redis.lease_ttl_ms),
-        ] {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
             }
         }
         if let Some(url) = &self.redis_url {
@@ -180,39 +197,6 @@ impl Settings {
                 Some(_) => {}
             }
         }
-        let o = &self.outbox;
-        for (key, value) in [
-            ("outbox.poll_ms", o.poll_ms),
-            ("outbox.timeout_secs", o.timeout_secs),
-            ("outbox.attempts", o.attempts.into()),
-            ("outbox.max_rounds", o.max_rounds.into()),
-            ("outbox.breaker_failures", o.breaker_failures.into()),
-            ("outbox.callback_window_secs", o.callback_window_secs),
-            ("outbox.webhook_timeout_secs", o.webhook_timeout_secs),
-            (
-                "outbox.webhook_concurrency_per_endpoint",
-                o.webhook_concurrency_per_endpoint.into(),
-            ),
-            (
-                "outbox.webhook_max_in_flight",
-                o.webhook_max_in_flight.into(),
-            ),
-            (
-                "outbox.webhook_breaker_failures",
-                o.webhook_breaker_failures.into(),
-            ),
-            (
-                "outbox.webhook_resolve_timeout_ms",
-                o.webhook_resolve_timeout_ms,
-            ),
-        ] {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
-            }
-        }
-        if self.metrics.emf_enabled && self.metrics.emf_interval_secs == 0 {
-            p.push("metrics.emf_interval_secs: must be greater than 0".into());
-        }
         let w = &self.workflow;
         if !(1..=crate::kyc::workflow::CURRENT_VERSION).contains(&w.version) {
             p.push(format!(
@@ -225,15 +209,6 @@ impl Settings {
                 "workflow.approve_at / reject_below: need 0 <= reject_below <= approve_at <= 100"
                     .into(),
             );
-        }
-        for (key, value) in [
-            ("workflow.review_sla_hours", w.review_sla_hours),
-            ("workflow.poll_ms", w.poll_ms),
-            ("workflow.actor_idle_secs", w.actor_idle_secs),
-        ] {
-            if value == 0 {
-                p.push(format!("{key}: must be greater than 0"));
-            }
         }
         if !self.node.name.contains('@') {
             p.push(format!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use filot::{
     buli2::{
         signature::sign,
-        sim::{self, Deliveries, Sim, SimConfig},
+        sim::{self, Sim, SimConfig},
     },
     config::Settings,
     http::auth::Role,
@@ -55,17 +55,6 @@ async fn with_buli2(callbacks: bool, tune: impl FnOnce(&mut Settings)) -> (TestA
     (app, sim)
 }
 
-async fn deliveries(app: &TestApp, sim: &Sim) -> Deliveries {
-    app.client
-        .get(format!("{}/sim/deliveries", sim.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 async fn fault(app: &TestApp, sim: &Sim, body: Value) {
     let r = app
         .client
@@ -75,23 +64,6 @@ async fn fault(app: &TestApp, sim: &Sim, body: Value) {
         .await
         .unwrap();
     assert_eq!(r.status(), 204);
-}
-
-/// An auto-approved verification of a fresh KTP (the OCR result is given).
-async fn decided(app: &TestApp) -> String {
-    let alice = app.token("alice", Role::User);
-    let ktp = app.upload_id(&alice, "KTP", "ktp_003.jpg").await;
-    app.extract(
-        &ktp,
-        &[
-            ("nik", "3275024612894728"),
-            ("name", "KARTIKA SUSANTO"),
-            ("birth_date", "1989-12-06"),
-        ],
-        &[],
-    )
-    .await;
-    app.start_verification(&alice, &ktp, None).await
 }
 
 async fn delivery_state(app: &TestApp, id: &str, want: &str, secs: u64) -> Value {
@@ -113,13 +85,13 @@ async fn outbox_row(app: &TestApp, vid: &str) -> outbox::OutboxRow {
 #[tokio::test]
 async fn a_decision_reaches_buli2_signed_once_and_is_acknowledged() {
     let (app, sim) = with_buli2(true, |_| {}).await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     let v = delivery_state(&app, &vid, "acknowledged", 20).await;
     assert_eq!(v["state"], "auto_approved");
 
     let row = outbox_row(&app, &vid).await;
     assert_eq!(row.state, outbox::OutboxState::Sent);
-    let got = deliveries(&app, &sim).await;
+    let got = sim.deliveries().await.unwrap();
     assert_eq!(got.bad_signatures, 0, "FiLot's signature verified");
     let rec = &got.by_key[&row.id];
     assert_eq!(rec.count, 1, "Idempotency-Key = outbox row id, sent once");
@@ -148,7 +120,7 @@ async fn buli2_down_opens_the_breaker_then_every_decision_arrives_once() {
     fault(&app, &sim, json!({ "mode": "error", "seconds": 3 })).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(decided(&app).await);
+        ids.push(app.approved_case(&app.token("alice", Role::User)).await);
     }
     // BULI2 being down blocks nothing: uploads and queries keep answering.
     let alice = app.token("alice", Role::User);
@@ -161,7 +133,7 @@ async fn buli2_down_opens_the_breaker_then_every_decision_arrives_once() {
     assert!(started.elapsed() < Duration::from_secs(2));
 
     tokio::time::sleep(Duration::from_millis(2_600)).await;
-    let during = deliveries(&app, &sim).await.requests;
+    let during = sim.deliveries().await.unwrap().requests;
     // Without the breaker: 4 rows × 3 attempts per round, a round every ~200–400 ms, for
     // 2.6 s is well over 50 calls. With it: 5 failures open it, then one probe per 500 ms.
     assert!(
@@ -172,7 +144,7 @@ async fn buli2_down_opens_the_breaker_then_every_decision_arrives_once() {
     for id in &ids {
         delivery_state(&app, id, "sent", 30).await;
     }
-    let got = deliveries(&app, &sim).await;
+    let got = sim.deliveries().await.unwrap();
     for id in &ids {
         let row = outbox_row(&app, id).await;
         assert_eq!(row.state, outbox::OutboxState::Sent);
@@ -185,7 +157,7 @@ async fn buli2_down_opens_the_breaker_then_every_decision_arrives_once() {
 async fn a_refusal_is_dead_lettered_at_once_and_an_admin_retry_delivers_it() {
     let (app, sim) = with_buli2(false, |_| {}).await;
     fault(&app, &sim, json!({ "mode": "reject", "requests": 1 })).await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     delivery_state(&app, &vid, "dead_lettered", 20).await;
     let row = outbox_row(&app, &vid).await;
     assert_eq!(row.state, outbox::OutboxState::Dead);
@@ -236,7 +208,7 @@ async fn failing_rounds_are_rescheduled_then_dead_lettered() {
     })
     .await;
     fault(&app, &sim, json!({ "mode": "error", "requests": 1_000 })).await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     delivery_state(&app, &vid, "dead_lettered", 20).await;
     let row = outbox_row(&app, &vid).await;
     assert_eq!((row.rounds, row.attempts), (2, 6), "2 rounds of 3 attempts");
@@ -252,10 +224,10 @@ async fn a_slow_answer_is_resent_with_the_same_key_and_processed_once() {
         json!({ "mode": "slow", "requests": 1, "delay_ms": 1_500 }),
     )
     .await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     delivery_state(&app, &vid, "sent", 20).await;
     let row = outbox_row(&app, &vid).await;
-    let got = deliveries(&app, &sim).await;
+    let got = sim.deliveries().await.unwrap();
     assert_eq!(got.by_key.len(), 1);
     assert_eq!(
         got.by_key[&row.id].count, 2,
@@ -307,7 +279,7 @@ async fn signed(app: &TestApp, body: &Value) -> reqwest::Response {
 #[tokio::test]
 async fn callbacks_are_verified_and_a_replay_has_no_second_effect() {
     let (app, _sim) = with_buli2(false, |_| {}).await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     delivery_state(&app, &vid, "sent", 20).await;
     let rita = app.token("rita", Role::Reviewer);
     let path = format!("/v1/verifications/{vid}/events");
@@ -389,7 +361,7 @@ async fn callbacks_are_verified_and_a_replay_has_no_second_effect() {
 async fn dropped_connections_are_retried_within_the_round() {
     let (app, sim) = with_buli2(false, |_| {}).await;
     fault(&app, &sim, json!({ "mode": "drop", "requests": 2 })).await;
-    let vid = decided(&app).await;
+    let vid = app.approved_case(&app.token("alice", Role::User)).await;
     delivery_state(&app, &vid, "sent", 20).await;
     let row = outbox_row(&app, &vid).await;
     assert_eq!(
@@ -397,7 +369,7 @@ async fn dropped_connections_are_retried_within_the_round() {
         (0, 3),
         "two drops, then delivered"
     );
-    assert_eq!(deliveries(&app, &sim).await.by_key[&row.id].count, 1);
+    assert_eq!(sim.deliveries().await.unwrap().by_key[&row.id].count, 1);
 }
 
 #[tokio::test]
@@ -410,7 +382,7 @@ async fn throttling_and_request_timeouts_are_retried_not_dead_lettered() {
             json!({ "mode": "status", "status": status, "requests": 2 }),
         )
         .await;
-        let vid = decided(&app).await;
+        let vid = app.approved_case(&app.token("alice", Role::User)).await;
         delivery_state(&app, &vid, "sent", 20).await;
         let row = outbox_row(&app, &vid).await;
         assert_eq!(

@@ -106,15 +106,7 @@ async fn readiness_reports_a_database_outage_with_503() {
 #[tokio::test]
 async fn swagger_ui_and_spec_are_served() {
     let app = spawn_app().await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/v1/documents",
@@ -135,15 +127,7 @@ async fn swagger_ui_and_spec_are_served() {
 #[tokio::test]
 async fn the_spec_says_what_the_service_enforces() {
     let app = spawn_app().await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     let params = spec["paths"]["/v1/reviews"]["get"]["parameters"]
         .as_array()
         .unwrap();

@@ -27,21 +27,6 @@ async fn in_review(app: &TestApp, owner: &str) -> String {
     id
 }
 
-async fn signal(
-    app: &TestApp,
-    token: &str,
-    id: &str,
-    kind: &str,
-    body: Value,
-) -> reqwest::Response {
-    app.post_json(
-        token,
-        &format!("/v1/verifications/{id}/signals/{kind}"),
-        &body,
-    )
-    .await
-}
-
 fn decision(signal_id: &str, corrected: Value) -> Value {
     json!({
         "signal_id": signal_id,
@@ -57,34 +42,24 @@ async fn nobody_decides_confirms_or_cancels_their_own_case() {
     // Rita is a reviewer, and also applied for a loan under the same subject.
     let id = in_review(&app, "rita").await;
     let rita = app.token("rita", Role::Reviewer);
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s1", json!({})),
-    )
-    .await;
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s1", json!({})))
+        .await;
     assert_error(resp, 403, "self_review_forbidden").await;
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "cancel-review",
-        json!({ "signal_id": "c1", "reason": "mine" }),
-    )
-    .await;
+    let resp = app
+        .signal(
+            &rita,
+            &id,
+            "cancel-review",
+            json!({ "signal_id": "c1", "reason": "mine" }),
+        )
+        .await;
     assert_error(resp, 403, "self_review_forbidden").await;
     // Someone else may.
     let sam = app.token("sam", Role::Reviewer);
-    let resp = signal(
-        &app,
-        &sam,
-        &id,
-        "review-decision",
-        decision("s2", json!({})),
-    )
-    .await;
+    let resp = app
+        .signal(&sam, &id, "review-decision", decision("s2", json!({})))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["state"],
@@ -100,14 +75,9 @@ async fn an_identity_correction_waits_for_a_second_reviewer() {
     let sam = app.token("sam", Role::Reviewer);
     let corrected = json!({ "nik": "3275024612894729" });
 
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s1", corrected),
-    )
-    .await;
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s1", corrected))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.json::<Value>().await.unwrap()["state"],
@@ -133,10 +103,14 @@ async fn an_identity_correction_waits_for_a_second_reviewer() {
 
     // The first reviewer cannot confirm their own proposal.
     let second = |signal_id: &str, verdict: &str| json!({ "signal_id": signal_id, "decision": verdict, "reason": "compared with the card" });
-    let resp = signal(&app, &rita, &id, "second-review", second("r1", "confirm")).await;
+    let resp = app
+        .signal(&rita, &id, "second-review", second("r1", "confirm"))
+        .await;
     assert_error(resp, 403, "four_eyes_required").await;
     // Another reviewer rejects it: back to review, corrections discarded, both audited.
-    let resp = signal(&app, &sam, &id, "second-review", second("r2", "reject")).await;
+    let resp = app
+        .signal(&sam, &id, "second-review", second("r2", "reject"))
+        .await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["state"],
         "pending_manual_review"
@@ -152,18 +126,22 @@ async fn an_identity_correction_waits_for_a_second_reviewer() {
 
     // Proposed again, confirmed by someone else: the first decision applies.
     let again = decision("s3", json!({ "name": "KARTIKA SUSANTI" }));
-    let resp = signal(&app, &rita, &id, "review-decision", again).await;
+    let resp = app.signal(&rita, &id, "review-decision", again).await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["state"],
         "awaiting_second_review"
     );
-    let resp = signal(&app, &sam, &id, "second-review", second("r3", "confirm")).await;
+    let resp = app
+        .signal(&sam, &id, "second-review", second("r3", "confirm"))
+        .await;
     assert_eq!(resp.status(), 200);
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["state"], "manually_approved");
     assert_eq!(answer["signal"], "second-review");
     // The same signal again answers the same.
-    let resp = signal(&app, &sam, &id, "second-review", second("r3", "confirm")).await;
+    let resp = app
+        .signal(&sam, &id, "second-review", second("r3", "confirm"))
+        .await;
     assert_eq!(resp.json::<Value>().await.unwrap(), answer);
     let v: Value = app
         .get(&sam, &format!("/v1/verifications/{id}"))
@@ -199,62 +177,38 @@ async fn an_identity_correction_waits_for_a_second_reviewer() {
 
 #[tokio::test]
 async fn the_two_person_rule_follows_the_setting_and_the_case_version() {
-    // `always`: even a decision without corrections waits.
-    let app = spawn_app_with(|s| s.workflow.four_eyes = FourEyes::Always).await;
-    let id = in_review(&app, "alice").await;
-    let rita = app.token("rita", Role::Reviewer);
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s", json!({})),
-    )
-    .await;
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["state"],
-        "awaiting_second_review"
-    );
-
-    // Cases started on v2 finish on v2: no second review, whatever the rule.
-    let app = spawn_app_with(|s| {
-        s.workflow.version = 2;
-        s.workflow.four_eyes = FourEyes::Always;
-    })
-    .await;
-    let id = in_review(&app, "alice").await;
-    let rita = app.token("rita", Role::Reviewer);
-    let corrected = json!({ "nik": "3275024612894729" });
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s", corrected),
-    )
-    .await;
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["state"],
-        "manually_approved"
-    );
-
-    // `off`: an identity correction applies at once.
-    let app = spawn_app_with(|s| s.workflow.four_eyes = FourEyes::Off).await;
-    let id = in_review(&app, "alice").await;
-    let rita = app.token("rita", Role::Reviewer);
-    let corrected = json!({ "birth_date": "1989-12-07" });
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s", corrected),
-    )
-    .await;
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["state"],
-        "manually_approved"
-    );
+    let cases = [
+        // `always`: even a decision without corrections waits.
+        (3, FourEyes::Always, json!({}), "awaiting_second_review"),
+        // Cases started on v2 finish on v2: no second review, whatever the rule.
+        (
+            2,
+            FourEyes::Always,
+            json!({ "nik": "3275024612894729" }),
+            "manually_approved",
+        ),
+        // `off`: an identity correction applies at once.
+        (
+            3,
+            FourEyes::Off,
+            json!({ "birth_date": "1989-12-07" }),
+            "manually_approved",
+        ),
+    ];
+    for (version, rule, corrected, want) in cases {
+        let app = spawn_app_with(|s| {
+            s.workflow.version = version;
+            s.workflow.four_eyes = rule;
+        })
+        .await;
+        let id = in_review(&app, "alice").await;
+        let rita = app.token("rita", Role::Reviewer);
+        let resp = app
+            .signal(&rita, &id, "review-decision", decision("s", corrected))
+            .await;
+        let state = resp.json::<Value>().await.unwrap()["state"].clone();
+        assert_eq!(state, want, "v{version} under {rule:?}");
+    }
 }
 
 #[tokio::test]
@@ -263,14 +217,9 @@ async fn the_review_sla_covers_a_case_awaiting_its_second_review() {
     let id = in_review(&app, "alice").await;
     let rita = app.token("rita", Role::Reviewer);
     let corrected = json!({ "nik": "3275024612894729" });
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s", corrected),
-    )
-    .await;
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s", corrected))
+        .await;
     assert_eq!(
         resp.json::<Value>().await.unwrap()["state"],
         "awaiting_second_review"
@@ -311,14 +260,9 @@ async fn owners_see_the_state_and_outcome_never_the_score() {
     assert_eq!(full["reasons"], json!(["nik_gender_mismatch"]));
     assert!(full["score"].is_number());
 
-    let resp = signal(
-        &app,
-        &rita,
-        &id,
-        "review-decision",
-        decision("s", json!({})),
-    )
-    .await;
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s", json!({})))
+        .await;
     assert_eq!(resp.status(), 200);
     let mine: Value = app.get(&alice, &path).await.json().await.unwrap();
     assert_eq!(mine["state"], "manually_approved");

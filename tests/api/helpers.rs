@@ -210,6 +210,45 @@ impl TestApp {
             .expect("document failed");
     }
 
+    /// A KTP of the token's owner, read as a clean card, and a verification of it (which is
+    /// auto-approved); the verification's id.
+    pub async fn approved_case(&self, token: &str) -> String {
+        let ktp = self.upload_id(token, "KTP", "ktp_003.jpg").await;
+        self.extract(
+            &ktp,
+            &[
+                ("nik", "3275024612894728"),
+                ("name", "KARTIKA SUSANTO"),
+                ("birth_date", "1989-12-06"),
+            ],
+            &[],
+        )
+        .await;
+        self.start_verification(token, &ktp, None).await
+    }
+
+    /// POSTs a signal (`review-decision`, `second-review`, `cancel-review`) to a verification.
+    pub async fn signal(
+        &self,
+        token: &str,
+        id: &str,
+        kind: &str,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        self.post_json(
+            token,
+            &format!("/v1/verifications/{id}/signals/{kind}"),
+            &body,
+        )
+        .await
+    }
+
+    /// The served OpenAPI document.
+    pub async fn spec(&self) -> serde_json::Value {
+        let resp = self.client.get(self.url("/openapi.json")).send().await;
+        resp.expect("request sent").json().await.expect("JSON spec")
+    }
+
     pub async fn post_json(
         &self,
         token: &str,

@@ -103,15 +103,7 @@ async fn http_labels_stay_a_fixed_set_whatever_clients_send() {
             .unwrap();
     }
     let text = app.metrics_text().await;
-    let spec: serde_json::Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     let mut routes: Vec<String> = spec["paths"].as_object().unwrap().keys().cloned().collect();
     routes.extend(
         [

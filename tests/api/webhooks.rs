@@ -228,22 +228,6 @@ async fn webhook_urls_into_private_networks_are_refused_in_every_spelling() {
     .await;
 }
 
-/// A KTP of `token`'s owner, read as a clean card, and a verification of it (auto-approved).
-async fn approved_case(app: &TestApp, token: &str) -> String {
-    let ktp = app.upload_id(token, "KTP", "ktp_003.jpg").await;
-    app.extract(
-        &ktp,
-        &[
-            ("nik", "3275024612894728"),
-            ("name", "KARTIKA SUSANTO"),
-            ("birth_date", "1989-12-06"),
-        ],
-        &[],
-    )
-    .await;
-    app.start_verification(token, &ktp, None).await
-}
-
 /// The webhook rows of a verification, once each has failed at least one round.
 async fn failed_webhook_rows(app: &TestApp, vid: &str) -> Vec<filot::store::outbox::OutboxRow> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -308,7 +292,7 @@ async fn every_delivery_checks_the_address_it_connects_to() {
         .await
         .unwrap();
 
-    let vid = approved_case(&app, &alice).await;
+    let vid = app.approved_case(&alice).await;
     let rows = failed_webhook_rows(&app, &vid).await;
     assert_eq!(rows.len(), 2, "one row per webhook");
     for row in rows {
@@ -355,7 +339,7 @@ async fn webhook_redirects_are_not_followed() {
             .status(),
         201
     );
-    let vid = approved_case(&app, &alice).await;
+    let vid = app.approved_case(&alice).await;
     let rows = failed_webhook_rows(&app, &vid).await;
     assert!(
         rows[0]
@@ -417,21 +401,13 @@ async fn hanging_webhooks_never_hold_back_buli2_decisions() {
     let mut cases = Vec::new();
     for _ in 0..5 {
         let bob = app.token(&format!("bob{}", cases.len()), Role::User);
-        cases.push(approved_case(&app, &bob).await);
+        cases.push(app.approved_case(&bob).await);
         // Alice's cases feed her three hanging webhooks.
-        cases.push(approved_case(&app, &alice).await);
+        cases.push(app.approved_case(&alice).await);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let got: filot::buli2::sim::Deliveries = app
-            .client
-            .get(format!("{}/sim/deliveries", sim.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let got = sim.deliveries().await.unwrap();
         if got.by_key.len() == cases.len() {
             break;
         }

@@ -81,21 +81,6 @@ async fn outbox(app: &TestApp, id: &str) -> usize {
         .len()
 }
 
-async fn signal(
-    app: &TestApp,
-    token: &str,
-    id: &str,
-    kind: &str,
-    body: Value,
-) -> reqwest::Response {
-    app.post_json(
-        token,
-        &format!("/v1/verifications/{id}/signals/{kind}"),
-        &body,
-    )
-    .await
-}
-
 #[tokio::test]
 async fn decisions_follow_the_score_and_the_blocking_issues() {
     let app = spawn_app_with(|_| {}).await;
@@ -222,7 +207,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
 
     let decision = json!({ "signal_id": "s-1", "decision": "approve", "reason": "photo checked" });
     // Eight clients send the same signal at once.
-    let sends = (0..8).map(|_| signal(&app, &rita, &id, "review-decision", decision.clone()));
+    let sends = (0..8).map(|_| app.signal(&rita, &id, "review-decision", decision.clone()));
     let mut answers: Vec<Value> = Vec::new();
     for r in futures_util::future::join_all(sends).await {
         assert_eq!(r.status(), 200);
@@ -232,7 +217,8 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     assert_eq!(answers[0]["state"], "manually_approved");
     let after_first = events(&app, &rita, &id).await.len();
     // And once more, later: same answer, nothing new in the log.
-    let again: Value = signal(&app, &rita, &id, "review-decision", decision.clone())
+    let again: Value = app
+        .signal(&rita, &id, "review-decision", decision.clone())
         .await
         .json()
         .await
@@ -247,7 +233,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     // The same id with another request is refused.
     let other = json!({ "signal_id": "s-1", "decision": "reject", "reason": "photo checked" });
     assert_error(
-        signal(&app, &rita, &id, "review-decision", other).await,
+        app.signal(&rita, &id, "review-decision", other).await,
         409,
         "signal_id_reused",
     )
@@ -255,7 +241,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     // Signals that don't fit the state: 409 with the current state; nothing changes.
     let late = json!({ "signal_id": "s-2", "decision": "reject", "reason": "second opinion" });
     let body = assert_error(
-        signal(&app, &rita, &id, "review-decision", late).await,
+        app.signal(&rita, &id, "review-decision", late).await,
         409,
         "verification_state_conflict",
     )
@@ -263,7 +249,7 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     assert_eq!(body["state"], "manually_approved");
     let cancel = json!({ "signal_id": "s-3", "reason": "too late" });
     let body = assert_error(
-        signal(&app, &rita, &id, "cancel-review", cancel).await,
+        app.signal(&rita, &id, "cancel-review", cancel).await,
         409,
         "verification_state_conflict",
     )
@@ -277,21 +263,21 @@ async fn a_signal_applies_once_and_every_sender_gets_the_same_answer() {
     assert_eq!(settled(&app, &auto).await["state"], "auto_approved");
     let d = json!({ "signal_id": "s-4", "decision": "reject", "reason": "x" });
     let body = assert_error(
-        signal(&app, &rita, &auto, "review-decision", d.clone()).await,
+        app.signal(&rita, &auto, "review-decision", d.clone()).await,
         409,
         "verification_state_conflict",
     )
     .await;
     assert_eq!(body["state"], "auto_approved");
     assert_error(
-        signal(&app, &alice, &auto, "review-decision", d).await,
+        app.signal(&alice, &auto, "review-decision", d).await,
         403,
         "forbidden",
     )
     .await;
     let bad = json!({ "signal_id": "", "decision": "approve", "reason": "x" });
     assert_error(
-        signal(&app, &rita, &id, "review-decision", bad).await,
+        app.signal(&rita, &id, "review-decision", bad).await,
         422,
         "validation_failed",
     )
@@ -310,7 +296,7 @@ async fn corrections_are_kept_beside_the_ocr_values_and_audited() {
     let bad = json!({ "signal_id": "c-0", "decision": "approve", "reason": "x",
                       "corrected_fields": { "nik": "12" } });
     assert_error(
-        signal(&app, &rita, &id, "review-decision", bad).await,
+        app.signal(&rita, &id, "review-decision", bad).await,
         422,
         "validation_failed",
     )
@@ -318,7 +304,7 @@ async fn corrections_are_kept_beside_the_ocr_values_and_audited() {
 
     let body = json!({ "signal_id": "c-1", "decision": "approve", "reason": "NIK misread",
                        "corrected_fields": { "nik": "3275024612894729", "birth_date": "1989-12-07" } });
-    let r = signal(&app, &rita, &id, "review-decision", body).await;
+    let r = app.signal(&rita, &id, "review-decision", body).await;
     assert_eq!(r.status(), 200);
 
     let seen: Value = app
@@ -395,7 +381,7 @@ async fn a_storm_of_signals_and_nudges_leaves_one_decision_and_a_gap_free_log() 
                 vid,
                 filot::actors::verification::VerificationMsg::DocumentsSettled,
             );
-            signal(app, rita, id, kind, body).await.status().as_u16()
+            app.signal(rita, id, kind, body).await.status().as_u16()
         }
     });
     let statuses = futures_util::future::join_all(sends).await;
@@ -422,14 +408,14 @@ async fn cancel_and_review_expiry_hold_across_a_restart() {
     let expiring = case(&app, &alice, &["nik_gender_mismatch"], false).await;
     settled(&app, &cancelled).await;
     settled(&app, &expiring).await;
-    let r = signal(
-        &app,
-        &rita,
-        &cancelled,
-        "cancel-review",
-        json!({ "signal_id": "k", "reason": "customer withdrew" }),
-    )
-    .await;
+    let r = app
+        .signal(
+            &rita,
+            &cancelled,
+            "cancel-review",
+            json!({ "signal_id": "k", "reason": "customer withdrew" }),
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["state"], "cancelled");
 
@@ -516,7 +502,7 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
         let body = json!({ "signal_id": format!("fix-{id}"), "decision": "approve", "reason": "NIK misread",
                            "corrected_fields": { "nik": "3275024612894729" } });
         assert_eq!(
-            signal(&app, &rita, id, "review-decision", body)
+            app.signal(&rita, id, "review-decision", body)
                 .await
                 .status(),
             200
@@ -524,7 +510,7 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
         if version == 3 {
             // v3: the identity correction waits for a second reviewer.
             let body = json!({ "signal_id": format!("ok-{id}"), "decision": "confirm", "reason": "checked" });
-            let r = signal(&app, &sam, id, "second-review", body).await;
+            let r = app.signal(&sam, id, "second-review", body).await;
             assert_eq!(
                 r.json::<Value>().await.unwrap()["state"],
                 "manually_approved"
@@ -559,15 +545,7 @@ async fn v1_instances_finish_on_the_v1_path_after_an_upgrade() {
 #[tokio::test]
 async fn swagger_documents_the_workflow_endpoints_with_schemas_and_examples() {
     let app = spawn_app_with(|_| {}).await;
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = app.spec().await;
     for path in [
         "/v1/verifications",
         "/v1/verifications/{id}",

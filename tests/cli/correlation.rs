@@ -103,14 +103,7 @@ async fn one_correlation_id_from_upload_to_buli2_across_restarts() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let got: filot::buli2::sim::Deliveries = client
-        .get(format!("{}/sim/deliveries", sim.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = sim.deliveries().await.unwrap();
     let log3 = third.terminate();
 
     let delivered = got.by_key.values().next().expect("one delivery");

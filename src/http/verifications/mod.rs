@@ -118,13 +118,24 @@ impl VerificationsApi {
         }))
     }
 
+    /// Checks a signal's id and reason, and hands it to the verification's actor.
     async fn signal(
         &self,
         subject: Subject,
         id: &str,
-        signal: Signal,
+        (signal_id, reason): (&str, &str),
+        request_hash: String,
+        kind: SignalKind,
     ) -> Result<Json<SignalAnswer>, ApiError> {
+        check_signal_id(signal_id)?;
+        check_reason(reason)?;
         let (vid, _) = self.visible(&subject, id).await?;
+        let signal = Signal {
+            signal_id: signal_id.to_string(),
+            actor: subject.id.clone(),
+            request_hash,
+            kind,
+        };
         let receipt = self
             .state
             .verifications
@@ -337,8 +348,6 @@ impl VerificationsApi {
         let subject = auth.0;
         subject.require(&[Role::Reviewer])?;
         let body = body.0;
-        check_signal_id(&body.signal_id)?;
-        check_reason(&body.reason)?;
         let corrected = body
             .corrected_fields
             .clone()
@@ -356,20 +365,17 @@ impl VerificationsApi {
             reason: &body.reason,
             corrected_fields: body.corrected_fields.is_some().then_some(&corrected),
         };
-        let signal = Signal {
-            signal_id: body.signal_id.to_string(),
-            actor: subject.id.clone(),
-            request_hash: request_hash("review-decision", &hashed),
-            kind: SignalKind::ReviewDecision {
-                decision: match body.decision {
-                    Decision::Approve => ReviewDecision::Approve,
-                    Decision::Reject => ReviewDecision::Reject,
-                },
-                reason: body.reason.to_string(),
-                corrected,
+        let hash = request_hash("review-decision", &hashed);
+        let kind = SignalKind::ReviewDecision {
+            decision: match body.decision {
+                Decision::Approve => ReviewDecision::Approve,
+                Decision::Reject => ReviewDecision::Reject,
             },
+            reason: body.reason.to_string(),
+            corrected,
         };
-        self.signal(subject, &id.0, signal).await
+        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        self.signal(subject, &id.0, texts, hash, kind).await
     }
 
     /// Signal: the second review of a proposed decision
@@ -394,21 +400,16 @@ impl VerificationsApi {
         let subject = auth.0;
         subject.require(&[Role::Reviewer])?;
         let body = body.0;
-        check_signal_id(&body.signal_id)?;
-        check_reason(&body.reason)?;
-        let signal = Signal {
-            signal_id: body.signal_id.to_string(),
-            actor: subject.id.clone(),
-            request_hash: request_hash("second-review", &body),
-            kind: SignalKind::SecondReview {
-                verdict: match body.decision {
-                    SecondDecision::Confirm => Verdict::Confirm,
-                    SecondDecision::Reject => Verdict::Reject,
-                },
-                reason: body.reason.to_string(),
+        let hash = request_hash("second-review", &body);
+        let kind = SignalKind::SecondReview {
+            verdict: match body.decision {
+                SecondDecision::Confirm => Verdict::Confirm,
+                SecondDecision::Reject => Verdict::Reject,
             },
+            reason: body.reason.to_string(),
         };
-        self.signal(subject, &id.0, signal).await
+        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        self.signal(subject, &id.0, texts, hash, kind).await
     }
 
     /// Signal: cancel a verification
@@ -430,16 +431,11 @@ impl VerificationsApi {
         let subject = auth.0;
         subject.require(&[Role::Reviewer, Role::Admin])?;
         let body = body.0;
-        check_signal_id(&body.signal_id)?;
-        check_reason(&body.reason)?;
-        let signal = Signal {
-            signal_id: body.signal_id.to_string(),
-            actor: subject.id.clone(),
-            request_hash: request_hash("cancel-review", &body),
-            kind: SignalKind::Cancel {
-                reason: body.reason.to_string(),
-            },
+        let hash = request_hash("cancel-review", &body);
+        let kind = SignalKind::Cancel {
+            reason: body.reason.to_string(),
         };
-        self.signal(subject, &id.0, signal).await
+        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        self.signal(subject, &id.0, texts, hash, kind).await
     }
 }
