@@ -225,3 +225,36 @@ async fn an_optional_storage_quota_per_user() {
         "the refused upload left nothing behind: {listed}"
     );
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_hop() {
+    let app = spawn_app_with(|s| {
+        s.limits.uploads_per_ip_per_minute = 1;
+        // The tests connect from loopback: it plays the reverse proxy.
+        s.limits.trusted_proxies = vec!["127.0.0.0/8".into()];
+    })
+    .await;
+    let alice = app.token("alice", Role::User);
+    let upload = |forwarded: &'static str| {
+        let form = reqwest::multipart::Form::new().text("type", "KTP").part(
+            "file",
+            reqwest::multipart::Part::bytes(fixture("ktp_003.jpg")).file_name("k.jpg"),
+        );
+        app.client
+            .post(app.url("/v1/documents"))
+            .bearer_auth(&alice)
+            .header("X-Forwarded-For", forwarded)
+            .multipart(form)
+            .send()
+    };
+    assert_eq!(upload("6.6.6.6, 198.51.100.9").await.unwrap().status(), 202);
+    // A different spoofed left-most hop does not make a new client.
+    let resp = upload("7.7.7.7, 198.51.100.9").await.unwrap();
+    assert_error(resp, 429, "rate_limited").await;
+    // Another client behind the same proxy has its own limit.
+    assert_eq!(upload("198.51.100.10").await.unwrap().status(), 202);
+    // IPv6 clients are one client per /64.
+    assert_eq!(upload("2001:db8:1:2::1").await.unwrap().status(), 202);
+    let resp = upload("2001:db8:1:2:ffff::9").await.unwrap();
+    assert_error(resp, 429, "rate_limited").await;
+}
