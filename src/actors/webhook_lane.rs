@@ -4,7 +4,8 @@
 //! deliveries. Every `poll` the lane lists due webhook rows and starts each one's round as a
 //! task of its own (the actor's mailbox never waits on the network), at most
 //! `per_endpoint` at once per webhook and `max_in_flight` in all; a row already in flight is
-//! not started twice. Rounds run through the webhook client (short timeout, its own breaker
+//! not started twice, and one verification's changes go to one webhook one round at a time,
+//! oldest first (a retry within a round comes before the next change). Rounds run through the webhook client (short timeout, its own breaker
 //! per endpoint, public addresses only) and hold the row's lease like decisions do, so rows
 //! stay exactly-once per key across nodes and survive restarts (the database is the queue).
 //! A round stopped by a shutdown leaves its row pending: it is sent again, same key.
@@ -32,10 +33,12 @@ use crate::{
 
 pub enum WebhookLaneMsg {
     Poll,
-    /// A round finished (whatever its outcome): the row and its endpoint are free again.
+    /// A round finished (whatever its outcome): the row, its endpoint and its stream are free
+    /// again.
     Done {
         row: String,
         endpoint: String,
+        verification: String,
     },
 }
 
@@ -55,6 +58,8 @@ pub struct WebhookLaneState {
     args: WebhookLaneArgs,
     in_flight: HashSet<String>,
     per_endpoint: HashMap<String, usize>,
+    /// `(webhook, verification)` pairs with a round in flight.
+    streams: HashSet<(String, String)>,
     tasks: JoinSet<()>,
 }
 
@@ -76,6 +81,7 @@ impl Actor for WebhookLane {
             args,
             in_flight: HashSet::new(),
             per_endpoint: HashMap::new(),
+            streams: HashSet::new(),
             tasks: JoinSet::new(),
         })
     }
@@ -96,8 +102,13 @@ impl Actor for WebhookLane {
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            WebhookLaneMsg::Done { row, endpoint } => {
+            WebhookLaneMsg::Done {
+                row,
+                endpoint,
+                verification,
+            } => {
                 state.in_flight.remove(&row);
+                state.streams.remove(&(endpoint.clone(), verification));
                 if let Some(n) = state.per_endpoint.get_mut(&endpoint) {
                     *n = n.saturating_sub(1);
                     if *n == 0 {
@@ -133,7 +144,12 @@ async fn dispatch(myself: &ActorRef<WebhookLaneMsg>, state: &mut WebhookLaneStat
         }
         let endpoint = row.target.clone().unwrap_or_default();
         let busy = state.per_endpoint.get(&endpoint).copied().unwrap_or(0);
-        if state.in_flight.contains(&row.id) || busy >= state.args.per_endpoint {
+        let stream = (endpoint.clone(), row.verification_id.clone());
+        // Rows come oldest first: a stream already busy keeps its later rows for later.
+        if state.in_flight.contains(&row.id)
+            || busy >= state.args.per_endpoint
+            || !state.streams.insert(stream)
+        {
             continue;
         }
         state.in_flight.insert(row.id.clone());
@@ -148,6 +164,7 @@ async fn dispatch(myself: &ActorRef<WebhookLaneMsg>, state: &mut WebhookLaneStat
                 let _ = me.cast(WebhookLaneMsg::Done {
                     row: row.id.clone(),
                     endpoint,
+                    verification: row.verification_id.clone(),
                 });
             }
             .instrument(span),
