@@ -20,6 +20,7 @@
 //! - [`telemetry`]: logging with personal data masked; correlation ids; metrics.
 //! - [`secrets`]: keys generated into the data directory for the zero-setup default.
 //! - [`clock`]: the service clock tests can move (review SLA timers).
+//! - `testing` (test builds only): failure points and fakes the tests arm.
 //!
 //! [`Application::build`] wires these together; [`Application::run_until_stopped`] serves
 //! until the shutdown future resolves, then drains requests and stops the tree.
@@ -36,20 +37,22 @@ pub mod secrets;
 pub mod store;
 pub mod supervision;
 pub mod telemetry;
+#[cfg(feature = "test-hooks")]
+pub mod testing;
+
+#[cfg(test)]
+mod layout;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorRef};
 
 use crate::{
-    actors::DocumentContext,
+    actors::{DocumentContext, Documents, Verifications, keyed::Slot},
     config::Settings,
     http::AppState,
     store::{Db, blobs::BlobStore},
-    supervision::{
-        Documents, Slot, Verifications,
-        root::{RootArgs, RootMsg, RootSupervisor},
-    },
+    supervision::root::{RootArgs, RootMsg, RootSupervisor},
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +139,7 @@ impl Application {
             Some(r) => store::leases::Leases::redis(r.clone(), &settings.node.name, lease_ttl),
             None => store::leases::Leases::local(&settings.node.name, lease_ttl),
         };
-        let pool_slot = supervision::PoolSlot::default();
+        let pool_slot = actors::PoolSlot::default();
         let ctx = Arc::new(DocumentContext::new(
             db.clone(),
             blobs.clone(),
@@ -182,7 +185,7 @@ impl Application {
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
             job_deadline: Duration::from_secs(settings.ocr.job_deadline_secs),
             max_attempts: settings.ocr.max_attempts,
-            image_limits: (&settings.limits).into(),
+            image_limits: settings.limits.image(),
         };
         let reaper = supervision::reaper::ReaperArgs {
             documents: documents.clone(),

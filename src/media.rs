@@ -54,18 +54,13 @@ pub struct ImageLimits {
     pub max_pixels: u64,
 }
 
-impl From<&crate::config::Limits> for ImageLimits {
-    fn from(l: &crate::config::Limits) -> Self {
-        Self {
-            max_side: l.max_image_side,
-            max_pixels: l.max_image_pixels,
-        }
-    }
-}
-
+/// The defaults of `limits.max_image_side` and `limits.max_image_pixels`.
 impl Default for ImageLimits {
     fn default() -> Self {
-        (&crate::config::Limits::default()).into()
+        Self {
+            max_side: 12_000,
+            max_pixels: 48_000_000,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use ractor_cluster::RactorMessage;
 
 use crate::{
+    actors::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
     kyc::DocumentId,
     store::{
         Db, StoreError,
@@ -19,7 +20,6 @@ use crate::{
             self, DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument,
         },
     },
-    supervision::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
 
 /// Why a document operation did not happen.
@@ -97,7 +97,7 @@ pub struct DocumentContext {
     pub panic_next_apply: std::sync::atomic::AtomicBool,
     /// Test-only: faults the OCR backend injects (hang, panic, slow, error on the N-th run).
     #[cfg(feature = "test-hooks")]
-    pub ocr_faults: Arc<crate::actors::ocr::OcrFaults>,
+    pub ocr_faults: Arc<crate::testing::OcrFaults>,
 }
 
 impl DocumentContext {

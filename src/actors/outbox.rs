@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
 use crate::{
+    actors::Verifications,
     actors::verification::{VerificationId, VerificationMsg},
     buli2::{
         breaker::BreakerState,
@@ -36,7 +37,6 @@ use crate::{
         leases::{self, LeaseKind, Leases},
         outbox::{self, Kind, OutboxResult, OutboxRow, OutboxState},
     },
-    supervision::Verifications,
     telemetry::{correlation::CorrelationId, metrics::names},
 };
 

@@ -10,10 +10,10 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::{
+    actors::Verifications,
     actors::verification::{VerificationId, VerificationMsg},
     clock::Clock,
     store::{Db, verifications},
-    supervision::Verifications,
 };
 
 /// Verifications and timers handled per poll (the rest wait for the next one).

@@ -187,38 +187,10 @@ impl reqwest::dns::Resolve for GlobalOnlyResolver {
 /// changes its answer between registration and delivery).
 async fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
     #[cfg(feature = "test-hooks")]
-    if let Some(ip) = testing::pinned(host) {
+    if let Some(ip) = crate::testing::pinned(host) {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
     Ok(tokio::net::lookup_host((host, port)).await?.collect())
-}
-
-/// Test builds only: answers for names, as a DNS server under an attacker's control would.
-#[cfg(feature = "test-hooks")]
-pub mod testing {
-    use std::{
-        collections::HashMap,
-        net::IpAddr,
-        sync::{LazyLock, Mutex},
-    };
-
-    static PINNED: LazyLock<Mutex<HashMap<String, IpAddr>>> = LazyLock::new(Default::default);
-
-    /// From now on `host` resolves to `ip`.
-    pub fn pin(host: &str, ip: IpAddr) {
-        PINNED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host.to_ascii_lowercase(), ip);
-    }
-
-    pub(super) fn pinned(host: &str) -> Option<IpAddr> {
-        PINNED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&host.trim_end_matches('.').to_ascii_lowercase())
-            .copied()
-    }
 }
 
 /// A delivery target that resolved to no permitted address.

@@ -368,8 +368,8 @@ impl Default for Limits {
             max_file_bytes: 2 * 1024 * 1024,
             max_request_bytes: 2 * 1024 * 1024 + 64 * 1024,
             max_json_bytes: 64 * 1024,
-            max_image_side: 12_000,
-            max_image_pixels: 48_000_000,
+            max_image_side: crate::media::ImageLimits::default().max_side,
+            max_image_pixels: crate::media::ImageLimits::default().max_pixels,
             uploads_per_user_per_minute: 30,
             uploads_per_ip_per_minute: 120,
             requests_per_user_per_minute: 1_200,
@@ -382,6 +382,16 @@ impl Default for Limits {
             storage_quota_bytes_per_user: 0,
             max_page_size: 100,
             idempotency_ttl_hours: 24,
+        }
+    }
+}
+
+impl Limits {
+    /// The image size limits, as the decoders take them.
+    pub fn image(&self) -> crate::media::ImageLimits {
+        crate::media::ImageLimits {
+            max_side: self.max_image_side,
+            max_pixels: self.max_image_pixels,
         }
     }
 }

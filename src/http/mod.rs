@@ -30,9 +30,9 @@ use poem::{
 use poem_openapi::{OpenApiService, Tags};
 
 use crate::{
+    actors::{Documents, Verifications},
     config::Settings,
     store::{Db, blobs::BlobStore},
-    supervision::{Documents, Verifications},
 };
 
 /// Everything a request handler may need, shared by all requests.
@@ -51,7 +51,7 @@ pub struct AppState {
     /// The shared Redis, when configured (readiness reports it).
     pub redis: Option<crate::store::redis::Redis>,
     /// This node's OCR pool while it runs (readiness reports it).
-    pub ocr_pool: crate::supervision::PoolSlot,
+    pub ocr_pool: crate::actors::PoolSlot,
     /// Uploads that may be received at once (`limits.max_concurrent_uploads`).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
 }

@@ -324,7 +324,7 @@ fn map_multer(e: multer::Error, limits: &Limits) -> ApiError {
 /// image of a PDF) before anything decodes it: `unsupported_media_type`, `invalid_image` or
 /// `image_too_large` (see `crate::media`).
 pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<MediaKind, ApiError> {
-    media::inspect(bytes, &limits.into()).map_err(|e| {
+    media::inspect(bytes, &limits.image()).map_err(|e| {
         let code = match &e {
             MediaError::Unsupported => return ApiError::UnsupportedMediaType(e.to_string()),
             e if e.is_too_large() => "image_too_large",

@@ -31,20 +31,12 @@ pub enum BlobError {
     Injected(&'static str),
 }
 
-/// Failure points a test can arm (only compiled with `test-hooks`).
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub struct BlobFaults {
-    pub fail_before_fsync: std::sync::atomic::AtomicBool,
-    pub fail_before_rename: std::sync::atomic::AtomicBool,
-}
-
 pub struct BlobStore {
     root: PathBuf,
     key: LessSafeKey,
     rng: SystemRandom,
     #[cfg(feature = "test-hooks")]
-    pub faults: BlobFaults,
+    pub faults: crate::testing::BlobFaults,
 }
 
 impl std::fmt::Debug for BlobStore {
@@ -68,7 +60,7 @@ impl BlobStore {
             key,
             rng: SystemRandom::new(),
             #[cfg(feature = "test-hooks")]
-            faults: BlobFaults::default(),
+            faults: Default::default(),
         })
     }
 

@@ -123,14 +123,7 @@ pub struct Db {
     backend: Backend,
     /// Failure points a test can arm (only compiled with `test-hooks`).
     #[cfg(feature = "test-hooks")]
-    pub faults: std::sync::Arc<StoreFaults>,
-}
-
-#[cfg(feature = "test-hooks")]
-#[derive(Debug, Default)]
-pub struct StoreFaults {
-    /// The next document insert fails just before its commit.
-    pub fail_next_insert: std::sync::atomic::AtomicBool,
+    pub faults: std::sync::Arc<crate::testing::StoreFaults>,
 }
 
 impl Db {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use super::{Documents, PoolSlot};
+use crate::actors::{Documents, PoolSlot};
 use crate::{
     actors::{
         DocumentError,

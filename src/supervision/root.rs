@@ -17,11 +17,12 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::time::Instant;
 
 use super::{
-    keyed::{Keyed, KeyedMsg, KeyedSupervisor, KeyedSupervisorArgs, Slot},
+    keyed::{KeyedSupervisor, KeyedSupervisorArgs},
     reaper::{Reaper, ReaperArgs, ReaperMsg},
 };
 use crate::actors::{
     document::{DocumentActor, DocumentContext},
+    keyed::{Keyed, KeyedMsg, Slot},
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
     outbox::{OutboxActor, OutboxArgs, OutboxMsg},
     verification::{VerificationActor, VerificationContext},

@@ -3,10 +3,10 @@
 //! or failed for good; a pool that keeps failing is left down without taking the node with it.
 
 use filot::{
-    actors::ocr::Fault,
     config::Settings,
     http::auth::Role,
     store::documents::{self, DocumentEvent},
+    testing::Fault,
 };
 
 use crate::helpers::{TestApp, spawn_app_with, wait_final};

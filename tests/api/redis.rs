@@ -104,7 +104,7 @@ async fn a_lease_is_renewed_while_a_long_run_works() {
     .await;
     // A's first run takes well over the lease's TTL.
     let faults = a.state.documents.context().ocr_faults.clone();
-    faults.on_call(1, filot::actors::ocr::Fault::Slow(3_000));
+    faults.on_call(1, filot::testing::Fault::Slow(3_000));
     let alice = a.token("alice", Role::User);
     let id = a.upload_ktp(&alice).await;
     let doc = wait_final(&a, &alice, &id).await;

@@ -213,7 +213,7 @@ async fn webhook_urls_into_private_networks_are_refused_in_every_spelling() {
         assert_error(resp, 422, "webhook_url_forbidden").await;
     }
     // A name that resolves into a private network is refused the same way.
-    filot::buli2::egress::testing::pin("intranet.filot.test", "10.1.2.3".parse().unwrap());
+    filot::testing::pin("intranet.filot.test", "10.1.2.3".parse().unwrap());
     let resp = register(&app, &alice, "https://intranet.filot.test/hook").await;
     assert_error(resp, 422, "webhook_url_forbidden").await;
     for url in ["ftp://example.com/", "nonsense"] {
@@ -273,11 +273,11 @@ async fn every_delivery_checks_the_address_it_connects_to() {
         .to_string();
     let alice = app.token("alice", Role::User);
     // A name that resolved to a public address at registration...
-    filot::buli2::egress::testing::pin("rebind.filot.test", "93.184.216.34".parse().unwrap());
+    filot::testing::pin("rebind.filot.test", "93.184.216.34".parse().unwrap());
     let hook_url = format!("http://rebind.filot.test:{port}/hook");
     assert_eq!(register(&app, &alice, &hook_url).await.status(), 201);
     // ...and to loopback since (DNS rebinding), where a listener waits.
-    filot::buli2::egress::testing::pin("rebind.filot.test", "127.0.0.1".parse().unwrap());
+    filot::testing::pin("rebind.filot.test", "127.0.0.1".parse().unwrap());
     // A row stored with a loopback name (as a registration before this check would have).
     let id = uuid::Uuid::now_v7().to_string();
     let hook = filot::store::webhooks::Webhook {

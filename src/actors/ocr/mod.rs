@@ -17,15 +17,11 @@
 //! decides (see `supervision::root`). When the lease service (Redis) is unavailable the pool
 //! takes no new work until it answers again.
 //!
-//! This file is the pool; `worker` is one worker's run (claim, read, record, or abandon), and
-//! `faults` the test-only fault injection.
+//! This file is the pool; `worker` is one worker's run (claim, read, record, or abandon).
+//! Test builds inject faults into runs through `crate::testing::OcrFaults`.
 
-#[cfg(feature = "test-hooks")]
-mod faults;
 mod worker;
 
-#[cfg(feature = "test-hooks")]
-pub use faults::{Fault, OcrFaults};
 use worker::ACTOR;
 pub use worker::{Abandon, OcrWorker, WorkerArgs, abandon};
 
@@ -41,6 +37,7 @@ use ractor_cluster::RactorMessage;
 use tokio::time::Instant;
 
 use crate::{
+    actors::Documents,
     gpu::{OcrEngine, OcrParams, batcher::RecBatcher},
     kyc::DocumentId,
     store::{
@@ -48,7 +45,6 @@ use crate::{
         documents,
         leases::{Lease, LeaseKind, Leases},
     },
-    supervision::Documents,
 };
 
 #[derive(RactorMessage)]

@@ -8,11 +8,12 @@ use std::{sync::Arc, time::Duration};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
 
-#[cfg(feature = "test-hooks")]
-use super::Fault;
 use super::{DeviceModels, ModelSlot, OcrPoolMsg, OcrWorkerMsg};
+#[cfg(feature = "test-hooks")]
+use crate::testing::Fault;
 use crate::{
     actors::DocumentError,
+    actors::Documents,
     gpu::{self, OcrPage, image_ops, report},
     kyc::{self, DocumentId},
     store::{
@@ -21,7 +22,6 @@ use crate::{
         leases::{self, Lease, Leases},
         now_millis,
     },
-    supervision::Documents,
     telemetry::metrics::names,
 };
 

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 pub use crate::kyc::VerificationId;
 use crate::{
+    actors::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
     clock::Clock,
     kyc::workflow::{
         Buli2Outcome, Event, Policy, Refused, ReviewDecision, State, Verdict, Verification,
@@ -28,7 +29,6 @@ use crate::{
     store::{
         Db, StoreError, blobs::BlobStore, leases::Leases, outbox::OutboxResult, verifications,
     },
-    supervision::keyed::{IdleTracker, Keyed, KeyedArgs, KeyedMsg, Rejection},
 };
 use inputs::{apply_signal, buli2_callback, documents_settled, outbox_result, timer_due};
 

@@ -1,6 +1,28 @@
-//! Test builds only: the OCR backend's fault injection.
+//! Test builds only (`test-hooks`): the failure points and fakes tests arm to drive FiLot into
+//! its error paths — OCR runs that hang, crash, slow down or fail; store and blob writes that
+//! fail at a chosen step; DNS answers that change between two lookups. Release builds never
+//! compile this module, and it depends on nothing else in the crate.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    sync::{LazyLock, Mutex, atomic::AtomicBool},
+    time::Duration,
+};
+
+/// Store failure points (the database).
+#[derive(Debug, Default)]
+pub struct StoreFaults {
+    /// The next document insert fails just before its commit.
+    pub fail_next_insert: AtomicBool,
+}
+
+/// Blob store failure points.
+#[derive(Debug, Default)]
+pub struct BlobFaults {
+    pub fail_before_fsync: AtomicBool,
+    pub fail_before_rename: AtomicBool,
+}
 
 /// Test builds only: faults the OCR backend injects on its N-th call (counted over the whole
 /// node, from 1), so tests can hang, slow down, fail or crash a worker on purpose.
@@ -40,7 +62,7 @@ impl OcrFaults {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    pub(super) fn next(&self, worker: usize) -> Option<Fault> {
+    pub(crate) fn next(&self, worker: usize) -> Option<Fault> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let planned = self.plan.lock().unwrap().remove(&n);
         planned.or_else(|| self.per_worker.lock().unwrap().get(&worker).copied())
@@ -52,7 +74,7 @@ impl OcrFaults {
             .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
-    pub(super) fn hang(&self) {
+    pub(crate) fn hang(&self) {
         // Bounded so a forgotten release cannot hang a test run for ever.
         for _ in 0..1_200 {
             if self.released.load(std::sync::atomic::Ordering::SeqCst) {
@@ -61,4 +83,23 @@ impl OcrFaults {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Answers for names, as a DNS server under an attacker's control would give them.
+static PINNED: LazyLock<Mutex<HashMap<String, IpAddr>>> = LazyLock::new(Default::default);
+
+/// From now on `host` resolves to `ip`.
+pub fn pin(host: &str, ip: IpAddr) {
+    PINNED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(host.to_ascii_lowercase(), ip);
+}
+
+pub(crate) fn pinned(host: &str) -> Option<IpAddr> {
+    PINNED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&host.trim_end_matches('.').to_ascii_lowercase())
+        .copied()
 }
