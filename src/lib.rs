@@ -8,6 +8,7 @@
 //! - [`config`]: the one `Settings` tree (defaults ← `cluster.toml` ← `FILOT_*` env).
 //! - [`kyc`]: pure domain types and rules (ids, document types); no I/O.
 //! - [`media`]: what an uploaded file is, its size limits, and bounded decoding; no I/O.
+//! - [`resilience`]: back-off, restart budgets, polling and outage logging, written once.
 //! - [`store`]: sqlx repositories over SQLite or Postgres; the encrypted blob store.
 //! - [`gpu`]: the OCR models (Burn), their pipeline and the report/bench tools around it.
 //! - [`buli2`]: outbound HTTP (BULI2's decisions, status webhooks, where a client-chosen URL
@@ -33,6 +34,7 @@ pub mod gpu;
 pub mod http;
 pub mod kyc;
 pub mod media;
+pub mod resilience;
 pub mod secrets;
 pub mod store;
 pub mod supervision;
@@ -171,7 +173,7 @@ impl Application {
             settings.actor_call_timeout(),
             verification_ctx.clone(),
         );
-        let restart_window = Duration::from_secs(settings.documents.restart_window_secs);
+        let restarts = settings.restarts();
         let ocr = actors::ocr::OcrPoolArgs {
             documents: documents.clone(),
             blobs: blobs.clone(),
@@ -179,8 +181,7 @@ impl Application {
             devices: settings.ocr.devices.clone(),
             params: settings.ocr.params.clone(),
             poll: Duration::from_millis(settings.ocr.poll_ms),
-            max_restarts: settings.ocr.max_restarts,
-            restart_window: Duration::from_secs(settings.ocr.restart_window_secs),
+            restarts: restarts.ocr,
             batch_lines: settings.ocr.batch_lines,
             batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
             job_deadline: Duration::from_secs(settings.ocr.job_deadline_secs),
@@ -249,10 +250,9 @@ impl Application {
             max_in_flight: o.webhook_max_in_flight as usize,
         };
         let args = RootArgs {
-            documents: (ctx.clone(), slot.clone()),
-            verifications: (verification_ctx, verification_slot),
-            max_restarts: settings.documents.max_restarts,
-            restart_window,
+            documents: (ctx.clone(), slot.clone(), restarts.document),
+            verifications: (verification_ctx, verification_slot, restarts.verification),
+            supervisors: restarts.supervisors,
             ocr: Some(ocr),
             driver: actors::workflow_driver::DriverArgs {
                 db: db.clone(),

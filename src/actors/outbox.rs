@@ -31,6 +31,7 @@ use crate::{
         client::{Buli2Client, RoundOutcome},
     },
     clock::Clock,
+    resilience::{Backoff, Outage, start_polling},
     store::{
         Db,
         blobs::BlobStore,
@@ -74,8 +75,8 @@ pub struct OutboxActor;
 
 impl Actor for OutboxActor {
     type Msg = OutboxMsg;
-    /// The arguments, and whether leases were unavailable at the last look (logged once).
-    type State = (OutboxArgs, LeaseOutage);
+    /// The arguments, and the lease service's outages (each logged once).
+    type State = (OutboxArgs, Outage);
     type Arguments = OutboxArgs;
 
     async fn pre_start(
@@ -83,9 +84,8 @@ impl Actor for OutboxActor {
         myself: ActorRef<Self::Msg>,
         args: OutboxArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(args.common.poll, || OutboxMsg::Poll);
-        let _ = myself.cast(OutboxMsg::Poll);
-        Ok((args, LeaseOutage::default()))
+        start_polling(&myself, args.common.poll, || OutboxMsg::Poll);
+        Ok((args, Outage::new("outbox")))
     }
 
     async fn handle(
@@ -117,21 +117,6 @@ impl Actor for OutboxActor {
     }
 }
 
-/// Whether the outbox could not take leases at its last look (logged when it starts and ends).
-#[derive(Default)]
-pub struct LeaseOutage(bool);
-
-impl LeaseOutage {
-    fn record(&mut self, available: bool) {
-        if available && self.0 {
-            tracing::info!("outbox resumed: leases can be taken again");
-        } else if !available && !self.0 {
-            tracing::error!("outbox paused: no leases can be taken");
-        }
-        self.0 = !available;
-    }
-}
-
 /// The span every log line of one row's delivery is written in: the row, its verification and
 /// the correlation id of the request that started it.
 pub(crate) fn delivery_span(row: &OutboxRow) -> tracing::Span {
@@ -150,7 +135,7 @@ pub(crate) fn delivery_span(row: &OutboxRow) -> tracing::Span {
 pub(crate) async fn under_lease(
     c: &OutboxCommon,
     row: &OutboxRow,
-    outage: &mut LeaseOutage,
+    outage: &Outage,
     work: impl Future<Output = bool>,
 ) -> Option<bool> {
     let lease = match c.leases.try_acquire(LeaseKind::Outbox, &row.id, 0).await {
@@ -158,12 +143,11 @@ pub(crate) async fn under_lease(
         // Another node is delivering it.
         Ok(None) => return Some(true),
         Err(e) => {
-            tracing::debug!(error = %e, "no outbox lease");
-            outage.record(false);
+            outage.record(false, &e);
             return None;
         }
     };
-    outage.record(true);
+    outage.record(true, &"ok");
     let current = outbox::get(&c.db, &row.id).await;
     let still_due = matches!(&current, Ok(Some(r)) if r.state == OutboxState::Pending
         && r.rounds == row.rounds && r.next_attempt_at <= c.clock.now_millis());
@@ -240,8 +224,8 @@ pub(crate) async fn record_round(c: &OutboxCommon, row: &OutboxRow, outcome: Rou
                 tracing::warn!(rounds, reason = %reason, "delivery rounds exhausted; dead-lettered");
                 finish(c, row, OutboxState::Dead, attempts, Some(reason)).await;
             } else {
-                let factor = 2u32.saturating_pow((rounds - 1).clamp(0, 20) as u32);
-                let delay = c.round_delay.saturating_mul(factor).min(c.round_delay_max);
+                let rounds_delay = Backoff::new(c.round_delay, c.round_delay_max);
+                let delay = rounds_delay.after(u32::try_from(rounds).unwrap_or(u32::MAX));
                 let now = c.clock.now_millis();
                 let next = now + delay.as_millis() as i64;
                 tracing::info!(rounds, reason = %reason, retry_in_ms = delay.as_millis() as u64, "delivery round failed; rescheduled");

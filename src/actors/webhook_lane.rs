@@ -19,11 +19,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::outbox::{
-    BATCH, LeaseOutage, OutboxCommon, delivery_span, open_payload, record_round, under_lease,
-};
+use super::outbox::{BATCH, OutboxCommon, delivery_span, open_payload, record_round, under_lease};
 use crate::{
     buli2::{client::RoundOutcome, webhook::WebhookClient},
+    resilience::{Outage, start_polling},
     store::{
         outbox::{self, Kind, OutboxRow},
         webhooks,
@@ -60,6 +59,8 @@ pub struct WebhookLaneState {
     per_endpoint: HashMap<String, usize>,
     /// `(webhook, verification)` pairs with a round in flight.
     streams: HashSet<(String, String)>,
+    /// The lease service's outages, shared by the rounds (each logged once).
+    leases_down: Arc<Outage>,
     tasks: JoinSet<()>,
 }
 
@@ -75,13 +76,13 @@ impl Actor for WebhookLane {
         myself: ActorRef<Self::Msg>,
         args: WebhookLaneArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_interval(args.common.poll, || WebhookLaneMsg::Poll);
-        let _ = myself.cast(WebhookLaneMsg::Poll);
+        start_polling(&myself, args.common.poll, || WebhookLaneMsg::Poll);
         Ok(WebhookLaneState {
             args,
             in_flight: HashSet::new(),
             per_endpoint: HashMap::new(),
             streams: HashSet::new(),
+            leases_down: Arc::new(Outage::new("webhook lane")),
             tasks: JoinSet::new(),
         })
     }
@@ -157,10 +158,10 @@ async fn dispatch(myself: &ActorRef<WebhookLaneMsg>, state: &mut WebhookLaneStat
         let args = state.args.clone();
         let me = myself.clone();
         let span = delivery_span(&row);
+        let outage = state.leases_down.clone();
         state.tasks.spawn(
             async move {
-                let mut outage = LeaseOutage::default();
-                under_lease(&args.common, &row, &mut outage, deliver(&args, &row)).await;
+                under_lease(&args.common, &row, &outage, deliver(&args, &row)).await;
                 let _ = me.cast(WebhookLaneMsg::Done {
                     row: row.id.clone(),
                     endpoint,

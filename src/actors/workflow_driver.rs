@@ -13,6 +13,7 @@ use crate::{
     actors::Verifications,
     actors::verification::{VerificationId, VerificationMsg},
     clock::Clock,
+    resilience::start_polling,
     store::{Db, verifications},
 };
 
@@ -45,8 +46,7 @@ impl Actor for WorkflowDriver {
         myself: ActorRef<Self::Msg>,
         args: DriverArgs,
     ) -> Result<DriverArgs, ActorProcessingErr> {
-        myself.send_interval(args.poll, || DriverMsg::Poll);
-        let _ = myself.cast(DriverMsg::Poll);
+        start_polling(&myself, args.poll, || DriverMsg::Poll);
         Ok(args)
     }
 

@@ -131,6 +131,10 @@ impl SimState {
     }
 }
 
+/// Between the simulator's attempts to call FiLot back.
+const CALLBACK_BACKOFF: crate::resilience::Backoff =
+    crate::resilience::Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+
 /// A running simulator.
 pub struct Sim {
     pub addr: SocketAddr,
@@ -395,7 +399,7 @@ fn record(
                     state.callbacks_sent.fetch_add(1, Ordering::SeqCst);
                     return;
                 }
-                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+                tokio::time::sleep(CALLBACK_BACKOFF.after(attempt + 1)).await;
             }
             tracing::warn!("simulator could not deliver a callback");
         });

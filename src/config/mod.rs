@@ -100,6 +100,7 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub metrics: MetricsSettings,
     pub http: HttpSettings,
+    pub supervision: SupervisionSettings,
     pub node: NodeSettings,
     pub cluster: ClusterSettings,
 }
@@ -126,10 +127,22 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             metrics: MetricsSettings::default(),
             http: HttpSettings::default(),
+            supervision: SupervisionSettings::default(),
             node: NodeSettings::default(),
             cluster: ClusterSettings::default(),
         }
     }
+}
+
+/// The restart policy of each kind of actor (see `crate::resilience`).
+#[derive(Debug, Clone, Copy)]
+pub struct Restarts {
+    pub document: crate::resilience::RestartPolicy,
+    pub verification: crate::resilience::RestartPolicy,
+    /// Each OCR worker, and the pool at the root.
+    pub ocr: crate::resilience::RestartPolicy,
+    /// The document and verification supervisors, at the root.
+    pub supervisors: crate::resilience::RestartPolicy,
 }
 
 /// Every problem found while loading settings, each naming its key.
@@ -224,6 +237,26 @@ impl Settings {
         let mut copy = self.clone();
         copy.database_url = redact_url_password(&self.effective_database_url());
         toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+
+    /// The restart policy of each kind of actor, from its settings.
+    pub fn restarts(&self) -> Restarts {
+        let policy = |max, secs| crate::resilience::RestartPolicy {
+            max,
+            window: Duration::from_secs(secs),
+        };
+        let (d, w, o, s) = (
+            &self.documents,
+            &self.workflow,
+            &self.ocr,
+            &self.supervision,
+        );
+        Restarts {
+            document: policy(d.max_restarts, d.restart_window_secs),
+            verification: policy(w.max_restarts, w.restart_window_secs),
+            ocr: policy(o.max_restarts, o.restart_window_secs),
+            supervisors: policy(s.max_restarts, s.restart_window_secs),
+        }
     }
 
     pub fn actor_call_timeout(&self) -> Duration {

@@ -156,6 +156,10 @@ pub struct WorkflowSettings {
     pub poll_ms: u64,
     /// A verification actor with no message for this long stops (state stays in the database).
     pub actor_idle_secs: u64,
+    /// Failures of one verification's actor tolerated per window before it is quarantined
+    /// (503) until the window passes.
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
     /// The two-person rule for reviews (verifications started under workflow v3):
     /// `identity_corrections` (a decision that corrects nik, name, birth_date or npwp waits
     /// for a second reviewer), `always` (every review decision does), or `off`.
@@ -176,6 +180,8 @@ impl Default for WorkflowSettings {
             review_sla_hours: 168,
             poll_ms: 500,
             actor_idle_secs: 60,
+            max_restarts: 5,
+            restart_window_secs: 60,
             four_eyes: FourEyes::IdentityCorrections,
         }
     }
@@ -439,6 +445,24 @@ impl Default for HttpSettings {
             idle_timeout_secs: 60,
             body_read_timeout_secs: 30,
             shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// The supervisors of the per-entity actors (documents, verifications): how often they may
+/// fail per window before the node stops itself rather than serve half a tree.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SupervisionSettings {
+    pub max_restarts: u32,
+    pub restart_window_secs: u64,
+}
+
+impl Default for SupervisionSettings {
+    fn default() -> Self {
+        Self {
+            max_restarts: 5,
+            restart_window_secs: 60,
         }
     }
 }

@@ -87,6 +87,15 @@ impl Settings {
             ("workflow.review_sla_hours", w.review_sla_hours),
             ("workflow.poll_ms", w.poll_ms),
             ("workflow.actor_idle_secs", w.actor_idle_secs),
+            ("workflow.restart_window_secs", w.restart_window_secs),
+            (
+                "documents.restart_window_secs",
+                self.documents.restart_window_secs,
+            ),
+            (
+                "supervision.restart_window_secs",
+                self.supervision.restart_window_secs,
+            ),
         ];
         if self.metrics.emf_enabled {
             all.push(("metrics.emf_interval_secs", self.metrics.emf_interval_secs));

@@ -12,22 +12,19 @@
 //! supervisor stops it only when that equals the number of work messages it forwarded — it is
 //! the only sender, so nothing can be in flight.
 
-use std::{
-    collections::{HashMap, VecDeque},
-    marker::PhantomData,
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashMap, marker::PhantomData, sync::Arc};
 
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tokio::time::Instant;
 
-use crate::actors::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection, SupervisorStats};
+use crate::{
+    actors::keyed::{Keyed, KeyedArgs, KeyedMsg, Rejection, SupervisorStats},
+    resilience::{RestartBudget, RestartPolicy},
+};
 
 pub struct KeyedSupervisorArgs<A: Keyed> {
     pub ctx: Arc<A::Context>,
-    pub max_restarts: u32,
-    pub restart_window: Duration,
+    /// Failures of one key's actor tolerated per window before it is quarantined.
+    pub restarts: RestartPolicy,
 }
 
 struct Child<A: Keyed> {
@@ -37,11 +34,10 @@ struct Child<A: Keyed> {
 
 pub struct KeyedState<A: Keyed> {
     ctx: Arc<A::Context>,
-    max_restarts: u32,
-    restart_window: Duration,
+    restarts: RestartPolicy,
     children: HashMap<A::Key, Child<A>>,
     by_actor: HashMap<ActorId, A::Key>,
-    failures: HashMap<A::Key, VecDeque<Instant>>,
+    failures: HashMap<A::Key, RestartBudget>,
     stats: SupervisorStats,
 }
 
@@ -55,18 +51,14 @@ impl<A> Default for KeyedSupervisor<A> {
 
 impl<A: Keyed> KeyedState<A> {
     fn quarantined(&mut self, id: &A::Key) -> bool {
-        let window = self.restart_window;
-        let Some(times) = self.failures.get_mut(id) else {
+        let Some(budget) = self.failures.get_mut(id) else {
             return false;
         };
-        while times.front().is_some_and(|t| t.elapsed() > window) {
-            times.pop_front();
-        }
-        if times.is_empty() {
+        if budget.recent() == 0 {
             self.failures.remove(id);
             return false;
         }
-        times.len() > self.max_restarts as usize
+        budget.exhausted()
     }
 
     async fn spawn_child(
@@ -116,8 +108,7 @@ impl<A: Keyed> Actor for KeyedSupervisor<A> {
     ) -> Result<Self::State, ActorProcessingErr> {
         Ok(KeyedState {
             ctx: args.ctx,
-            max_restarts: args.max_restarts,
-            restart_window: args.restart_window,
+            restarts: args.restarts,
             children: HashMap::new(),
             by_actor: HashMap::new(),
             failures: HashMap::new(),
@@ -190,11 +181,12 @@ impl<A: Keyed> Actor for KeyedSupervisor<A> {
                 state.stats.restarts += 1;
                 metrics::counter!(crate::telemetry::metrics::names::ACTOR_RESTART_COUNT, "kind" => A::KIND)
                     .increment(1);
+                let restarts = state.restarts;
                 state
                     .failures
                     .entry(id)
-                    .or_default()
-                    .push_back(Instant::now());
+                    .or_insert_with(|| restarts.budget())
+                    .fail();
                 if state.quarantined(&id) {
                     tracing::error!(kind = A::KIND, id = %id, "actor failed too often; quarantined for the restart window");
                 } else if let Err(e) = state.spawn_child(&myself, id).await {

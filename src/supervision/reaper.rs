@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::actors::{Documents, PoolSlot};
 use crate::{
     actors::{
         DocumentError,
@@ -29,6 +28,10 @@ use crate::{
         leases::{LeaseKind, Leases},
         now_millis,
     },
+};
+use crate::{
+    actors::{Documents, PoolSlot},
+    resilience::start_polling,
 };
 
 pub enum ReaperMsg {
@@ -65,8 +68,7 @@ impl Actor for Reaper {
         myself: ActorRef<Self::Msg>,
         args: ReaperArgs,
     ) -> Result<ReaperArgs, ActorProcessingErr> {
-        myself.send_interval(args.poll, || ReaperMsg::Tick);
-        let _ = myself.cast(ReaperMsg::Tick);
+        start_polling(&myself, args.poll, || ReaperMsg::Tick);
         Ok(args)
     }
 

@@ -1,8 +1,8 @@
 //! RootSupervisor: the top of the actor tree.
 //!
 //! Policy: a failed keyed supervisor (documents, verifications) is restarted after an
-//! exponential back-off (100 ms doubling to 5 s); more than `max_restarts` such failures within
-//! `restart_window` means the node is unhealthy, so the root stops itself (escalation), which
+//! exponential back-off (100 ms doubling to 5 s); more failures within the window than
+//! `supervisors.max_restarts` allows means the node is unhealthy, so the root stops itself (escalation), which
 //! the application treats as fatal and shuts down instead of serving half a tree. A failed
 //! workflow driver, outbox lane (decisions or webhooks) or reaper is restarted after a second:
 //! none holds state (the database is their queue). The OCR pool escalates here when its workers keep failing; it is
@@ -11,10 +11,9 @@
 //! `queued`, and `/health/ready` says OCR is stopped, rather than the whole node going down
 //! with it.
 
-use std::{collections::VecDeque, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tokio::time::Instant;
 
 use super::{
     keyed::{KeyedSupervisor, KeyedSupervisorArgs},
@@ -29,6 +28,7 @@ use crate::actors::{
     webhook_lane::{WebhookLane, WebhookLaneArgs, WebhookLaneMsg},
     workflow_driver::{DriverArgs, DriverMsg, WorkflowDriver},
 };
+use crate::resilience::{Backoff, RestartBudget, RestartPolicy};
 
 /// The children the root starts, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,10 +50,15 @@ pub enum RootMsg {
 impl ractor::Message for RootMsg {}
 
 pub struct RootArgs {
-    pub documents: (Arc<DocumentContext>, Slot<DocumentActor>),
-    pub verifications: (Arc<VerificationContext>, Slot<VerificationActor>),
-    pub max_restarts: u32,
-    pub restart_window: Duration,
+    /// Each keyed supervisor's context, slot, and restart policy for its actors.
+    pub documents: (Arc<DocumentContext>, Slot<DocumentActor>, RestartPolicy),
+    pub verifications: (
+        Arc<VerificationContext>,
+        Slot<VerificationActor>,
+        RestartPolicy,
+    ),
+    /// Failures of the keyed supervisors themselves tolerated per window.
+    pub supervisors: RestartPolicy,
     /// The OCR pool's arguments; `None` when this node runs no OCR.
     pub ocr: Option<OcrPoolArgs>,
     pub driver: DriverArgs,
@@ -73,9 +78,14 @@ pub struct RootState {
     outbox: Option<ActorRef<OutboxMsg>>,
     webhooks: Option<ActorRef<WebhookLaneMsg>>,
     reaper: Option<ActorRef<ReaperMsg>>,
-    failures: VecDeque<Instant>,
-    ocr_failures: VecDeque<Instant>,
+    failures: RestartBudget,
+    ocr_failures: RestartBudget,
 }
+
+/// Between restarts of a failed child of the root.
+const BACKOFF: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+/// Before restarting a child that holds no state (its queue is the database).
+const STATELESS_RESTART: Duration = Duration::from_secs(1);
 
 pub struct RootSupervisor;
 
@@ -83,13 +93,11 @@ async fn start_keyed<A: Keyed>(
     myself: &ActorRef<RootMsg>,
     ctx: &Arc<A::Context>,
     slot: &Slot<A>,
-    max_restarts: u32,
-    restart_window: Duration,
+    restarts: RestartPolicy,
 ) -> Result<ActorRef<KeyedMsg<A>>, ActorProcessingErr> {
     let args = KeyedSupervisorArgs::<A> {
         ctx: ctx.clone(),
-        max_restarts,
-        restart_window,
+        restarts,
     };
     let (sup, _) = Actor::spawn_linked(
         None,
@@ -120,15 +128,14 @@ impl RootState {
         myself: &ActorRef<RootMsg>,
         child: Child,
     ) -> Result<(), ActorProcessingErr> {
-        let (max, window) = (self.args.max_restarts, self.args.restart_window);
         match child {
             Child::Documents if self.documents.is_none() => {
-                let (ctx, slot) = &self.args.documents;
-                self.documents = Some(start_keyed(myself, ctx, slot, max, window).await?);
+                let (ctx, slot, restarts) = &self.args.documents;
+                self.documents = Some(start_keyed(myself, ctx, slot, *restarts).await?);
             }
             Child::Verifications if self.verifications.is_none() => {
-                let (ctx, slot) = &self.args.verifications;
-                self.verifications = Some(start_keyed(myself, ctx, slot, max, window).await?);
+                let (ctx, slot, restarts) = &self.args.verifications;
+                self.verifications = Some(start_keyed(myself, ctx, slot, *restarts).await?);
             }
             Child::Driver if self.driver.is_none() => {
                 let args = self.args.driver.clone();
@@ -184,25 +191,16 @@ impl RootState {
             child,
             Child::Driver | Child::Outbox | Child::Webhooks | Child::Reaper
         ) {
-            myself.send_after(Duration::from_secs(1), move || RootMsg::Start(child));
+            myself.send_after(STATELESS_RESTART, move || RootMsg::Start(child));
             return;
         }
-        let (max, window, failures) = match (child, &self.args.ocr) {
-            (Child::Ocr, Some(ocr)) => {
-                (ocr.max_restarts, ocr.restart_window, &mut self.ocr_failures)
-            }
-            _ => (
-                self.args.max_restarts,
-                self.args.restart_window,
-                &mut self.failures,
-            ),
+        let budget = match child {
+            Child::Ocr => &mut self.ocr_failures,
+            _ => &mut self.failures,
         };
-        let max = max as usize;
-        failures.retain(|t| t.elapsed() <= window);
-        failures.push_back(Instant::now());
-        let count = failures.len();
-        if count <= max {
-            myself.send_after(backoff(count), move || RootMsg::Start(child));
+        let count = budget.fail();
+        if !budget.exhausted() {
+            myself.send_after(BACKOFF.after(count), move || RootMsg::Start(child));
         } else if child == Child::Ocr {
             tracing::error!("the OCR pool keeps failing; leaving it stopped (uploads wait queued)");
         } else {
@@ -245,12 +243,6 @@ impl RootState {
     }
 }
 
-/// 100 ms doubling per recent failure, at most 5 s.
-fn backoff(recent_failures: usize) -> Duration {
-    let exp = (recent_failures as u32).saturating_sub(1).min(6);
-    Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(5))
-}
-
 impl Actor for RootSupervisor {
     type Msg = RootMsg;
     type State = RootState;
@@ -261,6 +253,12 @@ impl Actor for RootSupervisor {
         myself: ActorRef<Self::Msg>,
         args: RootArgs,
     ) -> Result<RootState, ActorProcessingErr> {
+        let failures = args.supervisors.budget();
+        let ocr_failures = args
+            .ocr
+            .as_ref()
+            .map_or(args.supervisors, |o| o.restarts)
+            .budget();
         let mut state = RootState {
             args,
             documents: None,
@@ -270,8 +268,8 @@ impl Actor for RootSupervisor {
             outbox: None,
             webhooks: None,
             reaper: None,
-            failures: VecDeque::new(),
-            ocr_failures: VecDeque::new(),
+            failures,
+            ocr_failures,
         };
         for child in [
             Child::Documents,

@@ -26,7 +26,7 @@ use worker::ACTOR;
 pub use worker::{Abandon, OcrWorker, WorkerArgs, abandon};
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
@@ -34,12 +34,12 @@ use std::{
 use crate::telemetry::metrics::names;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use ractor_cluster::RactorMessage;
-use tokio::time::Instant;
 
 use crate::{
     actors::Documents,
     gpu::{OcrEngine, OcrParams, batcher::RecBatcher},
     kyc::DocumentId,
+    resilience::{Backoff, Outage, RestartBudget, RestartPolicy, start_polling},
     store::{
         blobs::BlobStore,
         documents,
@@ -77,8 +77,8 @@ pub struct OcrPoolArgs {
     pub devices: Vec<String>,
     pub params: OcrParams,
     pub poll: Duration,
-    pub max_restarts: u32,
-    pub restart_window: Duration,
+    /// Failures of one worker tolerated per window (also the pool's, at the root).
+    pub restarts: RestartPolicy,
     /// Cross-document recognition batches: at most this many lines…
     pub batch_lines: usize,
     /// …gathered for at most this long.
@@ -112,11 +112,15 @@ pub struct OcrPoolState {
     /// Per worker: the document it runs and the lease it holds.
     busy: Vec<Option<(DocumentId, Lease)>>,
     /// Per worker: its recent failures, and whether it was given up.
-    failures: Vec<VecDeque<Instant>>,
+    failures: Vec<RestartBudget>,
     given_up: Vec<bool>,
-    /// Whether the last look found the lease service down (logged once per outage).
-    paused: bool,
+    /// The lease service, when it is away: no new work is taken.
+    leases_down: Outage,
 }
+
+/// Between a worker's failure and its restart on reloaded models.
+const WORKER_BACKOFF: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(6_400));
 
 pub struct OcrPool;
 
@@ -178,18 +182,14 @@ impl OcrPoolState {
                 // Another node has it.
                 Ok(None) => continue,
                 Err(e) => {
-                    if !self.paused {
-                        tracing::error!(error = %e, "OCR paused: no leases can be taken");
+                    if self.leases_down.record(false, &e) {
                         metrics::gauge!(names::LEASES_AVAILABLE).set(0.0);
-                        self.paused = true;
                     }
                     return;
                 }
             };
-            if self.paused {
-                tracing::info!("OCR resumed: leases can be taken again");
+            if self.leases_down.record(true, &"ok") {
                 metrics::gauge!(names::LEASES_AVAILABLE).set(1.0);
-                self.paused = false;
             }
             let Some(index) = self.idle.pop() else { break };
             let Some(worker) = self.workers[index].clone() else {
@@ -217,13 +217,11 @@ impl OcrPoolState {
         self.workers[index] = None;
         self.idle.retain(|&i| i != index);
         let run = self.busy[index].take();
-        let window = self.args.restart_window;
-        let failures = &mut self.failures[index];
-        failures.retain(|t| t.elapsed() <= window);
-        failures.push_back(Instant::now());
-        let recent = failures.len();
-        if recent <= self.args.max_restarts as usize {
-            let backoff = Duration::from_millis(200 * 2u64.pow(recent.min(6) as u32 - 1));
+        let budget = &mut self.failures[index];
+        let recent = budget.fail();
+        let window = budget.window();
+        if !budget.exhausted() {
+            let backoff = WORKER_BACKOFF.after(recent);
             myself.send_after(backoff, move || OcrPoolMsg::Respawn(index));
             return (run, Ok(()));
         }
@@ -337,16 +335,16 @@ impl Actor for OcrPool {
             workers: vec![None; n],
             idle: Vec::new(),
             busy: vec![None; n],
-            failures: vec![VecDeque::new(); n],
+            failures: vec![args.restarts.budget(); n],
             given_up: vec![false; n],
-            paused: false,
+            leases_down: Outage::new("OCR"),
             args,
         };
         for index in 0..n {
             state.spawn_worker(&myself, index).await?;
         }
         if n > 0 {
-            myself.send_interval(state.args.poll, || OcrPoolMsg::Poll);
+            start_polling(&myself, state.args.poll, || OcrPoolMsg::Poll);
         }
         Ok(state)
     }

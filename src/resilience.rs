@@ -1,0 +1,194 @@
+//! The mechanisms every part that retries, restarts, polls or waits out an outage shares,
+//! written once so each is tuned and read in one place:
+//!
+//! - [`Backoff`]: a delay that doubles per failure up to a cap (restarts, delivery rounds);
+//! - [`RestartPolicy`] and its [`RestartBudget`]: how many failures a window tolerates before
+//!   giving up (one policy per kind of actor, in the settings);
+//! - [`start_polling`]: an actor that works on a period, and once right at start;
+//! - [`Outage`]: a dependency that went away, logged once when it goes and once when it is
+//!   back, however often it is looked at meanwhile.
+//!
+//! Retries inside one HTTP delivery round use `backon` (see `crate::buli2::client`). Nothing
+//! here knows what it is used for.
+
+use std::{
+    collections::VecDeque,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use ractor::ActorRef;
+use tokio::time::Instant;
+
+/// A delay that doubles per consecutive failure, from `first` up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    pub const fn new(first: Duration, max: Duration) -> Self {
+        Self { first, max }
+    }
+
+    /// The delay after the `failures`-th failure in a row (1 → `first`).
+    pub fn after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.first
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max)
+    }
+}
+
+/// How many failures of one kind of actor a window tolerates (a setting per actor kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub max: u32,
+    pub window: Duration,
+}
+
+impl RestartPolicy {
+    /// A fresh budget under this policy.
+    pub fn budget(&self) -> RestartBudget {
+        RestartBudget::new(self.max, self.window)
+    }
+}
+
+/// Failures tolerated per window: more than `max` within `window` exhausts the budget.
+#[derive(Debug, Clone)]
+pub struct RestartBudget {
+    max: u32,
+    window: Duration,
+    failures: VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            failures: VecDeque::new(),
+        }
+    }
+
+    /// Counts a failure now; returns how many fall in the window, this one included.
+    pub fn fail(&mut self) -> u32 {
+        self.fail_at(Instant::now())
+    }
+
+    /// Failures within the window.
+    pub fn recent(&mut self) -> u32 {
+        self.recent_at(Instant::now())
+    }
+
+    /// More than `max` failures within the window.
+    pub fn exhausted(&mut self) -> bool {
+        self.recent() > self.max
+    }
+
+    fn fail_at(&mut self, now: Instant) -> u32 {
+        self.failures.push_back(now);
+        self.recent_at(now)
+    }
+
+    fn recent_at(&mut self, now: Instant) -> u32 {
+        while self
+            .failures
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > self.window)
+        {
+            self.failures.pop_front();
+        }
+        self.failures.len() as u32
+    }
+
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+/// Starts an actor's periodic work: `tick` every `every`, and one right away.
+pub fn start_polling<M: ractor::Message>(myself: &ActorRef<M>, every: Duration, tick: fn() -> M) {
+    myself.send_interval(every, tick);
+    let _ = myself.cast(tick());
+}
+
+/// A dependency that can go away (the lease service, say), for whoever keeps looking at it.
+/// Safe to share between tasks.
+#[derive(Debug)]
+pub struct Outage {
+    /// What stops while it is away, for the log (`outbox`, `OCR`).
+    what: &'static str,
+    down: AtomicBool,
+}
+
+impl Outage {
+    pub const fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Records a look; logs only when the state changes. True when it did.
+    pub fn record(&self, available: bool, why: &dyn std::fmt::Display) -> bool {
+        let was_down = self.down.swap(!available, Ordering::SeqCst);
+        match (was_down, available) {
+            (false, false) => {
+                tracing::error!(error = %why, "{} paused: no leases can be taken", self.what);
+                true
+            }
+            (true, true) => {
+                tracing::info!("{} resumed: leases can be taken again", self.what);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
+        let delays: Vec<u128> = (1..=8).map(|n| b.after(n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(b.after(0), Duration::from_millis(100));
+        assert_eq!(b.after(u32::MAX), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_budget_forgets_failures_older_than_its_window() {
+        let mut budget = RestartBudget::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(budget.fail_at(t0), 1);
+        assert_eq!(budget.fail_at(t0 + Duration::from_secs(10)), 2);
+        assert_eq!(
+            budget.fail_at(t0 + Duration::from_secs(20)),
+            3,
+            "over max: 2"
+        );
+        assert_eq!(budget.recent_at(t0 + Duration::from_secs(65)), 2);
+        assert_eq!(budget.recent_at(t0 + Duration::from_secs(81)), 0);
+        assert!(!budget.exhausted());
+    }
+
+    #[test]
+    fn an_outage_is_reported_once_each_way() {
+        let o = Outage::new("test");
+        assert!(!o.record(true, &"fine"), "nothing to say while it works");
+        assert!(o.record(false, &"down"));
+        assert!(!o.record(false, &"still down"));
+        assert!(o.is_down());
+        assert!(o.record(true, &"back"));
+        assert!(!o.is_down());
+    }
+}
