@@ -59,10 +59,10 @@ pub enum DocumentMsg {
         idempotency: Option<Box<(IdempotencyRecord, i64)>>,
         reply: DocumentReply,
     },
-    /// Apply one change on behalf of `actor` (the subject who asked).
+    /// Apply one change on behalf of `principal` (the subject, or the system part, who asked).
     Apply {
         change: DocumentChange,
-        actor: String,
+        principal: String,
         reply: DocumentReply,
     },
     /// Periodic check whether this actor has been idle long enough to stop.
@@ -185,7 +185,7 @@ impl Actor for DocumentActor {
             }
             DocumentMsg::Apply {
                 change,
-                actor,
+                principal,
                 reply,
             } => {
                 #[cfg(feature = "test-hooks")]
@@ -196,7 +196,7 @@ impl Actor for DocumentActor {
                 {
                     panic!("injected fault: document actor panics while applying a change");
                 }
-                let result = apply(state, change, &actor).await;
+                let result = apply(state, change, &principal).await;
                 let _ = reply.send(result);
             }
             DocumentMsg::IdleTick => {
@@ -234,13 +234,13 @@ async fn load(state: &mut DocumentState) -> Result<DocumentRecord, DocumentError
 async fn apply(
     state: &mut DocumentState,
     change: DocumentChange,
-    actor: &str,
+    principal: &str,
 ) -> Result<DocumentRecord, DocumentError> {
-    match apply_once(state, &change, actor).await {
+    match apply_once(state, &change, principal).await {
         // This actor's cache was stale (another node wrote since): a user's change is tried
         // once more on the stored truth. (OCR changes already decide on it.)
         Err(DocumentError::Store(StoreError::Conflict(_))) if change.token().is_none() => {
-            apply_once(state, &change, actor).await
+            apply_once(state, &change, principal).await
         }
         other => other,
     }
@@ -249,7 +249,7 @@ async fn apply(
 async fn apply_once(
     state: &mut DocumentState,
     change: &DocumentChange,
-    actor: &str,
+    principal: &str,
 ) -> Result<DocumentRecord, DocumentError> {
     if change.token().is_some() {
         // OCR changes decide on the stored truth, not this actor's cache: another node (or
@@ -284,7 +284,7 @@ async fn apply_once(
         }
         _ => {}
     }
-    let result = documents::apply(&state.ctx.db, &before, change, actor).await;
+    let result = documents::apply(&state.ctx.db, &before, change, principal).await;
     let after = match result {
         Ok(after) => after,
         Err(e) => {
@@ -298,7 +298,7 @@ async fn apply_once(
         && let Some(key) = before.blob_key.clone()
     {
         // The row no longer points at the file, so the file must go too. A failure here leaves
-        // an encrypted orphan, which `filot` reports at start (never a readable copy).
+        // an encrypted orphan nothing points at (never a readable copy); the error is logged.
         let blobs = state.ctx.blobs.clone();
         match tokio::task::spawn_blocking(move || blobs.delete(&key)).await {
             Ok(Ok(())) => {}

@@ -53,12 +53,12 @@ impl Documents {
         &self,
         id: DocumentId,
         change: DocumentChange,
-        actor: &str,
+        principal: &str,
     ) -> Result<DocumentRecord, DocumentError> {
-        let actor = actor.to_string();
+        let principal = principal.to_string();
         self.call(id, |reply| DocumentMsg::Apply {
             change,
-            actor,
+            principal,
             reply,
         })
         .await

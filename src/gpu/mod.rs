@@ -3,7 +3,9 @@
 //! PaddleOCR's PP-OCRv4 text detection (DBNet) and recognition (SVTR-LCNet, CTC), converted
 //! unmodified from ONNX at build time (see `build.rs` and `models/`), running on Burn's CPU
 //! backend (`flex`) or, with `--features cuda`, on a CUDA GPU. This module owns the models
-//! and the pixels-to-lines pipeline; it knows nothing of KTP/NPWP fields (`crate::kyc`).
+//! and the pixels-to-lines pipeline, which knows nothing of KTP/NPWP fields. Only the tools
+//! built on it that score readings against specimens (`report`, behind `filot ocr-report`)
+//! read cards through `crate::kyc`.
 
 pub mod annotate;
 pub mod batcher;

@@ -122,7 +122,10 @@ pub struct IdempotencyRecord {
 pub struct DocumentEvent {
     pub seq: i64,
     pub kind: String,
-    pub actor: String,
+    /// Who caused it: a subject, or a part of the system (`ocr`, `system:reaper`); stored
+    /// (and shown) as `actor`.
+    #[serde(rename = "actor")]
+    pub principal: String,
     pub detail: Option<serde_json::Value>,
     pub created_at: i64,
 }
@@ -283,7 +286,7 @@ async fn insert_event(
     id: &DocumentId,
     seq: i64,
     kind: &str,
-    actor: &str,
+    principal: &str,
     detail: Option<serde_json::Value>,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -294,7 +297,7 @@ async fn insert_event(
     .bind(id.to_string())
     .bind(seq)
     .bind(kind)
-    .bind(actor)
+    .bind(principal)
     .bind(detail.map(|d| d.to_string()))
     .bind(now)
     .execute(&mut **tx)
@@ -434,7 +437,7 @@ pub async fn apply(
     db: &Db,
     before: &DocumentRecord,
     change: &DocumentChange,
-    actor: &str,
+    principal: &str,
 ) -> Result<DocumentRecord, StoreError> {
     let after = change.apply(before, now_millis());
     let mut tx = db.begin_write().await?;
@@ -489,7 +492,7 @@ pub async fn apply(
         &after.id,
         after.version,
         change.kind(),
-        actor,
+        principal,
         change.detail(&after),
         after.updated_at,
     )
@@ -511,7 +514,7 @@ pub async fn events(db: &Db, id: &DocumentId) -> Result<Vec<DocumentEvent>, Stor
             Ok(DocumentEvent {
                 seq: row.try_get("seq")?,
                 kind: row.try_get("kind")?,
-                actor: row.try_get("actor")?,
+                principal: row.try_get("actor")?,
                 detail: detail.and_then(|d| serde_json::from_str(&d).ok()),
                 created_at: row.try_get("created_at")?,
             })

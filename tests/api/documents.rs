@@ -69,7 +69,7 @@ async fn file_download_returns_the_original_and_is_audited() {
         .unwrap();
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["uploaded", "queued", "file_read"]);
-    assert_eq!(events.last().unwrap().actor, "alice");
+    assert_eq!(events.last().unwrap().principal, "alice");
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ async fn a_hung_run_is_reaped_and_the_document_read_on_reloaded_models() {
             "extracted"
         ]
     );
-    assert_eq!(events[3].actor, "system:reaper");
+    assert_eq!(events[3].principal, "system:reaper");
     assert_eq!(events[2].detail.as_ref().unwrap()["attempt"], 1);
     assert_eq!(events[4].detail.as_ref().unwrap()["attempt"], 2);
     let metrics = app.metrics_text().await;

@@ -60,7 +60,7 @@ pub async fn abandon(
     token: i64,
     max_attempts: u32,
     why: Abandon,
-    actor: &str,
+    principal: &str,
 ) -> Result<(), DocumentError> {
     let record = documents::get(&documents.context().db, &id)
         .await?
@@ -80,7 +80,7 @@ pub async fn abandon(
         }
     };
     let kind = change.kind();
-    documents.apply(id, change, actor).await?;
+    documents.apply(id, change, principal).await?;
     tracing::warn!(document_id = %id, attempts = record.ocr_attempts, reason = requeue, outcome = kind, "OCR run abandoned");
     Ok(())
 }

@@ -21,8 +21,11 @@ use crate::{
 };
 
 /// Events tagged with who caused them, for the audit trail.
-fn by(actor: &str, events: Vec<Event>) -> Vec<(Event, String)> {
-    events.into_iter().map(|e| (e, actor.to_string())).collect()
+fn by(principal: &str, events: Vec<Event>) -> Vec<(Event, String)> {
+    events
+        .into_iter()
+        .map(|e| (e, principal.to_string()))
+        .collect()
 }
 
 /// The documents may have settled: check the case and decide it.
@@ -99,7 +102,7 @@ pub(super) async fn apply_signal(
     }
     let v = load(state).await?;
     let docs = outcomes(&state.ctx, &v).await?;
-    let by = signal.actor.as_str();
+    let by = signal.principal.as_str();
     let events = match &signal.kind {
         SignalKind::ReviewDecision {
             decision,
@@ -145,11 +148,11 @@ pub(super) async fn apply_signal(
     let events: Vec<(Event, String)> = events
         .into_iter()
         .map(|e| {
-            let actor = match &e {
+            let principal = match &e {
                 Event::NpwpRechecked { .. } => SYSTEM.to_string(),
-                _ => signal.actor.clone(),
+                _ => signal.principal.clone(),
             };
-            (e, actor)
+            (e, principal)
         })
         .collect();
     let now = state.ctx.clock.now_millis();

@@ -83,8 +83,8 @@ impl From<Refused> for VerificationError {
 #[derive(Debug, Clone)]
 pub struct Signal {
     pub signal_id: String,
-    /// The subject who sent it.
-    pub actor: String,
+    /// The subject who sent it (the principal recorded in the audit trail).
+    pub principal: String,
     /// Hash of the request: the same id with another request is refused.
     pub request_hash: String,
     pub kind: SignalKind,

@@ -132,7 +132,7 @@ impl VerificationsApi {
         let (vid, _) = self.visible(&subject, id).await?;
         let signal = Signal {
             signal_id: signal_id.to_string(),
-            actor: subject.id.clone(),
+            principal: subject.id.clone(),
             request_hash,
             kind,
         };
@@ -268,7 +268,7 @@ impl VerificationsApi {
                     VerificationEventView {
                         seq: e.seq,
                         kind: e.event.kind().into(),
-                        actor: e.actor,
+                        actor: e.principal,
                         detail,
                         created_at: millis(e.created_at),
                     }

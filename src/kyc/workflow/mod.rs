@@ -161,7 +161,8 @@ impl State {
     }
 }
 
-/// Delivery of the final decision to BULI2 (moved by the outbox, issue 5).
+/// Delivery of the final decision to BULI2 (moved by the outbox's results and BULI2's
+/// callbacks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {

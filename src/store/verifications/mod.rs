@@ -57,7 +57,8 @@ pub struct Extras {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
     pub seq: i64,
-    pub actor: String,
+    /// Who caused it: a subject, or `system:workflow`, `buli2` (the `actor` column).
+    pub principal: String,
     pub event: Event,
     pub created_at: i64,
 }
@@ -189,7 +190,7 @@ pub async fn events(db: &Db, id: &str) -> Result<Vec<StoredEvent>, StoreError> {
             let seq: i64 = row.try_get("seq")?;
             Ok(StoredEvent {
                 seq,
-                actor: row.try_get("actor")?,
+                principal: row.try_get("actor")?,
                 event: serde_json::from_str(&detail)
                     .map_err(|e| StoreError::Corrupt(format!("event {seq}: {e}")))?,
                 created_at: row.try_get("created_at")?,
@@ -273,7 +274,7 @@ pub async fn list_by_state(
     rows.iter().map(from_row).collect()
 }
 
-/// Outbox rows of one verification: `(id, kind, state)` (the delivery is issue 5's).
+/// Outbox rows of one verification: `(id, kind, state)`.
 pub async fn outbox_of(
     db: &Db,
     verification_id: &str,

@@ -14,7 +14,7 @@ async fn insert_event(
     id: &str,
     seq: i64,
     event: &Event,
-    actor: &str,
+    principal: &str,
     at: i64,
 ) -> Result<(), StoreError> {
     let detail = serde_json::to_string(event).expect("events serialize");
@@ -25,7 +25,7 @@ async fn insert_event(
     .bind(id)
     .bind(seq)
     .bind(event.kind())
-    .bind(actor)
+    .bind(principal)
     .bind(detail)
     .bind(at)
     .execute(&mut **tx)
@@ -153,13 +153,13 @@ pub async fn append(
             before.seq
         )));
     }
-    for (i, (event, actor)) in events.iter().enumerate() {
+    for (i, (event, principal)) in events.iter().enumerate() {
         insert_event(
             &mut tx,
             &after.id,
             before.seq + 1 + i as i64,
             event,
-            actor,
+            principal,
             at,
         )
         .await?;
