@@ -530,7 +530,10 @@ async fn a_writer_with_an_older_lease_token_is_fenced_out() {
         assert_eq!((b_run.fence, b_run.ocr_attempts), (7, 2));
         // A wakes up and writes its result on top of the latest version: refused by the token.
         let late = DocumentChange::Extracted {
-            fields: serde_json::json!({}),
+            fields: documents::SealedReading {
+                sealed: "sealed".into(),
+                ocr_ms: None,
+            },
             issues: vec![],
             token: 5,
         };

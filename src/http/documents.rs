@@ -179,24 +179,24 @@ pub(crate) fn reveal(
     subject: &Subject,
     record: &DocumentRecord,
 ) -> (Option<serde_json::Value>, Option<serde_json::Value>) {
-    if record.fields.is_none() {
+    let Some(sealed) = &record.fields else {
         return (None, None);
-    }
-    let Some(mut opened) = documents::open_fields(&state.blobs, record) else {
+    };
+    let Some(mut reading) = sealed.open(&state.blobs, &record.id) else {
         tracing::error!(document_id = %record.id, "extracted fields cannot be unsealed");
         return (None, None);
     };
     let full = matches!(subject.role, Role::Reviewer | Role::Admin);
-    if !full && let Some(fields) = opened.get_mut("fields").and_then(|f| f.as_object_mut()) {
+    if !full {
         for key in ["nik", "npwp"] {
-            if let Some(serde_json::Value::String(v)) = fields.get_mut(key) {
+            if let Some(v) = reading.fields.get_mut(key) {
                 *v = mask_number(v);
             }
         }
     }
     (
-        opened.get("fields").cloned(),
-        opened.get("confidence").cloned(),
+        serde_json::to_value(&reading.fields).ok(),
+        serde_json::to_value(&reading.confidence).ok(),
     )
 }
 
@@ -211,11 +211,7 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
         size_bytes: record.size_bytes,
         fields,
         confidence: confidence.filter(|_| full),
-        ocr_ms: record
-            .fields
-            .as_ref()
-            .and_then(|f| f.get("ocr_ms"))
-            .and_then(|v| v.as_u64()),
+        ocr_ms: record.fields.as_ref().and_then(|f| f.ocr_ms),
         issues: full.then(|| record.issues.clone()),
         failure_reason: record.failure_reason.clone(),
         created_at: millis(record.created_at),

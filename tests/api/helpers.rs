@@ -150,14 +150,19 @@ impl TestApp {
     /// Settles a document as if OCR had read `fields` (with confidence 0.95 each) and found
     /// `issues`: the same sealed write the OCR worker makes, through the document's actor.
     pub async fn extract(&self, id: &str, fields: &[(&str, &str)], issues: &[&str]) {
-        let fields: std::collections::BTreeMap<_, _> = fields.iter().copied().collect();
-        let confidence: std::collections::BTreeMap<_, _> =
-            fields.keys().map(|k| (*k, 0.95)).collect();
-        let plain = serde_json::json!({ "fields": fields, "confidence": confidence }).to_string();
-        let sealed = self.state.blobs.seal_text(id, &plain).unwrap();
+        use filot::store::documents::{DocumentChange, Reading, SealedReading};
+        let reading = Reading {
+            fields: fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            confidence: fields.iter().map(|(k, _)| (k.to_string(), 0.95)).collect(),
+        };
+        let doc = id.parse().unwrap();
+        let sealed = SealedReading::seal(&self.state.blobs, &doc, &reading, Some(1)).unwrap();
         let token = self.claim(id).await;
-        let change = filot::store::documents::DocumentChange::Extracted {
-            fields: serde_json::json!({ "sealed": sealed, "ocr_ms": 1 }),
+        let change = DocumentChange::Extracted {
+            fields: sealed,
             issues: issues.iter().map(|s| s.to_string()).collect(),
             token,
         };

@@ -46,7 +46,7 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
         .await
         .unwrap()
         .unwrap();
-    assert!(!record.fields.unwrap().to_string().contains(nik));
+    assert!(!record.fields.unwrap().sealed.contains(nik));
     let kinds = app.event_kinds(&id).await;
     assert_eq!(kinds, ["uploaded", "queued", "processing", "extracted"]);
 

@@ -18,7 +18,7 @@ use crate::{
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
-        documents::{self, Claim, DocumentChange},
+        documents::{self, Claim, DocumentChange, Reading, SealedReading},
         leases::{self, Lease, Leases},
         now_millis,
     },
@@ -207,11 +207,13 @@ async fn read_and_record(
             metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
             let ocr_ms = started.elapsed().as_millis() as u64;
             tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
-            let plain = serde_json::json!({ "fields": card.fields, "confidence": card.confidence })
-                .to_string();
-            match state.blobs.seal_text(&id.to_string(), &plain) {
-                Ok(sealed) => DocumentChange::Extracted {
-                    fields: serde_json::json!({ "sealed": sealed, "ocr_ms": ocr_ms }),
+            let reading = Reading {
+                fields: card.fields,
+                confidence: card.confidence,
+            };
+            match SealedReading::seal(&state.blobs, &id, &reading, Some(ocr_ms)) {
+                Ok(fields) => DocumentChange::Extracted {
+                    fields,
                     issues: card.issues,
                     token,
                 },

@@ -46,18 +46,16 @@ pub(super) async fn outcome(
         DocumentStatus::Erased => DocOutcome::Failed {
             reason: "erased".into(),
         },
-        DocumentStatus::Extracted => match documents::open_fields(&ctx.blobs, &record) {
-            Some(opened) => {
-                let fields: BTreeMap<String, String> =
-                    serde_json::from_value(opened["fields"].clone()).unwrap_or_default();
-                let confidence: BTreeMap<String, f32> =
-                    serde_json::from_value(opened["confidence"].clone()).unwrap_or_default();
-                DocOutcome::Extracted(CardReading {
-                    fields,
-                    confidence,
-                    issues: record.issues,
-                })
-            }
+        DocumentStatus::Extracted => match record
+            .fields
+            .as_ref()
+            .and_then(|sealed| sealed.open(&ctx.blobs, &record.id))
+        {
+            Some(reading) => DocOutcome::Extracted(CardReading {
+                fields: reading.fields,
+                confidence: reading.confidence,
+                issues: record.issues,
+            }),
             None => DocOutcome::Failed {
                 reason: "unsealable".into(),
             },

@@ -2,12 +2,22 @@
 //!
 //! Every write bumps `documents.version` and appends the event with `seq = version` in the same
 //! transaction, guarded by the version the writer read (optimistic check): even a writer that
-//! bypassed the document's actor could not leave a gap or overwrite a newer state.
+//! bypassed the document's actor could not leave a gap or overwrite a newer state. The
+//! changes a document goes through are `change`, the writes `write`, and what OCR read on it
+//! (sealed) `reading`; this file holds the rows' shapes and the reads.
+
+mod change;
+mod reading;
+mod write;
 
 use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
-use super::{Db, StoreError, now_millis};
+pub use change::DocumentChange;
+pub use reading::{Reading, SealedReading};
+pub use write::{apply, insert};
+
+use super::{Db, StoreError};
 use crate::kyc::{DocumentId, DocumentType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +71,8 @@ pub struct DocumentRecord {
     pub size_bytes: Option<i64>,
     pub sha256: Option<String>,
     pub blob_key: Option<String>,
-    pub fields: Option<serde_json::Value>,
+    /// What OCR read (sealed), once extracted; `None` before and after erasure.
+    pub fields: Option<SealedReading>,
     pub issues: Vec<String>,
     pub failure_reason: Option<String>,
     pub version: i64,
@@ -130,112 +141,6 @@ pub struct DocumentEvent {
     pub created_at: i64,
 }
 
-/// A change to an existing document. Each becomes one event.
-#[derive(Debug, Clone, PartialEq)]
-pub enum DocumentChange {
-    /// Someone downloaded the original file (audited: it is a copy of an identity card).
-    FileRead,
-    /// Personal data and the file are wiped; the row stays as a tombstone.
-    Erased,
-    /// An OCR worker took the queued document (a new attempt).
-    Processing(Claim),
-    /// OCR finished: the (sealed) fields and the issues found. `token`: the claim's.
-    Extracted {
-        fields: serde_json::Value,
-        issues: Vec<String>,
-        token: i64,
-    },
-    /// OCR could not read the document (or ran out of attempts); `reason` is a stable code.
-    Failed { reason: String, token: i64 },
-    /// A run was abandoned (past its deadline, or its node died): back to `queued`.
-    Requeued { reason: String, token: i64 },
-}
-
-impl DocumentChange {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::FileRead => "file_read",
-            Self::Erased => "erased",
-            Self::Processing(_) => "processing",
-            Self::Extracted { .. } => "extracted",
-            Self::Failed { .. } => "failed",
-            Self::Requeued { .. } => "requeued",
-        }
-    }
-
-    /// The fencing token this change carries (OCR changes only): the row must not hold a
-    /// newer one.
-    pub fn token(&self) -> Option<i64> {
-        match self {
-            Self::Processing(claim) => Some(claim.token),
-            Self::Extracted { token, .. }
-            | Self::Failed { token, .. }
-            | Self::Requeued { token, .. } => Some(*token),
-            Self::FileRead | Self::Erased => None,
-        }
-    }
-
-    /// What the audit trail keeps about this change beyond its kind (never personal data).
-    fn detail(&self, after: &DocumentRecord) -> Option<serde_json::Value> {
-        match self {
-            Self::Processing(claim) => Some(serde_json::json!({
-                "attempt": after.ocr_attempts, "node": claim.node, "token": claim.token,
-            })),
-            Self::Requeued { reason, token } | Self::Failed { reason, token } => {
-                Some(serde_json::json!({ "reason": reason, "token": token }))
-            }
-            Self::Extracted { token, .. } => Some(serde_json::json!({ "token": token })),
-            Self::FileRead | Self::Erased => None,
-        }
-    }
-
-    /// The record after this change.
-    pub fn apply(&self, before: &DocumentRecord, now: i64) -> DocumentRecord {
-        let mut after = before.clone();
-        after.version += 1;
-        after.updated_at = now;
-        match self {
-            Self::FileRead => {}
-            Self::Processing(claim) => {
-                after.status = DocumentStatus::Processing;
-                after.ocr_attempts += 1;
-                after.ocr_deadline = Some(claim.deadline);
-                after.ocr_node = Some(claim.node.clone());
-                after.fence = claim.token;
-            }
-            Self::Extracted { fields, issues, .. } => {
-                after.status = DocumentStatus::Extracted;
-                after.fields = Some(fields.clone());
-                after.issues = issues.clone();
-                after.failure_reason = None;
-                after.ocr_deadline = None;
-            }
-            Self::Failed { reason, .. } => {
-                after.status = DocumentStatus::Failed;
-                after.failure_reason = Some(reason.clone());
-                after.ocr_deadline = None;
-            }
-            Self::Requeued { .. } => {
-                after.status = DocumentStatus::Queued;
-                after.ocr_deadline = None;
-                after.ocr_node = None;
-            }
-            Self::Erased => {
-                after.status = DocumentStatus::Erased;
-                after.content_type = None;
-                after.size_bytes = None;
-                after.sha256 = None;
-                after.blob_key = None;
-                after.fields = None;
-                after.issues = Vec::new();
-                after.failure_reason = None;
-                after.erased_at = Some(now);
-            }
-        }
-        after
-    }
-}
-
 const COLUMNS: &str = "id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
                        fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
                        ocr_attempts, ocr_deadline, ocr_node, fence, correlation_id";
@@ -281,111 +186,6 @@ fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
     })
 }
 
-async fn insert_event(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    id: &DocumentId,
-    seq: i64,
-    kind: &str,
-    principal: &str,
-    detail: Option<serde_json::Value>,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO document_events (document_id, seq, kind, actor, detail, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(id.to_string())
-    .bind(seq)
-    .bind(kind)
-    .bind(principal)
-    .bind(detail.map(|d| d.to_string()))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Inserts an accepted upload (`uploaded` then `queued`), and its idempotency answer, in one
-/// transaction. A concurrent request with the same idempotency key makes this fail with a
-/// unique violation and leaves nothing behind.
-pub async fn insert(
-    db: &Db,
-    new: &NewDocument,
-    idempotency: Option<(&IdempotencyRecord, i64)>,
-) -> Result<DocumentRecord, StoreError> {
-    let now = new.created_at;
-    let mut tx = db.begin_write().await?;
-    if let Some(quota) = new.storage_quota {
-        super::lock_owner(&mut tx, &new.owner).await?;
-        let stored = super::count(
-            &mut tx,
-            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM documents \
-             WHERE owner = $1 AND status <> 'erased'",
-            &new.owner,
-        )
-        .await?;
-        if stored.saturating_add(new.size_bytes) > i64::try_from(quota).unwrap_or(i64::MAX) {
-            return Err(StoreError::Quota(super::Quota::Storage(quota)));
-        }
-    }
-    sqlx::query(
-        "INSERT INTO documents (id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
-         fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
-         correlation_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, 2, $9, $9, NULL, $10)",
-    )
-    .bind(new.id.to_string())
-    .bind(&new.owner)
-    .bind(new.doc_type.as_str())
-    .bind(DocumentStatus::Queued.as_str())
-    .bind(&new.content_type)
-    .bind(new.size_bytes)
-    .bind(&new.sha256)
-    .bind(&new.blob_key)
-    .bind(now)
-    .bind(&new.correlation_id)
-    .execute(&mut *tx)
-    .await?;
-    insert_event(&mut tx, &new.id, 1, "uploaded", &new.owner, None, now).await?;
-    insert_event(&mut tx, &new.id, 2, "queued", &new.owner, None, now).await?;
-    if let Some((idem, expired_before)) = idempotency {
-        // An expired answer for the same key no longer counts: make room for the new one.
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE owner = $1 AND idem_key = $2 AND created_at < $3",
-        )
-        .bind(&idem.owner)
-        .bind(&idem.key)
-        .bind(expired_before)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (owner, idem_key, request_hash, document_id, status_code, \
-             response_body, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&idem.owner)
-        .bind(&idem.key)
-        .bind(&idem.request_hash)
-        .bind(&idem.document_id)
-        .bind(idem.status_code)
-        .bind(&idem.response_body)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    }
-    #[cfg(feature = "test-hooks")]
-    if db
-        .faults
-        .fail_next_insert
-        .swap(false, std::sync::atomic::Ordering::SeqCst)
-    {
-        return Err(StoreError::Unavailable(
-            "injected fault before commit".into(),
-        ));
-    }
-    tx.commit().await?;
-    get(db, &new.id).await?.ok_or(StoreError::NotFound)
-}
-
 pub async fn get(db: &Db, id: &DocumentId) -> Result<Option<DocumentRecord>, StoreError> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM documents WHERE id = $1"
@@ -428,77 +228,6 @@ pub async fn list_by_owner(
         }
     };
     rows.iter().map(from_row).collect()
-}
-
-/// Writes `change` on top of `before` (which must be the latest stored version) and appends its
-/// event. Returns the new record; `Conflict` when someone else wrote first, `Fenced` when the
-/// change carries an older lease token than the row's (a claim needs a newer one).
-pub async fn apply(
-    db: &Db,
-    before: &DocumentRecord,
-    change: &DocumentChange,
-    principal: &str,
-) -> Result<DocumentRecord, StoreError> {
-    let after = change.apply(before, now_millis());
-    let mut tx = db.begin_write().await?;
-    let fields = after.fields.as_ref().map(|f| f.to_string());
-    let issues = (!after.issues.is_empty())
-        .then(|| serde_json::to_string(&after.issues).expect("strings serialize"));
-    let updated = sqlx::query(
-        "UPDATE documents SET status = $1, content_type = $2, size_bytes = $3, sha256 = $4, blob_key = $5, \
-         fields_json = $6, issues_json = $7, failure_reason = $8, version = $9, updated_at = $10, erased_at = $11, \
-         ocr_attempts = $12, ocr_deadline = $13, ocr_node = $14, fence = $15 \
-         WHERE id = $16 AND version = $17 AND fence <= $18",
-    )
-    .bind(after.status.as_str())
-    .bind(&after.content_type)
-    .bind(after.size_bytes)
-    .bind(&after.sha256)
-    .bind(&after.blob_key)
-    .bind(fields)
-    .bind(issues)
-    .bind(&after.failure_reason)
-    .bind(after.version)
-    .bind(after.updated_at)
-    .bind(after.erased_at)
-    .bind(after.ocr_attempts)
-    .bind(after.ocr_deadline)
-    .bind(&after.ocr_node)
-    .bind(after.fence)
-    .bind(after.id.to_string())
-    .bind(before.version)
-    // A claim must beat the row's token; the claimant's later writes must still hold it.
-    .bind(match change {
-        DocumentChange::Processing(claim) => claim.token - 1,
-        other => other.token().unwrap_or(i64::MAX),
-    })
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() != 1 {
-        let current = get(db, &before.id).await?.ok_or(StoreError::NotFound)?;
-        if current.version == before.version {
-            return Err(StoreError::Fenced(format!(
-                "lease token older than the document's ({})",
-                current.fence
-            )));
-        }
-        return Err(StoreError::Conflict(format!(
-            "document changed since version {}",
-            before.version
-        )));
-    }
-    insert_event(
-        &mut tx,
-        &after.id,
-        after.version,
-        change.kind(),
-        principal,
-        change.detail(&after),
-        after.updated_at,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(after)
 }
 
 pub async fn events(db: &Db, id: &DocumentId) -> Result<Vec<DocumentEvent>, StoreError> {
@@ -610,17 +339,6 @@ pub async fn running(db: &Db, limit: u32) -> Result<Vec<Running>, StoreError> {
             })
         })
         .collect()
-}
-
-/// The extracted fields and confidences of a document (`{"fields": {…}, "confidence": {…}}`),
-/// unsealed; `None` before extraction or when the sealed text cannot be opened.
-pub fn open_fields(
-    blobs: &super::blobs::BlobStore,
-    record: &DocumentRecord,
-) -> Option<serde_json::Value> {
-    let sealed = record.fields.as_ref()?.get("sealed")?.as_str()?;
-    let text = blobs.open_text(&record.id.to_string(), sealed).ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 /// How many documents wait for OCR (queued or left processing).
