@@ -9,6 +9,7 @@
 
 pub mod document;
 pub mod handles;
+pub mod intake;
 pub mod keyed;
 pub mod ocr;
 pub mod outbox;

@@ -1,17 +1,7 @@
 //! Document intake and reading: `/v1/documents…`. Handlers unpack the request, check the
 //! caller's role, and call one domain operation; the document's actor does every write.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
-use poem_openapi::{
-    ApiResponse, Object,
-    param::{Header, Path, Query},
-    payload::{Binary, Json},
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
-};
-use sha2::{Digest, Sha256};
+use std::{sync::Arc, time::Duration};
 
 use super::{
     ApiTags, AppState,
@@ -21,12 +11,17 @@ use super::{
     upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
 };
 use crate::{
-    actors::DocumentError,
+    actors::intake::{self, Accepted, Upload},
     kyc::{DocumentId, DocumentType},
-    store::{
-        documents::{self, DocumentChange, DocumentRecord, IdempotencyRecord, NewDocument},
-        now_millis,
-    },
+    store::documents::{self, DocumentChange, DocumentRecord},
+};
+use chrono::{DateTime, Utc};
+use poem_openapi::{
+    ApiResponse, Object,
+    param::{Header, Path, Query},
+    payload::{Binary, Json},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::Type,
 };
 
 pub struct DocumentsApi {
@@ -234,14 +229,6 @@ impl DocumentsApi {
     }
 }
 
-fn request_hash(doc_type: DocumentType, bytes: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(doc_type.as_str().as_bytes());
-    h.update([0u8]);
-    h.update(bytes);
-    hex::encode(h.finalize())
-}
-
 /// A declared file name's extension, when it is 1–5 ASCII letters or digits; else `none`.
 fn declared_extension(name: Option<&str>) -> &str {
     name.and_then(|n| n.rsplit_once('.'))
@@ -252,18 +239,6 @@ fn declared_extension(name: Option<&str>) -> &str {
 
 fn valid_idempotency_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn replay(record: &IdempotencyRecord, hash: &str) -> Result<UploadResponse, ApiError> {
-    if record.request_hash != hash {
-        return Err(ApiError::Conflict {
-            code: "idempotency_key_reused",
-            message: "this Idempotency-Key was used with a different request".into(),
-        });
-    }
-    let body: UploadAccepted =
-        serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
-    Ok(UploadResponse::Accepted(Json(body)))
 }
 
 #[poem_openapi::OpenApi(tag = "ApiTags::Documents")]
@@ -315,85 +290,41 @@ impl DocumentsApi {
                 return Err(e);
             }
         };
-        let hash = request_hash(upload.doc_type, &upload.bytes);
-        let ttl_ms = state.settings.limits.idempotency_ttl_hours as i64 * 3_600_000;
-        let not_before = now_millis() - ttl_ms;
-        if let Some(k) = &key
-            && let Some(existing) =
-                documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
-        {
-            return replay(&existing, &hash);
-        }
-
-        let id = DocumentId::new();
-        let blob_key = id.to_string();
-        let blobs = state.blobs.clone();
-        let data = upload.bytes.clone();
-        let put_key = blob_key.clone();
-        tokio::task::spawn_blocking(move || blobs.put(&put_key, &data))
-            .await
-            .map_err(|_| ApiError::Internal)?
-            .map_err(|e| {
-                tracing::error!(error = %e, "blob write failed");
-                ApiError::Unavailable {
-                    code: "storage_unavailable",
-                    message: "the file could not be stored; retry later".into(),
-                }
-            })?;
-
-        let created_at = millis(now_millis());
-        let accepted = UploadAccepted {
-            id: id.to_string(),
-            doc_type: type_name(upload.doc_type),
-            status: "queued".into(),
-            created_at,
-        };
-        let idem = key.as_ref().map(|k| {
-            (
-                IdempotencyRecord {
-                    owner: subject.id.clone(),
-                    key: k.clone(),
-                    request_hash: hash.clone(),
-                    document_id: id.to_string(),
-                    status_code: 202,
-                    response_body: serde_json::to_string(&accepted).expect("serializable"),
-                },
-                not_before,
-            )
-        });
-        let new = NewDocument {
-            id,
+        let limits = &state.settings.limits;
+        let intake = Upload {
             owner: subject.id.clone(),
             doc_type: upload.doc_type,
-            content_type: kind.mime().to_string(),
-            size_bytes: upload.bytes.len() as i64,
-            sha256: hex::encode(Sha256::digest(&upload.bytes)),
-            blob_key: blob_key.clone(),
-            created_at: created_at.timestamp_millis(),
-            correlation_id: Some(super::errors::current_correlation_id()),
-            storage_quota: Some(state.settings.limits.storage_quota_bytes_per_user)
-                .filter(|q| *q > 0),
+            bytes: upload.bytes,
+            kind,
+            idempotency_key: key,
+            idempotency_ttl: Duration::from_secs(limits.idempotency_ttl_hours * 3_600),
+            correlation_id: super::errors::current_correlation_id(),
+            storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
         };
-        match state.documents.create(new, idem).await {
-            Ok(record) => {
-                tracing::info!(document_id = %record.id, doc_type = %record.doc_type, "document accepted");
-                Ok(UploadResponse::Accepted(Json(accepted)))
+        let doc_type = type_name(upload.doc_type);
+        let answer = |id: DocumentId, created_at: i64| UploadAccepted {
+            id: id.to_string(),
+            doc_type,
+            status: "queued".into(),
+            created_at: millis(created_at),
+        };
+        let remembered = |id, at| serde_json::to_string(&answer(id, at)).expect("serializable");
+        match intake::accept(
+            &state.documents,
+            &state.blobs,
+            &state.db,
+            intake,
+            remembered,
+        )
+        .await?
+        {
+            Accepted::New { id, created_at } => {
+                Ok(UploadResponse::Accepted(Json(answer(id, created_at))))
             }
-            Err(e) => {
-                // Nothing was committed: remove the blob so no orphan file remains.
-                let blobs = state.blobs.clone();
-                let _ = tokio::task::spawn_blocking(move || blobs.delete(&blob_key)).await;
-                if let (Some(k), DocumentError::Store(s)) = (&key, &e)
-                    && s.is_unique_violation()
-                {
-                    // A concurrent request with the same key won the race: answer as it did.
-                    if let Some(existing) =
-                        documents::find_idempotency(&state.db, &subject.id, k, not_before).await?
-                    {
-                        return replay(&existing, &hash);
-                    }
-                }
-                Err(e.into())
+            Accepted::Replayed(record) => {
+                let body: UploadAccepted =
+                    serde_json::from_str(&record.response_body).map_err(|_| ApiError::Internal)?;
+                Ok(UploadResponse::Accepted(Json(body)))
             }
         }
     }

@@ -4,7 +4,7 @@
 
 use super::ApiError;
 use crate::{
-    actors::{DocumentError, verification::VerificationError},
+    actors::{DocumentError, intake::IntakeError, verification::VerificationError},
     store::{Quota, StoreError},
 };
 
@@ -125,6 +125,26 @@ impl From<VerificationError> for ApiError {
                 ApiError::Internal
             }
             VerificationError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::KeyReused => ApiError::Conflict {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was used with a different request".into(),
+            },
+            IntakeError::Storage(e) => {
+                tracing::error!(error = %e, "blob write failed");
+                ApiError::Unavailable {
+                    code: "storage_unavailable",
+                    message: "the file could not be stored; retry later".into(),
+                }
+            }
+            IntakeError::Document(e) => e.into(),
+            IntakeError::Store(e) => e.into(),
         }
     }
 }
