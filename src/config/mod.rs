@@ -26,6 +26,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod keys;
 mod sections;
 mod validate;
 
@@ -58,6 +59,35 @@ impl Serialize for Secret {
     }
 }
 
+/// A database URL: it may carry a password, so `Debug` and `Serialize` hide that part
+/// (`postgres://user:[redacted]@host/db`) while the rest stays readable.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The whole URL, password included: a call that stands out in review.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url_password(&self.0))
+    }
+}
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&redact_url_password(&self.0))
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -76,7 +106,7 @@ pub struct Settings {
     /// Where the embedded database, blobs and generated secrets live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; empty means SQLite in `data_dir`.
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Log level filter in `tracing` syntax (overridden by `RUST_LOG`).
     pub log_level: String,
     pub log_format: LogFormat,
@@ -110,7 +140,7 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
-            database_url: String::new(),
+            database_url: DatabaseUrl::default(),
             log_level: "info".into(),
             log_format: LogFormat::Auto,
             buli2_url: None,
@@ -163,10 +193,11 @@ impl Settings {
 
     /// Like [`Settings::load`], with extra overrides on top (command-line flags).
     pub fn load_with(cluster_toml: Option<&Path>, overrides: Figment) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let defaults = Figment::from(Serialized::defaults(Settings::default()));
+        let mut user = Figment::new();
         if let Some(path) = cluster_toml {
             if path.exists() {
-                figment = figment.merge(Toml::file_exact(path));
+                user = user.merge(Toml::file_exact(path));
             } else if std::env::var_os("FILOT_CONFIG").is_some() {
                 return Err(ConfigError {
                     problems: vec![format!("config file {} does not exist", path.display())],
@@ -174,8 +205,16 @@ impl Settings {
             }
         }
         let env = Env::prefixed("FILOT_").split("__").ignore(NON_SETTING_ENV);
-        let figment = figment.merge(env).merge(overrides);
-        Self::extract_all(figment)
+        let user = user.merge(env).merge(overrides);
+        let unknown = keys::unknown(&defaults, &user);
+        match Self::extract_all(defaults.merge(user)) {
+            Ok(settings) if unknown.is_empty() => Ok(settings),
+            Ok(_) => Err(ConfigError { problems: unknown }),
+            Err(mut e) => {
+                e.problems.splice(0..0, unknown);
+                Err(e)
+            }
+        }
     }
 
     /// Extracts settings, collecting every type error and every semantic error.
@@ -222,20 +261,20 @@ impl Settings {
 
     /// The database URL in effect: the configured one, or SQLite in the data directory.
     pub fn effective_database_url(&self) -> String {
-        if self.database_url.trim().is_empty() {
+        if self.database_url.expose().trim().is_empty() {
             format!(
                 "sqlite://{}?mode=rwc",
                 self.data_dir.join("filot.db").display()
             )
         } else {
-            self.database_url.trim().to_string()
+            self.database_url.expose().trim().to_string()
         }
     }
 
     /// The effective configuration as TOML, secrets redacted, database password hidden.
     pub fn redacted_toml(&self) -> String {
         let mut copy = self.clone();
-        copy.database_url = redact_url_password(&self.effective_database_url());
+        copy.database_url = DatabaseUrl::new(self.effective_database_url());
         toml::to_string_pretty(&copy).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 
@@ -430,16 +469,43 @@ mod tests {
     }
 
     #[test]
+    fn unknown_settings_are_refused_naming_the_closest_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_LIMITS__MAX_FILE_BYTE", "1048576");
+            jail.create_file(
+                "c.toml",
+                "[outbox]\nwebhook_timout_secs = 3\n[limits]\ntrust_forwarded_for = true\n",
+            )?;
+            let all = Settings::load(Some(Path::new("c.toml")))
+                .expect_err("typos are refused")
+                .problems
+                .join("\n");
+            assert!(
+                all.contains("limits.max_file_byte: unknown setting (from FILOT_LIMITS__MAX_FILE_BYTE); did you mean limits.max_file_bytes?"),
+                "{all}"
+            );
+            assert!(
+                all.contains("did you mean outbox.webhook_timeout_secs?"),
+                "{all}"
+            );
+            assert!(all.contains("replaced by limits.trusted_proxies"), "{all}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn secrets_never_print() {
         let mut s = Settings::default();
         s.auth.jwt_secret = Some(Secret::new("x".repeat(40)));
-        s.database_url = "postgres://u:hunter2@db/filot".into();
+        s.database_url = DatabaseUrl::new("postgres://u:hunter2@db/filot");
         s.redis_url = Some(Secret::new("redis://:swordfish@cache:6379/0"));
         let text = s.redacted_toml();
         assert!(!text.contains(&"x".repeat(40)));
         assert!(!text.contains("hunter2"));
         assert!(!text.contains("swordfish"));
         assert!(!format!("{s:?}").contains("swordfish"));
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(text.contains("postgres://u:[redacted]@db/filot"), "{text}");
         assert!(format!("{s:?}").contains("[redacted]"));
     }
 }

@@ -120,7 +120,7 @@ impl Settings {
         if self.data_dir.as_os_str().is_empty() {
             p.push("data_dir: must not be empty".into());
         }
-        let url = self.database_url.trim();
+        let url = self.database_url.expose().trim();
         let known_scheme = ["sqlite:", "postgres://", "postgresql://"]
             .iter()
             .any(|p| url.starts_with(p));

@@ -209,12 +209,16 @@ async fn shutdown_lets_in_flight_requests_finish() {
         .send();
     let request = tokio::spawn(request);
     tx.send(Ok(first)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The upload holds its slot once it is being received.
+    let slots = app.state.upload_slots.clone();
+    let all = app.state.settings.limits.max_concurrent_uploads as usize;
+    until(|| async { slots.available_permits() < all }).await;
 
-    // Shutdown starts while the upload is half-way through.
+    // Shutdown starts while the upload is half-way through: new connections are refused.
     let base = app.base.clone();
+    let addr = base.trim_start_matches("http://").to_string();
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until(|| async { tokio::net::TcpStream::connect(&addr).await.is_err() }).await;
     tx.send(Ok(second)).await.unwrap();
     drop(tx);
 
@@ -261,4 +265,16 @@ async fn a_user_change_after_another_nodes_write_is_applied_to_the_stored_truth(
         kinds,
         ["uploaded", "queued", "file_read", "file_read", "erased"]
     );
+}
+
+/// Waits (up to 10 s) until `done` holds.
+async fn until<F: std::future::Future<Output = bool>>(done: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition never held"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

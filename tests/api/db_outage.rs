@@ -38,7 +38,7 @@ async fn a_database_restart_gives_503_then_recovers_without_restarting_filot() {
     let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
 
     let app = spawn_app_with(|s| {
-        s.database_url = url.clone();
+        s.database_url = filot::config::DatabaseUrl::new(url.clone());
         s.database.acquire_timeout_ms = 1_000;
     })
     .await;

@@ -95,7 +95,7 @@ async fn a_lease_is_renewed_while_a_long_run_works() {
     // whose lease it finds expired.
     let db_url = a.state.settings.effective_database_url();
     let b = spawn_app_with(|s| {
-        s.database_url = db_url;
+        s.database_url = filot::config::DatabaseUrl::new(db_url);
         s.redis_url = Some(filot::config::Secret::new(redis.url()));
         s.redis.lease_ttl_ms = 600;
         s.node.name = "b@localhost".into();
