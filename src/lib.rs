@@ -84,7 +84,7 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartError> {
     let db = Db::connect(
         &settings.effective_database_url(),
         settings.database.max_connections,
-        Duration::from_millis(settings.database.acquire_timeout_ms),
+        settings.database.acquire_timeout,
     )
     .await?;
     db.migrate().await?;
@@ -110,7 +110,7 @@ impl Application {
         telemetry::metrics::install(m.emf_enabled.then(|| telemetry::metrics::EmfOptions {
             namespace: m.emf_namespace.clone(),
             output: m.emf_output.clone(),
-            interval: Duration::from_secs(m.emf_interval_secs),
+            interval: m.emf_interval,
         }));
         let db = open_database(&settings).await?;
         let auth = http::auth::AuthKeys::from_settings(&settings)?;
@@ -125,13 +125,13 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "cannot sweep blob temp directory"),
         }
 
-        let lease_ttl = Duration::from_millis(settings.redis.lease_ttl_ms);
+        let lease_ttl = settings.redis.lease_ttl;
         let redis = match &settings.redis_url {
             Some(url) => Some(
                 store::redis::Redis::connect(
                     url.expose(),
                     settings.redis.pool_size,
-                    Duration::from_millis(settings.redis.timeout_ms),
+                    settings.redis.timeout,
                 )
                 .map_err(|e| StartError::Redis(e.to_string()))?,
             ),
@@ -145,10 +145,14 @@ impl Application {
         let ctx = Arc::new(DocumentContext::new(
             db.clone(),
             blobs.clone(),
-            Duration::from_secs(settings.documents.actor_idle_secs),
+            settings.documents.actor_idle,
         ));
         let slot = Slot::default();
-        let documents = Documents::new(slot.clone(), settings.actor_call_timeout(), ctx.clone());
+        let documents = Documents::new(
+            slot.clone(),
+            settings.documents.actor_call_timeout,
+            ctx.clone(),
+        );
         let clock = clock::Clock::default();
         let w = &settings.workflow;
         let verification_ctx = Arc::new(actors::verification::VerificationContext {
@@ -161,16 +165,16 @@ impl Application {
                 blocking: w.blocking_issues.clone(),
                 four_eyes: w.four_eyes,
             },
-            review_sla: Duration::from_secs(w.review_sla_hours * 3_600),
-            idle_after: Duration::from_secs(w.actor_idle_secs),
+            review_sla: w.review_sla,
+            idle_after: w.actor_idle,
             leases: leases.clone(),
-            lease_wait: Duration::from_millis(settings.redis.lease_wait_ms),
+            lease_wait: settings.redis.lease_wait,
             max_active_per_owner: settings.limits.max_active_verifications_per_user,
         });
         let verification_slot = Slot::default();
         let verifications = Verifications::new(
             verification_slot.clone(),
-            settings.actor_call_timeout(),
+            settings.documents.actor_call_timeout,
             verification_ctx.clone(),
         );
         let restarts = settings.restarts();
@@ -180,11 +184,11 @@ impl Application {
             leases: leases.clone(),
             devices: settings.ocr.devices.clone(),
             params: settings.ocr.params.clone(),
-            poll: Duration::from_millis(settings.ocr.poll_ms),
+            poll: settings.ocr.poll_interval,
             restarts: restarts.ocr,
             batch_lines: settings.ocr.batch_lines,
-            batch_wait: Duration::from_millis(settings.ocr.batch_wait_ms),
-            job_deadline: Duration::from_secs(settings.ocr.job_deadline_secs),
+            batch_wait: settings.ocr.batch_wait,
+            job_deadline: settings.ocr.job_deadline,
             max_attempts: settings.ocr.max_attempts,
             image_limits: settings.limits.image(),
         };
@@ -192,7 +196,7 @@ impl Application {
             documents: documents.clone(),
             leases: leases.clone(),
             pool: pool_slot.clone(),
-            poll: Duration::from_millis(settings.ocr.reaper_poll_ms),
+            poll: settings.ocr.reaper_poll_interval,
             max_attempts: settings.ocr.max_attempts,
         };
         let o = &settings.outbox;
@@ -202,20 +206,19 @@ impl Application {
             clock: clock.clone(),
             verifications: verifications.clone(),
             leases: leases.clone(),
-            poll: Duration::from_millis(o.poll_ms),
+            poll: o.poll_interval,
             max_rounds: o.max_rounds,
-            round_delay: Duration::from_millis(o.round_delay_ms),
-            round_delay_max: Duration::from_millis(o.round_delay_max_ms),
+            round_delay: o.round_delay,
+            round_delay_max: o.round_delay_max,
         };
-        let rounds =
-            |timeout_secs: u64, failures: u32, cooldown_ms: u64| buli2::client::ClientSettings {
-                timeout: Duration::from_secs(timeout_secs),
-                attempts: o.attempts,
-                backoff_min: Duration::from_millis(o.backoff_min_ms),
-                backoff_max: Duration::from_millis(o.backoff_max_ms),
-                breaker_failures: failures,
-                breaker_cooldown: Duration::from_millis(cooldown_ms),
-            };
+        let rounds = |timeout, failures, cooldown| buli2::client::ClientSettings {
+            timeout,
+            attempts: o.attempts,
+            backoff_min: o.backoff_min,
+            backoff_max: o.backoff_max,
+            breaker_failures: failures,
+            breaker_cooldown: cooldown,
+        };
         let http_client = |e: reqwest::Error| StartError::Actors(format!("HTTP client: {e}"));
         // BULI2 delivery needs both settings (config validation refuses a URL without a
         // secret); without them decisions wait in the outbox. Webhooks are delivered either way.
@@ -226,7 +229,7 @@ impl Application {
                     buli2::client::Buli2Client::new(
                         url,
                         secret.expose().as_bytes(),
-                        rounds(o.timeout_secs, o.breaker_failures, o.breaker_cooldown_ms),
+                        rounds(o.timeout, o.breaker_failures, o.breaker_cooldown),
                     )
                     .map_err(http_client)?,
                 ),
@@ -238,9 +241,9 @@ impl Application {
             client: Arc::new(
                 buli2::webhook::WebhookClient::new(
                     rounds(
-                        o.webhook_timeout_secs,
+                        o.webhook_timeout,
                         o.webhook_breaker_failures,
-                        o.webhook_breaker_cooldown_ms,
+                        o.webhook_breaker_cooldown,
                     ),
                     o.webhook_allow_private,
                 )
@@ -258,7 +261,7 @@ impl Application {
                 db: db.clone(),
                 clock: clock.clone(),
                 verifications: verifications.clone(),
-                poll: Duration::from_millis(settings.workflow.poll_ms),
+                poll: settings.workflow.poll_interval,
             },
             outbox,
             webhooks,
@@ -332,7 +335,7 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves (or the actor tree escalates), then stops accepting,
-    /// lets in-flight requests finish (up to `http.shutdown_grace_secs`), and stops the tree.
+    /// lets in-flight requests finish (up to `http.shutdown_grace`), and stops the tree.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -355,9 +358,9 @@ impl Application {
         };
         let h = &state.settings.http;
         let limits = http::server::ConnectionLimits {
-            header_read_timeout: Duration::from_secs(h.header_read_timeout_secs),
-            idle_timeout: Duration::from_secs(h.idle_timeout_secs),
-            shutdown_grace: Duration::from_secs(h.shutdown_grace_secs),
+            header_read_timeout: h.header_read_timeout,
+            idle_timeout: h.idle_timeout,
+            shutdown_grace: h.shutdown_grace,
         };
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|l| {

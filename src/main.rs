@@ -47,7 +47,7 @@ enum Command {
         /// user, reviewer or admin.
         #[arg(long, default_value = "user")]
         role: String,
-        /// Lifetime, e.g. 3600, 90s, 30m, 12h, 7d (default: auth.default_token_ttl_secs).
+        /// Lifetime, e.g. 3600, 90s, 30m, 12h, 7d (default: auth.default_token_ttl).
         #[arg(long)]
         ttl: Option<String>,
         #[arg(long)]
@@ -152,21 +152,14 @@ fn load(cli_config: &std::path::Path, overrides: Figment) -> Result<Settings, Ex
     })
 }
 
+/// `--ttl`: a duration as in the settings (`90s`, `30m`, `1h30m`), or a bare count of seconds.
 fn parse_ttl(text: &str) -> Option<Duration> {
     let text = text.trim();
-    let (num, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
+    let ttl = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => filot::config::duration::parse(text).ok()?,
     };
-    let n: u64 = num.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3_600,
-        "d" => n * 86_400,
-        _ => return None,
-    };
-    (secs > 0).then(|| Duration::from_secs(secs))
+    (!ttl.is_zero()).then_some(ttl)
 }
 
 #[tokio::main]
@@ -224,7 +217,7 @@ async fn main() -> ExitCode {
                     eprintln!("filot token: --ttl must look like 3600, 90s, 30m, 12h or 7d");
                     return ExitCode::from(2);
                 }
-                None => Duration::from_secs(settings.auth.default_token_ttl_secs),
+                None => settings.auth.default_token_ttl,
             };
             let minted =
                 AuthKeys::from_settings(&settings).and_then(|keys| keys.mint(&sub, role, ttl));

@@ -32,16 +32,32 @@ pub(super) fn unknown(defaults: &Figment, user: &Figment) -> Vec<String> {
                     }
                 })
                 .unwrap_or_default();
-            let hint = match REPLACED.iter().find(|(old, _)| *old == key) {
-                Some((_, new)) => format!("replaced by {new}"),
-                None => match closest(&key, &known) {
+            let hint = if let Some((_, new)) = REPLACED.iter().find(|(old, _)| *old == key) {
+                format!("replaced by {new}")
+            } else if let Some(new) = duration_key(&key).filter(|k| known.contains(k)) {
+                format!("replaced by {new}, a duration with its unit (e.g. \"30s\", \"250ms\")")
+            } else {
+                match closest(&key, &known) {
                     Some(k) => format!("did you mean {k}?"),
                     None => "no such setting".into(),
-                },
+                }
             };
             format!("{key}: unknown setting{source}; {hint}")
         })
         .collect()
+}
+
+/// The key that replaced an old `*_ms`/`*_secs`/`*_hours` number: the same name without its
+/// unit (`outbox.timeout_secs` → `outbox.timeout`), `poll` becoming `poll_interval`.
+fn duration_key(old: &str) -> Option<String> {
+    let base = ["_ms", "_secs", "_hours"]
+        .iter()
+        .find_map(|unit| old.strip_suffix(unit))?;
+    Some(if base.ends_with("poll") {
+        format!("{base}_interval")
+    } else {
+        base.to_string()
+    })
 }
 
 /// The known key nearest to `key`, if any is near enough to be what was meant.

@@ -16,7 +16,6 @@ use std::{
     fmt,
     net::SocketAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
 use figment::{
@@ -26,6 +25,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub mod duration;
 mod keys;
 mod sections;
 mod validate;
@@ -280,10 +280,7 @@ impl Settings {
 
     /// The restart policy of each kind of actor, from its settings.
     pub fn restarts(&self) -> Restarts {
-        let policy = |max, secs| crate::resilience::RestartPolicy {
-            max,
-            window: Duration::from_secs(secs),
-        };
+        let policy = |max, window| crate::resilience::RestartPolicy { max, window };
         let (d, w, o, s) = (
             &self.documents,
             &self.workflow,
@@ -291,15 +288,11 @@ impl Settings {
             &self.supervision,
         );
         Restarts {
-            document: policy(d.max_restarts, d.restart_window_secs),
-            verification: policy(w.max_restarts, w.restart_window_secs),
-            ocr: policy(o.max_restarts, o.restart_window_secs),
-            supervisors: policy(s.max_restarts, s.restart_window_secs),
+            document: policy(d.max_restarts, d.restart_window),
+            verification: policy(w.max_restarts, w.restart_window),
+            ocr: policy(o.max_restarts, o.restart_window),
+            supervisors: policy(s.max_restarts, s.restart_window),
         }
-    }
-
-    pub fn actor_call_timeout(&self) -> Duration {
-        Duration::from_millis(self.documents.actor_call_timeout_ms)
     }
 }
 
@@ -358,6 +351,10 @@ fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), Box
         }
         Value::Num(..) => figment.extract_inner::<f64>(key).map(drop),
         Value::Bool(..) => figment.extract_inner::<bool>(key).map(drop),
+        // Duration settings show as text with a unit ("30s"); no other default reads as one.
+        Value::String(_, text) if duration::parse(text).is_ok() => {
+            figment.extract_inner::<duration::Setting>(key).map(drop)
+        }
         Value::String(..) => figment.extract_inner::<String>(key).map(drop),
         Value::Array(..) => figment.extract_inner::<Vec<String>>(key).map(drop),
         _ => Ok(()),
@@ -369,6 +366,7 @@ fn extract_like(figment: &Figment, key: &str, default: &Value) -> Result<(), Box
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error by design
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn manifest(path: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -425,14 +423,14 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("FILOT_WORKFLOW__VERSION", "4");
             jail.set_env("FILOT_WORKFLOW__APPROVE_AT", "30");
-            jail.set_env("FILOT_WORKFLOW__REVIEW_SLA_HOURS", "0");
+            jail.set_env("FILOT_WORKFLOW__REVIEW_SLA", "0d");
             let all = Settings::load(None)
                 .expect_err("invalid")
                 .problems
                 .join("\n");
             assert!(all.contains("workflow.version"), "{all}");
             assert!(all.contains("reject_below"), "{all}");
-            assert!(all.contains("workflow.review_sla_hours"), "{all}");
+            assert!(all.contains("workflow.review_sla"), "{all}");
             Ok(())
         });
     }
@@ -456,6 +454,41 @@ mod tests {
     }
 
     #[test]
+    fn durations_are_read_with_their_units_from_files_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[workflow]\nreview_sla = \"36h\"\n[redis]\nlease_ttl = \"1m30s\"\n",
+            )?;
+            jail.set_env("FILOT_OUTBOX__POLL_INTERVAL", "250ms");
+            let s = Settings::load(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(s.workflow.review_sla, Duration::from_secs(36 * 3_600));
+            assert_eq!(s.redis.lease_ttl, Duration::from_secs(90));
+            assert_eq!(s.outbox.poll_interval, Duration::from_millis(250));
+            assert!(s.redacted_toml().contains("review_sla = \"36h\""));
+
+            jail.set_env("FILOT_OUTBOX__TIMEOUT", "30");
+            jail.set_env("FILOT_AUTH__LEEWAY", "1500ms");
+            let all = Settings::load(None)
+                .expect_err("no unit")
+                .problems
+                .join("\n");
+            assert!(all.contains("30 has no unit"), "{all}");
+            assert!(all.contains("outbox.timeout"), "{all}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_AUTH__LEEWAY", "1500ms");
+            let all = Settings::load(None)
+                .expect_err("fraction")
+                .problems
+                .join("\n");
+            assert!(all.contains("auth.leeway: must be whole seconds"), "{all}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn env_overrides_file_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\n[limits]\nmax_file_bytes = 1000\nmax_request_bytes = 5000\n")?;
@@ -474,7 +507,7 @@ mod tests {
             jail.set_env("FILOT_LIMITS__MAX_FILE_BYTE", "1048576");
             jail.create_file(
                 "c.toml",
-                "[outbox]\nwebhook_timout_secs = 3\n[limits]\ntrust_forwarded_for = true\n",
+                "[outbox]\nwebhook_timout = \"3s\"\n[limits]\ntrust_forwarded_for = true\n",
             )?;
             let all = Settings::load(Some(Path::new("c.toml")))
                 .expect_err("typos are refused")
@@ -485,10 +518,19 @@ mod tests {
                 "{all}"
             );
             assert!(
-                all.contains("did you mean outbox.webhook_timeout_secs?"),
+                all.contains("did you mean outbox.webhook_timeout?"),
                 "{all}"
             );
             assert!(all.contains("replaced by limits.trusted_proxies"), "{all}");
+            jail.set_env("FILOT_OUTBOX__POLL_MS", "100");
+            let all = Settings::load(None)
+                .expect_err("old key")
+                .problems
+                .join("\n");
+            assert!(
+                all.contains("outbox.poll_ms: unknown setting (from FILOT_OUTBOX__POLL_MS); replaced by outbox.poll_interval, a duration with its unit"),
+                "{all}"
+            );
             Ok(())
         });
     }

@@ -1,8 +1,9 @@
 //! The sections of [`Settings`](super::Settings): one typed struct per concern, each with its
 //! defaults. Every field is documented here and in `.env.example`; semantic checks live in
-//! `validate`.
+//! `validate`. Periods are [`Duration`]s, written with a unit (`250ms`, `30s`, `5m`, `12h`,
+//! `7d`; see `duration`).
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,21 +16,24 @@ pub use crate::kyc::workflow::FourEyes;
 pub struct RedisSettings {
     /// Connections in the pool.
     pub pool_size: u32,
-    /// Milliseconds a call waits for a connection (Redis down costs a caller at most this).
-    pub timeout_ms: u64,
-    /// Milliseconds a lease lives without renewal (its holder renews every third of it).
-    pub lease_ttl_ms: u64,
-    /// Milliseconds a request waits for a verification's lease held by another node.
-    pub lease_wait_ms: u64,
+    /// How long a call waits for a connection (Redis down costs a caller at most this).
+    #[serde(with = "super::duration")]
+    pub timeout: Duration,
+    /// How long a lease lives without renewal (its holder renews every third of it).
+    #[serde(with = "super::duration")]
+    pub lease_ttl: Duration,
+    /// How long a request waits for a verification's lease held by another node.
+    #[serde(with = "super::duration")]
+    pub lease_wait: Duration,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
         Self {
             pool_size: 16,
-            timeout_ms: 1_000,
-            lease_ttl_ms: 30_000,
-            lease_wait_ms: 2_000,
+            timeout: Duration::from_secs(1),
+            lease_ttl: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(2),
         }
     }
 }
@@ -42,8 +46,9 @@ pub struct MetricsSettings {
     pub emf_enabled: bool,
     /// `stdout`, or a file the lines are appended to.
     pub emf_output: String,
-    /// Seconds between EMF flushes (and one at shutdown).
-    pub emf_interval_secs: u64,
+    /// Time between EMF flushes (and one at shutdown).
+    #[serde(with = "super::duration")]
+    pub emf_interval: Duration,
     pub emf_namespace: String,
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>` (`FILOT_METRICS__TOKEN`).
     pub token: Option<Secret>,
@@ -57,7 +62,7 @@ impl Default for MetricsSettings {
         Self {
             emf_enabled: false,
             emf_output: "stdout".into(),
-            emf_interval_secs: 60,
+            emf_interval: Duration::from_secs(60),
             emf_namespace: "FiLot".into(),
             token: None,
             listen: String::new(),
@@ -69,25 +74,33 @@ impl Default for MetricsSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct OutboxSettings {
-    /// How often the OutboxActor looks for due rows, in milliseconds.
-    pub poll_ms: u64,
+    /// How often the OutboxActor looks for due rows.
+    #[serde(with = "super::duration")]
+    pub poll_interval: Duration,
     /// Per HTTP attempt.
-    pub timeout_secs: u64,
+    #[serde(with = "super::duration")]
+    pub timeout: Duration,
     /// Attempts per delivery round (exponential back-off with jitter in between).
     pub attempts: u32,
-    pub backoff_min_ms: u64,
-    pub backoff_max_ms: u64,
+    #[serde(with = "super::duration")]
+    pub backoff_min: Duration,
+    #[serde(with = "super::duration")]
+    pub backoff_max: Duration,
     /// Failed rounds after which a row is dead-lettered.
     pub max_rounds: u32,
-    /// Delay before the next round, doubling per failed round up to `round_delay_max_ms`.
-    pub round_delay_ms: u64,
-    pub round_delay_max_ms: u64,
+    /// Delay before the next round, doubling per failed round up to `round_delay_max`.
+    #[serde(with = "super::duration")]
+    pub round_delay: Duration,
+    #[serde(with = "super::duration")]
+    pub round_delay_max: Duration,
     /// Consecutive failed calls that open BULI2's circuit breaker…
     pub breaker_failures: u32,
     /// …and how long it stays open before one probe.
-    pub breaker_cooldown_ms: u64,
-    /// Accepted clock difference on signed callbacks, either way, in seconds.
-    pub callback_window_secs: u64,
+    #[serde(with = "super::duration")]
+    pub breaker_cooldown: Duration,
+    /// Accepted clock difference on signed callbacks, either way (whole seconds).
+    #[serde(with = "super::duration")]
+    pub callback_window: Duration,
     /// Active status webhooks one user may register.
     pub max_webhooks_per_user: u32,
     /// Allow webhook URLs that point at loopback, private or link-local addresses (off:
@@ -95,7 +108,8 @@ pub struct OutboxSettings {
     /// again on every delivery, where only public addresses are connected to.
     pub webhook_allow_private: bool,
     /// Per HTTP attempt to a webhook (webhooks have their own lane, client and breakers).
-    pub webhook_timeout_secs: u64,
+    #[serde(with = "super::duration")]
+    pub webhook_timeout: Duration,
     /// Deliveries in flight to one webhook at once.
     pub webhook_concurrency_per_endpoint: u32,
     /// Webhook deliveries in flight at once on this node, all endpoints together.
@@ -103,34 +117,36 @@ pub struct OutboxSettings {
     /// Consecutive failed calls that open one webhook endpoint's breaker…
     pub webhook_breaker_failures: u32,
     /// …and how long it stays open before one probe.
-    pub webhook_breaker_cooldown_ms: u64,
+    #[serde(with = "super::duration")]
+    pub webhook_breaker_cooldown: Duration,
     /// How long registration waits for a webhook host's DNS answer (a name that resolves to
     /// a non-public address is refused; one that does not resolve is checked at delivery).
-    pub webhook_resolve_timeout_ms: u64,
+    #[serde(with = "super::duration")]
+    pub webhook_resolve_timeout: Duration,
 }
 
 impl Default for OutboxSettings {
     fn default() -> Self {
         Self {
-            poll_ms: 500,
-            timeout_secs: 30,
+            poll_interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(30),
             attempts: 3,
-            backoff_min_ms: 500,
-            backoff_max_ms: 10_000,
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(10),
             max_rounds: 5,
-            round_delay_ms: 30_000,
-            round_delay_max_ms: 3_600_000,
+            round_delay: Duration::from_secs(30),
+            round_delay_max: Duration::from_secs(3600),
             breaker_failures: 5,
-            breaker_cooldown_ms: 30_000,
-            callback_window_secs: 300,
+            breaker_cooldown: Duration::from_secs(30),
+            callback_window: Duration::from_secs(300),
             max_webhooks_per_user: 5,
             webhook_allow_private: false,
-            webhook_timeout_secs: 10,
+            webhook_timeout: Duration::from_secs(10),
             webhook_concurrency_per_endpoint: 2,
             webhook_max_in_flight: 32,
             webhook_breaker_failures: 5,
-            webhook_breaker_cooldown_ms: 60_000,
-            webhook_resolve_timeout_ms: 2_000,
+            webhook_breaker_cooldown: Duration::from_secs(60),
+            webhook_resolve_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -150,16 +166,20 @@ pub struct WorkflowSettings {
     /// Issue codes that reject a case on their own, whatever the score.
     pub blocking_issues: Vec<String>,
     /// A verification waiting for a reviewer longer than this moves to `expired`.
-    pub review_sla_hours: u64,
+    #[serde(with = "super::duration")]
+    pub review_sla: Duration,
     /// How often the workflow driver looks for verifications whose documents are ready and
-    /// for due timers, in milliseconds.
-    pub poll_ms: u64,
+    /// for due timers.
+    #[serde(with = "super::duration")]
+    pub poll_interval: Duration,
     /// A verification actor with no message for this long stops (state stays in the database).
-    pub actor_idle_secs: u64,
+    #[serde(with = "super::duration")]
+    pub actor_idle: Duration,
     /// Failures of one verification's actor tolerated per window before it is quarantined
     /// (503) until the window passes.
     pub max_restarts: u32,
-    pub restart_window_secs: u64,
+    #[serde(with = "super::duration")]
+    pub restart_window: Duration,
     /// The two-person rule for reviews (verifications started under workflow v3):
     /// `identity_corrections` (a decision that corrects nik, name, birth_date or npwp waits
     /// for a second reviewer), `always` (every review decision does), or `off`.
@@ -177,11 +197,11 @@ impl Default for WorkflowSettings {
                 "nik_unknown_province".into(),
                 "nik_region_invalid".into(),
             ],
-            review_sla_hours: 168,
-            poll_ms: 500,
-            actor_idle_secs: 60,
+            review_sla: Duration::from_secs(168 * 3_600),
+            poll_interval: Duration::from_millis(500),
+            actor_idle: Duration::from_secs(60),
             max_restarts: 5,
-            restart_window_secs: 60,
+            restart_window: Duration::from_secs(60),
             four_eyes: FourEyes::IdentityCorrections,
         }
     }
@@ -192,7 +212,8 @@ impl Default for WorkflowSettings {
 pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection before failing with 503.
-    pub acquire_timeout_ms: u64,
+    #[serde(with = "super::duration")]
+    pub acquire_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,13 +229,16 @@ pub struct AuthSettings {
     pub issuer: String,
     /// Expected `aud` claim (tokens for another audience are refused).
     pub audience: String,
-    /// Longest lifetime (`exp - iat`, seconds) a token may claim; longer-lived tokens are
+    /// Longest lifetime (`exp - iat`, whole seconds) a token may claim; longer-lived tokens are
     /// refused even when signed correctly.
-    pub max_token_lifetime_secs: u64,
-    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
-    pub leeway_secs: u64,
+    #[serde(with = "super::duration")]
+    pub max_token_lifetime: Duration,
+    /// Clock skew tolerated on `exp`/`nbf` (whole seconds).
+    #[serde(with = "super::duration")]
+    pub leeway: Duration,
     /// Lifetime of tokens minted by `filot token` unless `--ttl` says otherwise.
-    pub default_token_ttl_secs: u64,
+    #[serde(with = "super::duration")]
+    pub default_token_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -246,8 +270,9 @@ pub struct Limits {
     pub requests_per_user_per_minute: u32,
     /// Failed authentications per client address per minute before that address gets 429.
     pub auth_failures_per_ip_per_minute: u32,
-    /// Seconds an upload may take to arrive in full.
-    pub upload_timeout_secs: u64,
+    /// How long an upload may take to arrive in full.
+    #[serde(with = "super::duration")]
+    pub upload_timeout: Duration,
     /// Reverse proxies (CIDRs, e.g. `10.0.0.0/8`) whose `X-Forwarded-For` is believed: the
     /// client is the right-most hop that is not one of them. Empty: the socket peer is the
     /// client and the header is ignored.
@@ -255,29 +280,34 @@ pub struct Limits {
     /// Uploads being received at once on this node; past it, 503 `too_many_uploads` with
     /// `Retry-After`.
     pub max_concurrent_uploads: u32,
-    /// The `Retry-After` (seconds) sent with `too_many_uploads`.
-    pub upload_busy_retry_after_secs: u64,
+    /// The `Retry-After` (whole seconds) sent with `too_many_uploads`.
+    #[serde(with = "super::duration")]
+    pub upload_busy_retry_after: Duration,
     /// Verifications one user may have in progress (not final) at once.
     pub max_active_verifications_per_user: u32,
     /// Bytes of stored (not erased) files one user may hold; 0 = no quota.
     pub storage_quota_bytes_per_user: u64,
     /// Page size bounds for list endpoints.
     pub max_page_size: u32,
-    /// How long an `Idempotency-Key` is remembered, in hours.
-    pub idempotency_ttl_hours: u64,
+    /// How long an `Idempotency-Key` is remembered.
+    #[serde(with = "super::duration")]
+    pub idempotency_ttl: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct DocumentSettings {
     /// A document actor with no message for this long stops; the next message starts a new one.
-    pub actor_idle_secs: u64,
+    #[serde(with = "super::duration")]
+    pub actor_idle: Duration,
     /// How long an API call waits for a document actor's answer.
-    pub actor_call_timeout_ms: u64,
-    /// Restarts of one document actor tolerated inside `restart_window_secs`; beyond, the
+    #[serde(with = "super::duration")]
+    pub actor_call_timeout: Duration,
+    /// Restarts of one document actor tolerated inside `restart_window`; beyond, the
     /// document is quarantined (503) until the window passes.
     pub max_restarts: u32,
-    pub restart_window_secs: u64,
+    #[serde(with = "super::duration")]
+    pub restart_window: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -286,23 +316,28 @@ pub struct OcrSettings {
     /// One OCR worker per entry: `cpu` (Burn's CPU backend) or `cuda:N` (builds with the
     /// `cuda` feature). Empty: this node runs no OCR and uploads stay `queued`.
     pub devices: Vec<String>,
-    /// How often the pool looks for documents waiting for OCR, in milliseconds.
-    pub poll_ms: u64,
+    /// How often the pool looks for documents waiting for OCR.
+    #[serde(with = "super::duration")]
+    pub poll_interval: Duration,
     /// Recognition batches across documents on one device: at most this many lines…
     pub batch_lines: usize,
-    /// …gathered for at most this many milliseconds.
-    pub batch_wait_ms: u64,
-    /// Seconds one OCR run may take before the reaper stops its worker and requeues it.
-    pub job_deadline_secs: u64,
+    /// …gathered for at most this long.
+    #[serde(with = "super::duration")]
+    pub batch_wait: Duration,
+    /// How long one OCR run may take before the reaper stops its worker and requeues it.
+    #[serde(with = "super::duration")]
+    pub job_deadline: Duration,
     /// Runs a document gets; after the last one times out it is `failed` (`ocr_timeout`).
     pub max_attempts: u32,
-    /// Milliseconds between the reaper's looks for runs past their deadline.
-    pub reaper_poll_ms: u64,
+    /// Time between the reaper's looks for runs past their deadline.
+    #[serde(with = "super::duration")]
+    pub reaper_poll_interval: Duration,
     /// Failures of one OCR worker tolerated per window (each restarted on reloaded models)
     /// before it is given up; when every worker is given up the pool fails, and the pool is
     /// restarted as many times per window before it is left down.
     pub max_restarts: u32,
-    pub restart_window_secs: u64,
+    #[serde(with = "super::duration")]
+    pub restart_window: Duration,
     /// Pipeline tunables (detector sizes, thresholds, recognition batch).
     pub params: crate::gpu::OcrParams,
 }
@@ -311,14 +346,14 @@ impl Default for OcrSettings {
     fn default() -> Self {
         Self {
             devices: vec!["cpu".into()],
-            poll_ms: 500,
+            poll_interval: Duration::from_millis(500),
             batch_lines: 64,
-            batch_wait_ms: 5,
-            job_deadline_secs: 300,
+            batch_wait: Duration::from_millis(5),
+            job_deadline: Duration::from_secs(300),
             max_attempts: 3,
-            reaper_poll_ms: 5_000,
+            reaper_poll_interval: Duration::from_secs(5),
             max_restarts: 5,
-            restart_window_secs: 60,
+            restart_window: Duration::from_secs(60),
             params: crate::gpu::OcrParams::default(),
         }
     }
@@ -348,7 +383,7 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout_ms: 5_000,
+            acquire_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -361,9 +396,9 @@ impl Default for AuthSettings {
             jwt_private_key_file: None,
             issuer: "filot".into(),
             audience: "filot".into(),
-            max_token_lifetime_secs: 86_400,
-            leeway_secs: 30,
-            default_token_ttl_secs: 3_600,
+            max_token_lifetime: Duration::from_secs(86_400),
+            leeway: Duration::from_secs(30),
+            default_token_ttl: Duration::from_secs(3_600),
         }
     }
 }
@@ -380,14 +415,14 @@ impl Default for Limits {
             uploads_per_ip_per_minute: 120,
             requests_per_user_per_minute: 1_200,
             auth_failures_per_ip_per_minute: 30,
-            upload_timeout_secs: 60,
+            upload_timeout: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
             max_concurrent_uploads: 32,
-            upload_busy_retry_after_secs: 2,
+            upload_busy_retry_after: Duration::from_secs(2),
             max_active_verifications_per_user: 5,
             storage_quota_bytes_per_user: 0,
             max_page_size: 100,
-            idempotency_ttl_hours: 24,
+            idempotency_ttl: Duration::from_secs(24 * 3_600),
         }
     }
 }
@@ -405,10 +440,10 @@ impl Limits {
 impl Default for DocumentSettings {
     fn default() -> Self {
         Self {
-            actor_idle_secs: 60,
-            actor_call_timeout_ms: 10_000,
+            actor_idle: Duration::from_secs(60),
+            actor_call_timeout: Duration::from_secs(10),
             max_restarts: 5,
-            restart_window_secs: 60,
+            restart_window: Duration::from_secs(60),
         }
     }
 }
@@ -426,25 +461,29 @@ impl Default for NodeSettings {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct HttpSettings {
-    /// A request's headers must arrive in full within this many seconds (also how long a
+    /// A request's headers must arrive in full within this long (also how long a
     /// kept-alive connection may wait for its next request).
-    pub header_read_timeout_secs: u64,
+    #[serde(with = "super::duration")]
+    pub header_read_timeout: Duration,
     /// A connection with no request in flight and no bytes moving for this long is closed.
-    pub idle_timeout_secs: u64,
-    /// A request body (other than an upload, see `limits.upload_timeout_secs`) must arrive
-    /// within this many seconds; slower → 408 `request_timeout`.
-    pub body_read_timeout_secs: u64,
+    #[serde(with = "super::duration")]
+    pub idle_timeout: Duration,
+    /// A request body (other than an upload, see `limits.upload_timeout`) must arrive
+    /// within this long; slower → 408 `request_timeout`.
+    #[serde(with = "super::duration")]
+    pub body_read_timeout: Duration,
     /// On shutdown, how long requests in flight may take to finish.
-    pub shutdown_grace_secs: u64,
+    #[serde(with = "super::duration")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
-            header_read_timeout_secs: 10,
-            idle_timeout_secs: 60,
-            body_read_timeout_secs: 30,
-            shutdown_grace_secs: 30,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -455,14 +494,15 @@ impl Default for HttpSettings {
 #[serde(default)]
 pub struct SupervisionSettings {
     pub max_restarts: u32,
-    pub restart_window_secs: u64,
+    #[serde(with = "super::duration")]
+    pub restart_window: Duration,
 }
 
 impl Default for SupervisionSettings {
     fn default() -> Self {
         Self {
             max_restarts: 5,
-            restart_window_secs: 60,
+            restart_window: Duration::from_secs(60),
         }
     }
 }

@@ -1,20 +1,15 @@
 //! Semantic checks that types alone cannot express. Every problem is reported, each naming its
 //! key, so an operator fixes a deployment in one round.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use super::Settings;
 
 impl Settings {
-    /// Every setting that must be greater than 0 (a count, a size, a period), by key.
+    /// Every count or size that must be greater than 0, by key.
     fn counts(&self) -> Vec<(&'static str, u64)> {
-        let (l, o, h, w) = (&self.limits, &self.outbox, &self.http, &self.workflow);
-        let mut all = vec![
-            (
-                "auth.max_token_lifetime_secs",
-                self.auth.max_token_lifetime_secs,
-            ),
-            ("limits.upload_timeout_secs", l.upload_timeout_secs),
+        let (l, o) = (&self.limits, &self.outbox);
+        vec![
             ("limits.max_file_bytes", l.max_file_bytes),
             ("limits.max_json_bytes", l.max_json_bytes),
             ("limits.max_image_side", l.max_image_side.into()),
@@ -44,30 +39,12 @@ impl Settings {
                 "limits.max_active_verifications_per_user",
                 l.max_active_verifications_per_user.into(),
             ),
-            ("http.header_read_timeout_secs", h.header_read_timeout_secs),
-            ("http.idle_timeout_secs", h.idle_timeout_secs),
-            ("http.body_read_timeout_secs", h.body_read_timeout_secs),
-            ("documents.actor_idle_secs", self.documents.actor_idle_secs),
-            (
-                "documents.actor_call_timeout_ms",
-                self.documents.actor_call_timeout_ms,
-            ),
             ("ocr.batch_lines", self.ocr.batch_lines as u64),
-            ("ocr.poll_ms", self.ocr.poll_ms),
-            ("ocr.job_deadline_secs", self.ocr.job_deadline_secs),
             ("ocr.max_attempts", self.ocr.max_attempts.into()),
-            ("ocr.reaper_poll_ms", self.ocr.reaper_poll_ms),
-            ("ocr.restart_window_secs", self.ocr.restart_window_secs),
             ("redis.pool_size", self.redis.pool_size.into()),
-            ("redis.timeout_ms", self.redis.timeout_ms),
-            ("redis.lease_ttl_ms", self.redis.lease_ttl_ms),
-            ("outbox.poll_ms", o.poll_ms),
-            ("outbox.timeout_secs", o.timeout_secs),
             ("outbox.attempts", o.attempts.into()),
             ("outbox.max_rounds", o.max_rounds.into()),
             ("outbox.breaker_failures", o.breaker_failures.into()),
-            ("outbox.callback_window_secs", o.callback_window_secs),
-            ("outbox.webhook_timeout_secs", o.webhook_timeout_secs),
             (
                 "outbox.webhook_concurrency_per_endpoint",
                 o.webhook_concurrency_per_endpoint.into(),
@@ -80,27 +57,62 @@ impl Settings {
                 "outbox.webhook_breaker_failures",
                 o.webhook_breaker_failures.into(),
             ),
+        ]
+    }
+
+    /// Every period that must be longer than 0, by key.
+    fn periods(&self) -> Vec<(&'static str, Duration)> {
+        let (l, o, h, w) = (&self.limits, &self.outbox, &self.http, &self.workflow);
+        let mut all = vec![
+            ("auth.max_token_lifetime", self.auth.max_token_lifetime),
+            ("limits.upload_timeout", l.upload_timeout),
+            ("http.header_read_timeout", h.header_read_timeout),
+            ("http.idle_timeout", h.idle_timeout),
+            ("http.body_read_timeout", h.body_read_timeout),
+            ("documents.actor_idle", self.documents.actor_idle),
             (
-                "outbox.webhook_resolve_timeout_ms",
-                o.webhook_resolve_timeout_ms,
+                "documents.actor_call_timeout",
+                self.documents.actor_call_timeout,
             ),
-            ("workflow.review_sla_hours", w.review_sla_hours),
-            ("workflow.poll_ms", w.poll_ms),
-            ("workflow.actor_idle_secs", w.actor_idle_secs),
-            ("workflow.restart_window_secs", w.restart_window_secs),
+            ("ocr.poll_interval", self.ocr.poll_interval),
+            ("ocr.job_deadline", self.ocr.job_deadline),
+            ("ocr.reaper_poll_interval", self.ocr.reaper_poll_interval),
+            ("ocr.restart_window", self.ocr.restart_window),
+            ("redis.timeout", self.redis.timeout),
+            ("redis.lease_ttl", self.redis.lease_ttl),
+            ("outbox.poll_interval", o.poll_interval),
+            ("outbox.timeout", o.timeout),
+            ("outbox.callback_window", o.callback_window),
+            ("outbox.webhook_timeout", o.webhook_timeout),
+            ("outbox.webhook_resolve_timeout", o.webhook_resolve_timeout),
+            ("workflow.review_sla", w.review_sla),
+            ("workflow.poll_interval", w.poll_interval),
+            ("workflow.actor_idle", w.actor_idle),
+            ("workflow.restart_window", w.restart_window),
+            ("documents.restart_window", self.documents.restart_window),
             (
-                "documents.restart_window_secs",
-                self.documents.restart_window_secs,
-            ),
-            (
-                "supervision.restart_window_secs",
-                self.supervision.restart_window_secs,
+                "supervision.restart_window",
+                self.supervision.restart_window,
             ),
         ];
         if self.metrics.emf_enabled {
-            all.push(("metrics.emf_interval_secs", self.metrics.emf_interval_secs));
+            all.push(("metrics.emf_interval", self.metrics.emf_interval));
         }
         all
+    }
+
+    /// Periods that travel as whole seconds (HTTP `Retry-After`, JWT claims, signed callback
+    /// timestamps): a fraction of a second would be cut off, so it is refused.
+    fn whole_seconds(&self) -> [(&'static str, Duration); 4] {
+        [
+            (
+                "limits.upload_busy_retry_after",
+                self.limits.upload_busy_retry_after,
+            ),
+            ("auth.leeway", self.auth.leeway),
+            ("auth.max_token_lifetime", self.auth.max_token_lifetime),
+            ("outbox.callback_window", self.outbox.callback_window),
+        ]
     }
 
     /// Semantic checks that types alone cannot express.
@@ -111,6 +123,14 @@ impl Settings {
             .filter(|(_, value)| *value == 0)
             .map(|(key, _)| format!("{key}: must be greater than 0"))
             .collect();
+        for (key, _) in self.periods().into_iter().filter(|(_, d)| d.is_zero()) {
+            p.push(format!("{key}: must be longer than 0s"));
+        }
+        for (key, d) in self.whole_seconds() {
+            if d.subsec_nanos() != 0 {
+                p.push(format!("{key}: must be whole seconds (e.g. \"2s\")"));
+            }
+        }
         if self.listen.parse::<SocketAddr>().is_err() {
             p.push(format!(
                 "listen: `{}` is not a socket address (e.g. 127.0.0.1:8080)",

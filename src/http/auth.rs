@@ -4,7 +4,7 @@
 //! configured public key. Only the configured algorithm is accepted, so `alg: none` and
 //! algorithm-confusion tokens fail. `iss`, `aud`, `sub`, `iat` and `exp` are required; `nbf` is
 //! honoured when present; a token claiming a lifetime (`exp - iat`) longer than
-//! `auth.max_token_lifetime_secs`, or issued in the future, is refused however well signed.
+//! `auth.max_token_lifetime`, or issued in the future, is refused however well signed.
 //! Failed attempts are rate limited per client address.
 
 use std::{path::Path, time::Duration};
@@ -88,7 +88,7 @@ pub enum AuthError {
     BadSubject,
     #[error("token encoding failed: {0}")]
     Encode(String),
-    #[error("a token may live at most {0} s (auth.max_token_lifetime_secs)")]
+    #[error("a token may live at most {0} s (auth.max_token_lifetime)")]
     TooLong(i64),
 }
 
@@ -140,7 +140,7 @@ impl AuthKeys {
         };
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];
-        validation.leeway = auth.leeway_secs;
+        validation.leeway = auth.leeway.as_secs();
         validation.set_issuer(&[auth.issuer.as_str()]);
         validation.set_audience(&[auth.audience.as_str()]);
         validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -153,8 +153,8 @@ impl AuthKeys {
             validation,
             issuer: auth.issuer.clone(),
             audience: auth.audience.clone(),
-            max_lifetime: i64::try_from(auth.max_token_lifetime_secs).unwrap_or(i64::MAX),
-            leeway: i64::try_from(auth.leeway_secs).unwrap_or(0),
+            max_lifetime: i64::try_from(auth.max_token_lifetime.as_secs()).unwrap_or(i64::MAX),
+            leeway: i64::try_from(auth.leeway.as_secs()).unwrap_or(0),
         })
     }
 

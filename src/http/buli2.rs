@@ -60,7 +60,7 @@ pub async fn callback(
         header(SIGNATURE_HEADER),
         &bytes,
         chrono::Utc::now().timestamp(),
-        state.settings.outbox.callback_window_secs as i64,
+        state.settings.outbox.callback_window.as_secs() as i64,
     ) {
         tracing::warn!(reason = %e, "BULI2 callback refused");
         return Err(ApiError::Unauthorized(

@@ -1,7 +1,7 @@
 //! Document intake and reading: `/v1/documents…`. Handlers unpack the request, check the
 //! caller's role, and call one domain operation; the document's actor does every write.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use super::{
     ApiTags, AppState,
@@ -297,7 +297,7 @@ impl DocumentsApi {
             bytes: upload.bytes,
             kind,
             idempotency_key: key,
-            idempotency_ttl: Duration::from_secs(limits.idempotency_ttl_hours * 3_600),
+            idempotency_ttl: limits.idempotency_ttl,
             correlation_id: super::errors::current_correlation_id(),
             storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
         };

@@ -239,12 +239,12 @@ async fn record_request<E: Endpoint>(
 /// Bounds every request body before a handler sees it.
 ///
 /// - The upload route streams its own body (its parser enforces the file and request limits
-///   and `limits.upload_timeout_secs`); here it is only admitted: the uploader's rate limits
+///   and `limits.upload_timeout`); here it is only admitted: the uploader's rate limits
 ///   are checked before a byte of the body is read (429), and at most
 ///   `limits.max_concurrent_uploads` uploads are received at once (503 `too_many_uploads`
 ///   with `Retry-After`).
 /// - Every other body is read here in full, at most `limits.max_json_bytes` (413) within
-///   `http.body_read_timeout_secs` (408), so no handler waits on a slow client.
+///   `http.body_read_timeout` (408), so no handler waits on a slow client.
 async fn guard_body<E: Endpoint>(
     next: E,
     mut req: Request,
@@ -266,15 +266,11 @@ async fn guard_body<E: Endpoint>(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large().into());
     }
-    let secs = state.settings.http.body_read_timeout_secs;
+    let within = state.settings.http.body_read_timeout;
     let body = req.take_body();
-    let read = tokio::time::timeout(
-        std::time::Duration::from_secs(secs),
-        body.into_bytes_limit(limit as usize),
-    )
-    .await;
+    let read = tokio::time::timeout(within, body.into_bytes_limit(limit as usize)).await;
     match read {
-        Err(_) => return Err(errors::ApiError::BodyTimeout(secs).into()),
+        Err(_) => return Err(errors::ApiError::BodyTimeout(within).into()),
         Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => return Err(too_large().into()),
         Ok(Err(_)) => {
             return Err(errors::ApiError::Unprocessable {
@@ -312,7 +308,7 @@ async fn admit_upload<E: Endpoint>(
                 "{} uploads are being received already; retry shortly",
                 l.max_concurrent_uploads
             ),
-            retry_after_secs: l.upload_busy_retry_after_secs,
+            retry_after_secs: l.upload_busy_retry_after.as_secs(),
         }
         .into());
     };

@@ -248,7 +248,7 @@ async fn parse(
         multer::Multipart::with_constraints(incoming, boundary, constraints),
         limits,
     );
-    let deadline = Duration::from_secs(limits.upload_timeout_secs);
+    let deadline = limits.upload_timeout;
     let (_, parsed) = tokio::join!(tokio::time::timeout(deadline, feeder), parser);
     parsed
 }

@@ -3,7 +3,7 @@
 //! delivery ids, retries, dead letters) and are signed like them, under `X-Filot-Timestamp` and
 //! `X-Filot-Signature: sha256=<hex HMAC-SHA256(secret, "<ts>.<raw body>")>`.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{ApiResponse, Object, param::Path, payload::Json, types::Example};
@@ -79,7 +79,7 @@ fn view(w: Webhook, secret: Option<String>) -> WebhookView {
 /// A client's URL, checked as [`egress`] says: 422 `webhook_url_forbidden` for any address
 /// FiLot must not call, `validation_failed` for a URL that is not one.
 async fn check_url(raw: &str, settings: &OutboxSettings) -> Result<String, ApiError> {
-    let timeout = Duration::from_millis(settings.webhook_resolve_timeout_ms);
+    let timeout = settings.webhook_resolve_timeout;
     match egress::check_url_resolved(raw, settings.webhook_allow_private, timeout).await {
         Ok(url) => Ok(url.to_string()),
         Err(e @ Refusal::Forbidden) => Err(ApiError::Unprocessable {

@@ -7,7 +7,7 @@
 //! workflow driver, outbox lane (decisions or webhooks) or reaper is restarted after a second:
 //! none holds state (the database is their queue). The OCR pool escalates here when its workers keep failing; it is
 //! restarted (models reloaded) with the same back-off, and after `ocr.max_restarts` pool
-//! failures within `ocr.restart_window_secs` it stays down: uploads are still accepted and wait
+//! failures within `ocr.restart_window` it stays down: uploads are still accepted and wait
 //! `queued`, and `/health/ready` says OCR is stopped, rather than the whole node going down
 //! with it.
 

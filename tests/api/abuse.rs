@@ -144,7 +144,7 @@ async fn the_upload_rate_limit_answers_before_the_body_is_read() {
 async fn uploads_in_flight_are_capped_with_retry_after() {
     let app = spawn_app_with(|s| {
         s.limits.max_concurrent_uploads = 1;
-        s.limits.upload_busy_retry_after_secs = 3;
+        s.limits.upload_busy_retry_after = Duration::from_secs(3);
     })
     .await;
     let alice = app.token("alice", Role::User);

@@ -134,7 +134,7 @@ async fn a_document_whose_actor_keeps_failing_is_quarantined() {
 
 #[tokio::test]
 async fn idle_actors_stop_and_come_back_on_demand() {
-    let app = spawn_app_with(|s| s.documents.actor_idle_secs = 1).await;
+    let app = spawn_app_with(|s| s.documents.actor_idle = Duration::from_secs(1)).await;
     let alice = app.token("alice", Role::User);
     let id = app.upload_ktp(&alice).await;
     assert_eq!(app.state.documents.stats().await.unwrap().active, 1);

@@ -23,13 +23,13 @@ fn fast_outbox(s: &mut Settings, sim: &Sim) {
     s.buli2_url = Some(sim.url());
     s.buli2_secret = Some(filot::config::Secret::new(SECRET));
     let o = &mut s.outbox;
-    o.poll_ms = 100;
-    o.timeout_secs = 2;
-    o.backoff_min_ms = 20;
-    o.backoff_max_ms = 100;
-    o.round_delay_ms = 200;
-    o.round_delay_max_ms = 400;
-    o.breaker_cooldown_ms = 500;
+    o.poll_interval = Duration::from_millis(100);
+    o.timeout = Duration::from_secs(2);
+    o.backoff_min = Duration::from_millis(20);
+    o.backoff_max = Duration::from_millis(100);
+    o.round_delay = Duration::from_millis(200);
+    o.round_delay_max = Duration::from_millis(400);
+    o.breaker_cooldown = Duration::from_millis(500);
 }
 
 /// The simulator (calling back unless `callbacks` is false) and FiLot pointed at it.
@@ -217,7 +217,7 @@ async fn failing_rounds_are_rescheduled_then_dead_lettered() {
 
 #[tokio::test]
 async fn a_slow_answer_is_resent_with_the_same_key_and_processed_once() {
-    let (app, sim) = with_buli2(false, |s| s.outbox.timeout_secs = 1).await;
+    let (app, sim) = with_buli2(false, |s| s.outbox.timeout = Duration::from_secs(1)).await;
     fault(
         &app,
         &sim,

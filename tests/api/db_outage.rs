@@ -39,7 +39,7 @@ async fn a_database_restart_gives_503_then_recovers_without_restarting_filot() {
 
     let app = spawn_app_with(|s| {
         s.database_url = filot::config::DatabaseUrl::new(url.clone());
-        s.database.acquire_timeout_ms = 1_000;
+        s.database.acquire_timeout = Duration::from_millis(1_000);
     })
     .await;
     let alice = app.token("alice", Role::User);

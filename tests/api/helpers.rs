@@ -41,7 +41,7 @@ pub fn test_settings(dir: &std::path::Path) -> Settings {
     s.limits.max_active_verifications_per_user = 10_000;
     // Intake tests look at documents before OCR; the pipeline tests turn a worker on.
     s.ocr.devices = vec![];
-    s.workflow.poll_ms = 100;
+    s.workflow.poll_interval = Duration::from_millis(100);
     s
 }
 

@@ -27,7 +27,7 @@ async fn metrics_show_the_catalogue_after_an_end_to_end_run() {
         s.ocr.devices = vec!["cpu".into()];
         s.buli2_url = Some(buli2.url());
         s.buli2_secret = Some(filot::config::Secret::new(secret));
-        s.outbox.poll_ms = 100;
+        s.outbox.poll_interval = Duration::from_millis(100);
     })
     .await;
     let alice = app.token("alice", Role::User);

@@ -2,6 +2,8 @@
 //! backend) are stopped, their workers restarted on reloaded models, their documents requeued
 //! or failed for good; a pool that keeps failing is left down without taking the node with it.
 
+use std::time::Duration;
+
 use filot::{
     config::Settings,
     http::auth::Role,
@@ -14,9 +16,9 @@ use crate::helpers::{TestApp, spawn_app_with, wait_final};
 /// One CPU worker, a short deadline and a fast reaper.
 fn healing(s: &mut Settings, deadline_secs: u64, max_attempts: u32) {
     s.ocr.devices = vec!["cpu".into()];
-    s.ocr.job_deadline_secs = deadline_secs;
+    s.ocr.job_deadline = Duration::from_secs(deadline_secs);
     s.ocr.max_attempts = max_attempts;
-    s.ocr.reaper_poll_ms = 100;
+    s.ocr.reaper_poll_interval = Duration::from_millis(100);
 }
 
 async fn events(app: &TestApp, id: &str) -> Vec<DocumentEvent> {

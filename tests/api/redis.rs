@@ -1,6 +1,8 @@
 //! With `FILOT_REDIS_URL`: a Redis outage pauses processing without losing or refusing
 //! uploads, readiness says why, and rate limits are shared by every node using the Redis.
 
+use std::time::Duration;
+
 use filot::http::auth::Role;
 
 use crate::{
@@ -87,7 +89,7 @@ async fn a_lease_is_renewed_while_a_long_run_works() {
     let a = spawn_app_with(|s| {
         s.ocr.devices = vec!["cpu".into()];
         s.redis_url = Some(filot::config::Secret::new(redis.url()));
-        s.redis.lease_ttl_ms = 600;
+        s.redis.lease_ttl = Duration::from_millis(600);
         s.node.name = "a@localhost".into();
     })
     .await;
@@ -97,9 +99,9 @@ async fn a_lease_is_renewed_while_a_long_run_works() {
     let b = spawn_app_with(|s| {
         s.database_url = filot::config::DatabaseUrl::new(db_url);
         s.redis_url = Some(filot::config::Secret::new(redis.url()));
-        s.redis.lease_ttl_ms = 600;
+        s.redis.lease_ttl = Duration::from_millis(600);
         s.node.name = "b@localhost".into();
-        s.ocr.reaper_poll_ms = 100;
+        s.ocr.reaper_poll_interval = Duration::from_millis(100);
     })
     .await;
     // A's first run takes well over the lease's TTL.

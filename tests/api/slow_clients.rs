@@ -13,9 +13,9 @@ use crate::helpers::{TestApp, spawn_app_with};
 
 async fn quick() -> TestApp {
     spawn_app_with(|s| {
-        s.http.header_read_timeout_secs = 1;
-        s.http.body_read_timeout_secs = 1;
-        s.http.idle_timeout_secs = 2;
+        s.http.header_read_timeout = Duration::from_secs(1);
+        s.http.body_read_timeout = Duration::from_secs(1);
+        s.http.idle_timeout = Duration::from_secs(2);
     })
     .await
 }

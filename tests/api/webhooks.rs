@@ -70,9 +70,9 @@ async fn register(app: &TestApp, token: &str, url: &str) -> reqwest::Response {
 async fn every_state_change_is_delivered_signed_with_a_stable_delivery_id() {
     let app = spawn_app_with(|s| {
         s.outbox.webhook_allow_private = true;
-        s.outbox.poll_ms = 100;
-        s.outbox.backoff_min_ms = 20;
-        s.outbox.backoff_max_ms = 50;
+        s.outbox.poll_interval = Duration::from_millis(100);
+        s.outbox.backoff_min = Duration::from_millis(20);
+        s.outbox.backoff_max = Duration::from_millis(50);
     })
     .await;
     let (url, inbox) = receiver().await;
@@ -257,9 +257,9 @@ async fn failed_webhook_rows(app: &TestApp, vid: &str) -> Vec<filot::store::outb
 #[tokio::test]
 async fn every_delivery_checks_the_address_it_connects_to() {
     let app = spawn_app_with(|s| {
-        s.outbox.poll_ms = 100;
-        s.outbox.backoff_min_ms = 10;
-        s.outbox.backoff_max_ms = 20;
+        s.outbox.poll_interval = Duration::from_millis(100);
+        s.outbox.backoff_min = Duration::from_millis(10);
+        s.outbox.backoff_max = Duration::from_millis(20);
     })
     .await;
     let (url, inbox) = receiver().await;
@@ -310,9 +310,9 @@ async fn every_delivery_checks_the_address_it_connects_to() {
 async fn webhook_redirects_are_not_followed() {
     let app = spawn_app_with(|s| {
         s.outbox.webhook_allow_private = true;
-        s.outbox.poll_ms = 100;
-        s.outbox.backoff_min_ms = 10;
-        s.outbox.backoff_max_ms = 20;
+        s.outbox.poll_interval = Duration::from_millis(100);
+        s.outbox.backoff_min = Duration::from_millis(10);
+        s.outbox.backoff_max = Duration::from_millis(20);
     })
     .await;
     let followed = Arc::new(Mutex::new(Inbox::default()));
@@ -386,10 +386,10 @@ async fn hanging_webhooks_never_hold_back_buli2_decisions() {
     let app = spawn_app_with(|s| {
         s.buli2_url = Some(sim.url());
         s.buli2_secret = Some(filot::config::Secret::new(SECRET));
-        s.outbox.poll_ms = 100;
+        s.outbox.poll_interval = Duration::from_millis(100);
         s.outbox.webhook_allow_private = true;
         // Endpoints that accept and never answer hold their deliveries for two minutes.
-        s.outbox.webhook_timeout_secs = 120;
+        s.outbox.webhook_timeout = Duration::from_secs(120);
         s.outbox.webhook_concurrency_per_endpoint = 2;
     })
     .await;

@@ -49,7 +49,7 @@ async fn one_correlation_id_from_upload_to_buli2_across_restarts() {
 
     // 2. After a restart: OCR reads it; the verification (started without the header)
     //    inherits the upload's id and is decided. BULI2 is not configured yet.
-    let second = serve_with(dir.path(), &[("FILOT_WORKFLOW__POLL_MS", "100")]);
+    let second = serve_with(dir.path(), &[("FILOT_WORKFLOW__POLL_INTERVAL", "100ms")]);
     let api = Api {
         client: client.clone(),
         base: second.base.clone(),
@@ -87,7 +87,7 @@ async fn one_correlation_id_from_upload_to_buli2_across_restarts() {
             ("FILOT_OCR__DEVICES", "[]"),
             ("FILOT_BULI2_URL", &sim.url()),
             ("FILOT_BULI2_SECRET", SECRET),
-            ("FILOT_OUTBOX__POLL_MS", "100"),
+            ("FILOT_OUTBOX__POLL_INTERVAL", "100ms"),
         ],
     );
     let api = Api {

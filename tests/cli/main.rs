@@ -609,8 +609,8 @@ async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
     let env = [
         ("FILOT_BULI2_URL", url.as_str()),
         ("FILOT_BULI2_SECRET", secret),
-        ("FILOT_OUTBOX__POLL_MS", "100"),
-        ("FILOT_OUTBOX__TIMEOUT_SECS", "60"),
+        ("FILOT_OUTBOX__POLL_INTERVAL", "100ms"),
+        ("FILOT_OUTBOX__TIMEOUT", "1m"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let server = serve_with(dir.path(), &env);
@@ -669,7 +669,7 @@ async fn emf_metrics_are_flushed_to_a_file_at_shutdown() {
         &[
             ("FILOT_METRICS__EMF_ENABLED", "true"),
             ("FILOT_METRICS__EMF_OUTPUT", emf_path.as_str()),
-            ("FILOT_METRICS__EMF_INTERVAL_SECS", "3600"),
+            ("FILOT_METRICS__EMF_INTERVAL", "1h"),
         ],
     );
     let client = reqwest::Client::new();
@@ -800,8 +800,8 @@ async fn sigkill_during_an_upload_burst_loses_nothing_and_never_overlaps_runs() 
     let env = [
         ("FILOT_REDIS_URL", url.as_str()),
         // A short lease, so the restarted node takes back its dead predecessor's run soon.
-        ("FILOT_REDIS__LEASE_TTL_MS", "2000"),
-        ("FILOT_OCR__REAPER_POLL_MS", "200"),
+        ("FILOT_REDIS__LEASE_TTL", "2s"),
+        ("FILOT_OCR__REAPER_POLL_INTERVAL", "200ms"),
     ];
     let dir = tempfile::tempdir().unwrap();
     let server = serve_with(dir.path(), &env);
@@ -896,8 +896,8 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
             ("FILOT_NODE__NAME", name.to_string()),
             ("FILOT_BULI2_URL", sim_url.clone()),
             ("FILOT_BULI2_SECRET", secret.to_string()),
-            ("FILOT_OUTBOX__POLL_MS", "50".to_string()),
-            ("FILOT_WORKFLOW__POLL_MS", "50".to_string()),
+            ("FILOT_OUTBOX__POLL_INTERVAL", "50ms".to_string()),
+            ("FILOT_WORKFLOW__POLL_INTERVAL", "50ms".to_string()),
             (MANY_ACTIVE[0].0, MANY_ACTIVE[0].1.to_string()),
         ]
     };

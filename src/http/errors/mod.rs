@@ -87,8 +87,8 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     /// The client sent its request too slowly.
-    #[error("the request body did not arrive within {0} s")]
-    BodyTimeout(u64),
+    #[error("the request body did not arrive within {}", crate::config::duration::format(*.0))]
+    BodyTimeout(std::time::Duration),
     #[error("internal error")]
     Internal,
 }
