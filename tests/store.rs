@@ -105,21 +105,28 @@ async fn insert_get_list_and_events() {
             .await
             .unwrap();
         assert_eq!(
-            first.iter().map(|r| r.id).collect::<Vec<_>>(),
+            first.items.iter().map(|r| r.id).collect::<Vec<_>>(),
             ids[..3],
             "{}",
             b.name
         );
-        let last = first.last().unwrap();
+        let last = first.items.last().unwrap();
+        assert_eq!(
+            first.next,
+            Some((last.created_at, last.id.to_string())),
+            "{}",
+            b.name
+        );
         let rest = documents::list_by_owner(db, "alice", Some((last.created_at, last.id)), 10)
             .await
             .unwrap();
         assert_eq!(
-            rest.iter().map(|r| r.id).collect::<Vec<_>>(),
+            rest.items.iter().map(|r| r.id).collect::<Vec<_>>(),
             ids[3..],
             "{}",
             b.name
         );
+        assert_eq!(rest.next, None, "{}: the last page says so", b.name);
         let events = documents::events(db, &ids[0]).await.unwrap();
         assert_eq!(
             events
@@ -410,8 +417,9 @@ async fn verification_log_timers_signals_and_outbox() {
         let page = verifications::list_by_state(db, State::PendingManualReview, None, 10)
             .await
             .unwrap();
-        assert_eq!(page.len(), 1);
-        assert_eq!(page[0].reasons, ["ktp_unreadable_ocr_unreadable"]);
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].reasons, ["ktp_unreadable_ocr_unreadable"]);
+        assert_eq!(page.next, None, "no more pages");
         assert!(
             verifications::due_timers(db, t0 + 999, 10)
                 .await

@@ -103,14 +103,10 @@ impl AdminApi {
         let wanted = state.0.map_or(OutboxState::Dead, OutboxState::from);
         let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
         let cursor = paging::decode(cursor.0.as_deref())?;
-        let rows = outbox::list(&self.state.db, wanted, cursor, limit + 1).await?;
-        let next_cursor = (rows.len() > limit as usize)
-            .then(|| rows.get(limit as usize - 1))
-            .flatten()
-            .map(|r| paging::encode(r.created_at, &r.id));
+        let page = outbox::list(&self.state.db, wanted, cursor, limit).await?;
         Ok(Json(OutboxPage {
-            items: rows.into_iter().take(limit as usize).map(entry).collect(),
-            next_cursor,
+            items: page.items.into_iter().map(entry).collect(),
+            next_cursor: paging::next(page.next),
         }))
     }
 

@@ -350,19 +350,14 @@ impl DocumentsApi {
             )),
             None => None,
         };
-        let records =
-            documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit + 1).await?;
-        let more = records.len() > limit as usize;
-        let page: Vec<_> = records.into_iter().take(limit as usize).collect();
-        let next_cursor = if more {
-            page.last()
-                .map(|r| paging::encode(r.created_at, &r.id.to_string()))
-        } else {
-            None
-        };
+        let page = documents::list_by_owner(&self.state.db, &auth.0.id, cursor, limit).await?;
         Ok(Json(DocumentPage {
-            items: page.iter().map(|r| view(&self.state, &auth.0, r)).collect(),
-            next_cursor,
+            items: page
+                .items
+                .iter()
+                .map(|r| view(&self.state, &auth.0, r))
+                .collect(),
+            next_cursor: paging::next(page.next),
         }))
     }
 

@@ -34,6 +34,11 @@ pub fn encode(created_at: i64, id: &str) -> String {
     URL_SAFE_NO_PAD.encode(raw)
 }
 
+/// The `next_cursor` of a page: the position after its last item, when more follow.
+pub fn next(position: Option<crate::store::Position>) -> Option<String> {
+    position.map(|(created_at, id)| encode(created_at, &id))
+}
+
 /// The position a `cursor` parameter names; 422 when it is not of the cursor's shape.
 pub fn decode(cursor: Option<&str>) -> Result<Option<(i64, String)>, ApiError> {
     let Some(c) = cursor else {

@@ -10,6 +10,7 @@ pub mod documents;
 pub mod leases;
 pub mod outbox;
 pub mod redis;
+pub mod reviews;
 pub mod verifications;
 pub mod webhooks;
 
@@ -215,14 +216,42 @@ impl Db {
     }
 }
 
-/// One page of `table`'s rows whose `state` column is `state`, oldest first, after the keyset
-/// `cursor` (`created_at`, `id`). Shared by the queues that list by state.
+/// A keyset position in a list: the row's `created_at` and id.
+pub type Position = (i64, String);
+
+/// One page of a list, and the position of its last item when more follow.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Position>,
+}
+
+impl<T> Page<T> {
+    /// From up to `limit + 1` rows, fetched so that the extra one only says more follow.
+    pub(crate) fn from_overfetch(
+        mut rows: Vec<T>,
+        limit: u32,
+        position: impl Fn(&T) -> Position,
+    ) -> Self {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(position)
+        } else {
+            None
+        };
+        Self { items: rows, next }
+    }
+}
+
+/// Up to `limit + 1` of `table`'s rows whose `state` column is `state`, oldest first, after the
+/// keyset `cursor` (for [`Page::from_overfetch`]). Shared by the queues that list by state.
 pub(crate) async fn page_by_state(
     db: &Db,
     table: &str,
     columns: &str,
     state: &str,
-    cursor: Option<(i64, String)>,
+    cursor: Option<Position>,
     limit: u32,
 ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
     let (after_t, after_id) = cursor.unwrap_or((i64::MIN, String::new()));
@@ -233,7 +262,7 @@ pub(crate) async fn page_by_state(
     .bind(state)
     .bind(after_t)
     .bind(after_id)
-    .bind(i64::from(limit))
+    .bind(i64::from(limit) + 1)
     .fetch_all(&db.pool)
     .await?;
     Ok(rows)

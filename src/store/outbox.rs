@@ -5,7 +5,7 @@
 
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
-use super::{Db, StoreError};
+use super::{Db, Page, Position, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboxState {
@@ -138,11 +138,14 @@ pub async fn get(db: &Db, id: &str) -> Result<Option<OutboxRow>, StoreError> {
 pub async fn list(
     db: &Db,
     state: OutboxState,
-    cursor: Option<(i64, String)>,
+    cursor: Option<Position>,
     limit: u32,
-) -> Result<Vec<OutboxRow>, StoreError> {
+) -> Result<Page<OutboxRow>, StoreError> {
     let rows = super::page_by_state(db, "outbox", COLUMNS, state.as_str(), cursor, limit).await?;
-    rows.iter().map(from_row).collect()
+    let rows = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok(Page::from_overfetch(rows, limit, |r: &OutboxRow| {
+        (r.created_at, r.id.clone())
+    }))
 }
 
 /// A failed round: count it and schedule the next one (the row stays `pending`).

@@ -434,7 +434,7 @@ async fn hanging_webhooks_never_hold_back_buli2_decisions() {
     .await
     .unwrap();
     assert_eq!(
-        pending.len(),
+        pending.items.len(),
         5 * 3,
         "every webhook delivery is still queued"
     );

@@ -478,6 +478,32 @@ async fn cancel_and_review_expiry_hold_across_a_restart() {
         page["items"][0]["verification"]["reasons"],
         json!(["nik_gender_mismatch"])
     );
+
+    // Pages of the queue follow each other, oldest first, with nothing skipped or repeated.
+    let mut all = vec![waiting];
+    for user in ["bob", "carol"] {
+        let token = app.token(user, Role::User);
+        all.push(case(&app, &token, &["nik_gender_mismatch"], false).await);
+    }
+    let first = app
+        .wait_for(&rita, "/v1/reviews?limit=2", 20, |p| {
+            p["next_cursor"].is_string()
+        })
+        .await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest: Value = app
+        .get(&rita, &format!("/v1/reviews?limit=2&cursor={cursor}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(rest["next_cursor"].is_null(), "{rest}");
+    let listed: Vec<&str> = [&first, &rest]
+        .iter()
+        .flat_map(|p| p["items"].as_array().unwrap())
+        .map(|i| i["verification"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, all, "oldest first, each once");
 }
 
 #[tokio::test]

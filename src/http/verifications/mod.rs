@@ -34,6 +34,7 @@ use crate::{
     },
     store::{
         documents::{self, DocumentRecord, DocumentStatus},
+        reviews,
         verifications::{self, VerificationRow},
     },
     telemetry::correlation::{self, CorrelationId},
@@ -94,28 +95,6 @@ impl VerificationsApi {
             ));
         }
         Ok(record)
-    }
-
-    async fn review_document(
-        &self,
-        subject: &Subject,
-        id: &str,
-    ) -> Result<Option<ReviewDocument>, ApiError> {
-        let Ok(doc_id) = id.parse::<DocumentId>() else {
-            return Ok(None);
-        };
-        let Some(record) = documents::get(&self.state.db, &doc_id).await? else {
-            return Ok(None);
-        };
-        let (fields, confidence) = reveal(&self.state, subject, &record);
-        Ok(Some(ReviewDocument {
-            id: record.id.to_string(),
-            status: record.status.as_str().into(),
-            fields,
-            confidence,
-            issues: record.issues,
-            failure_reason: record.failure_reason,
-        }))
     }
 
     /// Checks a signal's id and reason, and hands it to the verification's actor.
@@ -298,28 +277,30 @@ impl VerificationsApi {
         let wanted: State = state.0.map_or(State::PendingManualReview, State::from);
         let limit = paging::limit(limit.0, self.state.settings.limits.max_page_size)?;
         let cursor = paging::decode(cursor.0.as_deref())?;
-        let rows = verifications::list_by_state(&self.state.db, wanted, cursor, limit + 1).await?;
-        let more = rows.len() > limit as usize;
-        let mut items = Vec::new();
-        for row in rows.iter().take(limit as usize) {
-            let ktp = self.review_document(&subject, &row.ktp_document_id).await?;
-            let npwp = match &row.npwp_document_id {
-                Some(id) => self.review_document(&subject, id).await?,
-                None => None,
-            };
-            items.push(ReviewItem {
-                verification: view(&self.state, &subject, row),
-                ktp,
-                npwp,
-            });
-        }
-        let next_cursor = if more {
-            rows.get(limit as usize - 1)
-                .map(|r| paging::encode(r.created_at, &r.id))
-        } else {
-            None
+        let page = reviews::queue(&self.state.db, wanted, cursor, limit).await?;
+        let document = |record: &DocumentRecord| {
+            let (fields, confidence) = reveal(&self.state, &subject, record);
+            ReviewDocument {
+                id: record.id.to_string(),
+                status: record.status.as_str().into(),
+                fields,
+                confidence,
+                issues: record.issues.clone(),
+                failure_reason: record.failure_reason.clone(),
+            }
         };
-        Ok(Json(ReviewPage { items, next_cursor }))
+        Ok(Json(ReviewPage {
+            items: page
+                .items
+                .iter()
+                .map(|case| ReviewItem {
+                    verification: view(&self.state, &subject, &case.verification),
+                    ktp: case.ktp.as_ref().map(document),
+                    npwp: case.npwp.as_ref().map(document),
+                })
+                .collect(),
+            next_cursor: paging::next(page.next),
+        }))
     }
 
     /// Signal: a reviewer's decision

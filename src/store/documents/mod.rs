@@ -17,7 +17,7 @@ pub use change::DocumentChange;
 pub use reading::{Reading, SealedReading};
 pub use write::{apply, insert};
 
-use super::{Db, StoreError};
+use super::{Db, Page, StoreError};
 use crate::kyc::{DocumentId, DocumentType};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,14 +202,15 @@ pub async fn list_by_owner(
     owner: &str,
     cursor: Option<(i64, DocumentId)>,
     limit: u32,
-) -> Result<Vec<DocumentRecord>, StoreError> {
+) -> Result<Page<DocumentRecord>, StoreError> {
+    let fetch = i64::from(limit) + 1;
     let rows = match cursor {
         None => {
             sqlx::query(AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM documents WHERE owner = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
             )))
             .bind(owner)
-            .bind(i64::from(limit))
+            .bind(fetch)
             .fetch_all(db.pool())
             .await?
         }
@@ -222,12 +223,15 @@ pub async fn list_by_owner(
             .bind(owner)
             .bind(created_at)
             .bind(id.to_string())
-            .bind(i64::from(limit))
+            .bind(fetch)
             .fetch_all(db.pool())
             .await?
         }
     };
-    rows.iter().map(from_row).collect()
+    let rows = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok(Page::from_overfetch(rows, limit, |r: &DocumentRecord| {
+        (r.created_at, r.id.to_string())
+    }))
 }
 
 pub async fn events(db: &Db, id: &DocumentId) -> Result<Vec<DocumentEvent>, StoreError> {

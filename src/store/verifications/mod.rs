@@ -14,7 +14,7 @@ use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
 pub use write::{append, insert, spend_timer};
 
-use super::{Db, StoreError};
+use super::{Db, Page, Position, StoreError};
 use crate::kyc::workflow::{Delivery, Event, Proposal, State};
 
 /// A signal already applied, with the answer its sender got.
@@ -266,12 +266,15 @@ pub async fn due_timers(
 pub async fn list_by_state(
     db: &Db,
     state: State,
-    cursor: Option<(i64, String)>,
+    cursor: Option<Position>,
     limit: u32,
-) -> Result<Vec<VerificationRow>, StoreError> {
+) -> Result<Page<VerificationRow>, StoreError> {
     let rows =
         super::page_by_state(db, "verifications", COLUMNS, state.as_str(), cursor, limit).await?;
-    rows.iter().map(from_row).collect()
+    let rows = rows.iter().map(from_row).collect::<Result<_, _>>()?;
+    Ok(Page::from_overfetch(rows, limit, |r: &VerificationRow| {
+        (r.created_at, r.id.clone())
+    }))
 }
 
 /// Outbox rows of one verification: `(id, kind, state)`.
