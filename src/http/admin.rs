@@ -13,9 +13,13 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role},
     errors::ApiError,
+    ids::PathId,
     paging::{self, millis},
 };
-use crate::store::outbox::{self, OutboxRow, OutboxState};
+use crate::{
+    kyc::OutboxId,
+    store::outbox::{self, OutboxRow, OutboxState},
+};
 
 pub struct AdminApi {
     pub state: Arc<AppState>,
@@ -122,21 +126,22 @@ impl AdminApi {
     async fn retry(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<OutboxId>>,
     ) -> Result<Json<OutboxEntry>, ApiError> {
         auth.0.require(&[Role::Admin])?;
         let db = &self.state.db;
-        if outbox::get(db, &id.0).await?.is_none() {
+        let id = id.0.0.to_string();
+        if outbox::get(db, &id).await?.is_none() {
             return Err(ApiError::NotFound);
         }
-        if !outbox::requeue(db, &id.0, self.state.clock.now_millis()).await? {
+        if !outbox::requeue(db, &id, self.state.clock.now_millis()).await? {
             return Err(ApiError::Conflict {
                 code: "outbox_not_dead",
                 message: "only a dead-lettered delivery can be retried".into(),
             });
         }
-        tracing::info!(outbox_id = %id.0, admin = %auth.0.id, "dead letter re-queued");
-        let row = outbox::get(db, &id.0).await?.ok_or(ApiError::NotFound)?;
+        tracing::info!(outbox_id = %id, admin = %auth.0.id, "dead letter re-queued");
+        let row = outbox::get(db, &id).await?.ok_or(ApiError::NotFound)?;
         Ok(Json(entry(row)))
     }
 }

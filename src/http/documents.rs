@@ -7,6 +7,7 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role, Subject},
     errors::ApiError,
+    ids::PathId,
     paging::{self, millis},
     upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
 };
@@ -217,8 +218,7 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
 
 impl DocumentsApi {
     /// The record if the caller may see it; 404 otherwise (no enumeration of others' ids).
-    async fn visible(&self, subject: &Subject, id: &str) -> Result<DocumentRecord, ApiError> {
-        let id: DocumentId = id.parse().map_err(|_| ApiError::NotFound)?;
+    async fn visible(&self, subject: &Subject, id: DocumentId) -> Result<DocumentRecord, ApiError> {
         let record = documents::get(&self.state.db, &id)
             .await?
             .ok_or(ApiError::NotFound)?;
@@ -375,9 +375,9 @@ impl DocumentsApi {
     async fn get(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<DocumentId>>,
     ) -> Result<Json<DocumentView>, ApiError> {
-        let record = self.visible(&auth.0, &id.0).await?;
+        let record = self.visible(&auth.0, id.0.0).await?;
         if record.status == documents::DocumentStatus::Erased {
             return Err(ApiError::Gone);
         }
@@ -392,9 +392,13 @@ impl DocumentsApi {
         method = "get",
         operation_id = "getDocumentFile"
     )]
-    async fn file(&self, auth: BearerAuth, id: Path<String>) -> Result<FileResponse, ApiError> {
+    async fn file(
+        &self,
+        auth: BearerAuth,
+        id: Path<PathId<DocumentId>>,
+    ) -> Result<FileResponse, ApiError> {
         let subject = auth.0;
-        let record = self.visible(&subject, &id.0).await?;
+        let record = self.visible(&subject, id.0.0).await?;
         let record = self
             .state
             .documents
@@ -433,10 +437,10 @@ impl DocumentsApi {
     async fn erase(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<DocumentId>>,
     ) -> Result<Json<DocumentView>, ApiError> {
         let subject = auth.0;
-        let record = self.visible(&subject, &id.0).await?;
+        let record = self.visible(&subject, id.0.0).await?;
         let allowed = subject.role == Role::Admin
             || (subject.role == Role::User && subject.id == record.owner);
         if !allowed {

@@ -10,6 +10,7 @@ pub mod buli2;
 pub mod documents;
 pub mod errors;
 pub mod health;
+pub mod ids;
 pub mod paging;
 pub mod rate_limit;
 pub mod routes;

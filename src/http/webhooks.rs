@@ -13,12 +13,14 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role},
     errors::ApiError,
+    ids::PathId,
     paging::millis,
     text::Text,
 };
 use crate::{
     buli2::egress::{self, Refusal},
     config::OutboxSettings,
+    kyc::WebhookId,
     store::webhooks::{self, Webhook},
 };
 
@@ -152,9 +154,13 @@ impl WebhooksApi {
         method = "delete",
         operation_id = "deleteWebhook"
     )]
-    async fn delete(&self, auth: BearerAuth, id: Path<String>) -> Result<DeleteResponse, ApiError> {
+    async fn delete(
+        &self,
+        auth: BearerAuth,
+        id: Path<PathId<WebhookId>>,
+    ) -> Result<DeleteResponse, ApiError> {
         auth.0.require(&[Role::User])?;
-        if webhooks::deactivate(&self.state.db, &id.0, &auth.0.id).await? {
+        if webhooks::deactivate(&self.state.db, &id.0.0.to_string(), &auth.0.id).await? {
             Ok(DeleteResponse::Deleted)
         } else {
             Err(ApiError::NotFound)

@@ -11,6 +11,10 @@ pub enum ParseIdError {
     DocumentId,
     #[error("not a valid verification id")]
     VerificationId,
+    #[error("not a valid delivery id")]
+    OutboxId,
+    #[error("not a valid webhook id")]
+    WebhookId,
     #[error("document type must be KTP or NPWP")]
     DocumentType,
 }
@@ -83,6 +87,16 @@ uuid_id!(
     /// A KYC verification's id.
     VerificationId,
     ParseIdError::VerificationId
+);
+uuid_id!(
+    /// An outbox row's id: one delivery (to BULI2 or a webhook), also its `Idempotency-Key`.
+    OutboxId,
+    ParseIdError::OutboxId
+);
+uuid_id!(
+    /// A registered status webhook's id.
+    WebhookId,
+    ParseIdError::WebhookId
 );
 
 /// Which card a document holds.

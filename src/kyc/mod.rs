@@ -10,7 +10,7 @@ pub mod npwp;
 pub mod text;
 pub mod workflow;
 
-pub use ids::{DocumentId, DocumentType, ParseIdError, VerificationId};
+pub use ids::{DocumentId, DocumentType, OutboxId, ParseIdError, VerificationId, WebhookId};
 
 use chrono::NaiveDate;
 

@@ -145,6 +145,16 @@ async fn wrong_role_gets_403_and_others_documents_404() {
     // A nonexistent id looks exactly like someone else's.
     let missing = format!("/v1/documents/{}", uuid::Uuid::now_v7());
     assert_error(app.get(&bob, &missing).await, 404, "not_found").await;
+    // So does an id that is not one at all, whatever the route.
+    let unhyphenated = id.replace('-', "");
+    for path in [
+        "/v1/documents/not-an-id".to_string(),
+        format!("/v1/documents/{unhyphenated}/file"),
+        "/v1/verifications/42".to_string(),
+        "/v1/verifications/x/events".to_string(),
+    ] {
+        assert_error(app.get(&admin, &path).await, 404, "not_found").await;
+    }
     for token in [&alice, &reviewer, &admin] {
         assert_eq!(app.get(token, &path).await.status(), 200);
         assert_eq!(app.get(token, &format!("{path}/file")).await.status(), 200);

@@ -78,13 +78,18 @@ pub async fn normalize<E: Endpoint>(
 /// Maps an error from poem or poem-openapi to the shape, keeping its status where meaningful.
 fn shape_poem_error(err: poem::Error) -> Response {
     use poem_openapi::error::{
-        AuthorizationError, ContentTypeError, ParseParamError, ParseRequestPayloadError,
+        AuthorizationError, ContentTypeError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
     };
     if let Some(api) = err.downcast_ref::<ApiError>() {
         return api.as_response_with_headers();
     }
     if err.is::<AuthorizationError>() {
         return ApiError::Unauthorized("missing or malformed bearer token").into_response();
+    }
+    // Path parameters are ids (`http::ids`): one that does not parse names nothing.
+    if err.is::<ParsePathError>() {
+        return ApiError::NotFound.into_response();
     }
     if err.is::<ParseParamError>() || err.is::<ParseRequestPayloadError>() {
         let message = err.to_string();

@@ -24,6 +24,7 @@ use super::{
     auth::{BearerAuth, Role, Subject},
     documents::reveal,
     errors::ApiError,
+    ids::PathId,
     paging::{self, millis},
 };
 use crate::{
@@ -49,16 +50,15 @@ impl VerificationsApi {
     async fn visible(
         &self,
         subject: &Subject,
-        id: &str,
-    ) -> Result<(VerificationId, VerificationRow), ApiError> {
-        let vid: VerificationId = id.parse().map_err(|_| ApiError::NotFound)?;
-        let row = verifications::get(&self.state.db, id)
+        id: VerificationId,
+    ) -> Result<VerificationRow, ApiError> {
+        let row = verifications::get(&self.state.db, &id.to_string())
             .await?
             .ok_or(ApiError::NotFound)?;
         if !subject.can_read(&row.owner) {
             return Err(ApiError::NotFound);
         }
-        Ok((vid, row))
+        Ok(row)
     }
 
     /// One of the caller's documents, of the expected type and not erased.
@@ -101,14 +101,14 @@ impl VerificationsApi {
     async fn signal(
         &self,
         subject: Subject,
-        id: &str,
+        id: VerificationId,
         (signal_id, reason): (&str, &str),
         request_hash: String,
         kind: SignalKind,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         check_signal_id(signal_id)?;
         check_reason(reason)?;
-        let (vid, _) = self.visible(&subject, id).await?;
+        self.visible(&subject, id).await?;
         let signal = Signal {
             signal_id: signal_id.to_string(),
             principal: subject.id.clone(),
@@ -118,7 +118,7 @@ impl VerificationsApi {
         let receipt = self
             .state
             .verifications
-            .call(vid, |reply| VerificationMsg::Signal {
+            .call(id, |reply| VerificationMsg::Signal {
                 signal: Box::new(signal),
                 reply,
             })
@@ -213,9 +213,9 @@ impl VerificationsApi {
     async fn get(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<VerificationId>>,
     ) -> Result<Json<VerificationView>, ApiError> {
-        let (_, row) = self.visible(&auth.0, &id.0).await?;
+        let row = self.visible(&auth.0, id.0.0).await?;
         Ok(Json(view(&self.state, &auth.0, &row)))
     }
 
@@ -231,10 +231,10 @@ impl VerificationsApi {
     async fn events(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<VerificationId>>,
     ) -> Result<Json<Vec<VerificationEventView>>, ApiError> {
         auth.0.require(&[Role::Reviewer, Role::Admin])?;
-        let (_, row) = self.visible(&auth.0, &id.0).await?;
+        let row = self.visible(&auth.0, id.0.0).await?;
         let log = verifications::events(&self.state.db, &row.id).await?;
         Ok(Json(
             log.into_iter()
@@ -323,7 +323,7 @@ impl VerificationsApi {
     async fn review_decision(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<VerificationId>>,
         body: Json<ReviewDecisionRequest>,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         let subject = auth.0;
@@ -356,7 +356,7 @@ impl VerificationsApi {
             corrected,
         };
         let texts = (body.signal_id.as_str(), body.reason.as_str());
-        self.signal(subject, &id.0, texts, hash, kind).await
+        self.signal(subject, id.0.0, texts, hash, kind).await
     }
 
     /// Signal: the second review of a proposed decision
@@ -375,7 +375,7 @@ impl VerificationsApi {
     async fn second_review(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<VerificationId>>,
         body: Json<SecondReviewRequest>,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         let subject = auth.0;
@@ -390,7 +390,7 @@ impl VerificationsApi {
             reason: body.reason.to_string(),
         };
         let texts = (body.signal_id.as_str(), body.reason.as_str());
-        self.signal(subject, &id.0, texts, hash, kind).await
+        self.signal(subject, id.0.0, texts, hash, kind).await
     }
 
     /// Signal: cancel a verification
@@ -406,7 +406,7 @@ impl VerificationsApi {
     async fn cancel_review(
         &self,
         auth: BearerAuth,
-        id: Path<String>,
+        id: Path<PathId<VerificationId>>,
         body: Json<CancelReviewRequest>,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         let subject = auth.0;
@@ -417,6 +417,6 @@ impl VerificationsApi {
             reason: body.reason.to_string(),
         };
         let texts = (body.signal_id.as_str(), body.reason.as_str());
-        self.signal(subject, &id.0, texts, hash, kind).await
+        self.signal(subject, id.0.0, texts, hash, kind).await
     }
 }
