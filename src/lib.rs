@@ -21,6 +21,7 @@
 //! - [`telemetry`]: logging with personal data masked; correlation ids; metrics.
 //! - [`secrets`]: keys generated into the data directory for the zero-setup default.
 //! - [`clock`]: the service clock tests can move (review SLA timers).
+//! - [`cli`]: what each `filot` subcommand does once `main.rs` has parsed its arguments.
 //! - `testing` (test builds only): failure points and fakes the tests arm.
 //!
 //! [`Application::build`] wires these together; [`Application::run_until_stopped`] serves
@@ -28,6 +29,7 @@
 
 pub mod actors;
 pub mod buli2;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gpu;

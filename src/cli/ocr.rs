@@ -1,0 +1,156 @@
+//! The OCR tools of the command line: `filot ocr` (read cards, one JSON line each),
+//! `filot ocr-report` (score specimen folders against their ground truth) and
+//! `filot bench-ocr` (time the pipeline). They drive `crate::gpu` directly, with no service,
+//! database or actor running.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use crate::gpu::{OcrEngine, OcrParams, bench, report};
+
+/// The engine on `device` (`cpu`, `cuda:N`); exit code 2 when it cannot be had.
+pub fn engine(device: &str) -> Result<OcrEngine, ExitCode> {
+    OcrEngine::on(device, OcrParams::default()).map_err(|e| {
+        eprintln!("filot: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// What `filot ocr` prints and writes besides the reading.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadFlags<'a> {
+    pub doc_type: Option<&'a str>,
+    pub pretty: bool,
+    pub lines: bool,
+    pub annotate: Option<&'a Path>,
+}
+
+/// `filot ocr`: one JSON reading per file and line.
+pub fn read(engine: &OcrEngine, files: &[PathBuf], flags: ReadFlags<'_>) -> ExitCode {
+    let doc_type = match flags.doc_type.map(str::parse::<crate::kyc::DocumentType>) {
+        Some(Ok(t)) => Some(t),
+        Some(Err(e)) => {
+            eprintln!("filot ocr: {e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    if let Some(dir) = flags.annotate
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("filot ocr: {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let options = report::ReadOptions {
+        doc_type,
+        today: chrono::Utc::now().date_naive(),
+        with_lines: flags.lines,
+        annotate: flags.annotate,
+    };
+    let mut failed = false;
+    for (i, file) in files.iter().enumerate() {
+        if files.len() > 3 {
+            progress(i, files.len(), file);
+        }
+        match report::read_file(engine, file, options) {
+            Ok((reading, _)) => {
+                let json = if flags.pretty {
+                    serde_json::to_string_pretty(&reading)
+                } else {
+                    serde_json::to_string(&reading)
+                };
+                println!("{}", json.expect("serializable"));
+            }
+            Err(e) => {
+                eprintln!("filot ocr: {}: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if files.len() > 3 {
+        progress(files.len(), files.len(), Path::new(""));
+        eprintln!();
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A one-line progress bar on stderr (rewritten in place on a terminal).
+fn progress(done: usize, total: usize, file: &Path) {
+    use std::io::IsTerminal;
+    let width = 30;
+    let filled = done * width / total.max(1);
+    let bar = format!(
+        "[{}{}] {done}/{total} {}",
+        "#".repeat(filled),
+        "-".repeat(width - filled),
+        file.display()
+    );
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{bar}");
+    } else if done < total {
+        eprintln!("{bar}");
+    }
+}
+
+/// `filot ocr-report`: reading rates over specimen folders (card + ground-truth JSON).
+pub fn score(engine: &OcrEngine, dirs: &[PathBuf], verbose: bool) -> ExitCode {
+    let today = chrono::Utc::now().date_naive();
+    let mut rates = report::Rates::default();
+    for dir in dirs {
+        if let Err(e) = report::score_dir(engine, dir, today, &mut rates) {
+            eprintln!("filot ocr-report: {}: {e}", dir.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if verbose {
+        for miss in &rates.misses {
+            println!("miss {miss}");
+        }
+    }
+    print!("{}", rates.summary());
+    ExitCode::SUCCESS
+}
+
+/// `filot bench-ocr`: cold and warm timings, optionally appended as a JSON line to `results`.
+pub fn bench(
+    device: &str,
+    rec_batch: usize,
+    files: &[PathBuf],
+    rounds: usize,
+    results: Option<&Path>,
+) -> ExitCode {
+    let params = OcrParams {
+        rec_batch,
+        ..Default::default()
+    };
+    let report = match bench::run(device, params, files, rounds) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("filot bench-ocr: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.summary());
+    if let Some(path) = results {
+        let line = serde_json::to_string(&report).expect("serializable");
+        let appended = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(f, "{line}")
+            });
+        if let Err(e) = appended {
+            eprintln!("filot bench-ocr: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
