@@ -1,8 +1,6 @@
 //! The real OCR model (Burn, CPU backend) on specimen cards copied into tests/fixtures: the
 //! fields a lender relies on come out exact, and the checks find what the ground truth says.
 
-use std::path::PathBuf;
-
 use chrono::NaiveDate;
 use filot::{
     gpu::{
@@ -12,11 +10,10 @@ use filot::{
     kyc::DocumentType,
 };
 
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
+#[path = "support/mod.rs"]
+mod support;
+
+use support::fixture_path as fixture;
 
 fn truth(name: &str) -> serde_json::Value {
     let json = fixture(name).with_extension("json");

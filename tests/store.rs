@@ -34,20 +34,7 @@ async fn sqlite() -> Backend {
 
 /// A fresh database on the test Postgres server, or None when none is configured.
 async fn postgres() -> Option<Backend> {
-    let admin_url = std::env::var("FILOT_TEST_POSTGRES_URL").ok()?;
-    let admin = Db::connect(&admin_url, 1, Duration::from_secs(10))
-        .await
-        .expect("test Postgres reachable");
-    let name = format!("filot_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    admin.close().await;
-    let (base, _) = admin_url
-        .rsplit_once('/')
-        .expect("URL with a database path");
-    let url = format!("{base}/{name}");
+    let url = support::postgres::fresh_database("filot_test").await?;
     let db = Db::connect(&url, 5, Duration::from_secs(10)).await.unwrap();
     db.migrate().await.unwrap();
     Some(Backend {
@@ -508,8 +495,8 @@ async fn verification_log_timers_signals_and_outbox() {
     }
 }
 
-#[path = "support/redis.rs"]
-mod redis_server;
+#[path = "support/mod.rs"]
+mod support;
 
 fn claim(token: i64) -> DocumentChange {
     DocumentChange::Processing(documents::Claim {
@@ -575,7 +562,7 @@ async fn redis_leases_exclude_other_nodes_expire_and_survive_a_redis_restart() {
         leases::{LeaseKind::Document, Leases},
         redis::Redis,
     };
-    let mut server = redis_server::RedisServer::start();
+    let mut server = support::redis::RedisServer::start();
     let redis = Redis::connect(&server.url(), 4, Duration::from_secs(1)).unwrap();
     let ttl = Duration::from_millis(400);
     let a = Leases::redis(redis.clone(), "a@test", ttl);

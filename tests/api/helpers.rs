@@ -1,6 +1,6 @@
 //! spawn_app(): the real service on 127.0.0.1:0 with a fresh data directory and database.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use filot::{
     Application,
@@ -20,12 +20,7 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
+pub use crate::support::fixture;
 
 /// Settings for tests: generous rate limits unless a test tightens them.
 pub fn test_settings(dir: &std::path::Path) -> Settings {

@@ -14,9 +14,9 @@ mod metrics;
 mod pipeline;
 mod reaper;
 mod redis;
-#[path = "../support/redis.rs"]
-mod redis_server;
 mod slow_clients;
+#[path = "../support/mod.rs"]
+mod support;
 mod webhooks;
 mod workflow;
 mod workflow_ocr;

@@ -7,7 +7,7 @@ use filot::http::auth::Role;
 
 use crate::{
     helpers::{spawn_app_with, wait_final},
-    redis_server::RedisServer,
+    support::redis::RedisServer,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Api, serve_with, start_sim, token};
+use crate::harness::{Api, serve_with, start_sim, token};
 
 const ID: &str = "trace-abc12345";
 const SECRET: &str = "correlation-test-buli2-secret";
@@ -29,7 +29,8 @@ async fn one_correlation_id_from_upload_to_buli2_across_restarts() {
     let rita = token(dir.path(), "rita", "reviewer");
     let form = reqwest::multipart::Form::new().text("type", "KTP").part(
         "file",
-        reqwest::multipart::Part::bytes(super::fixture("ktp_003.jpg")).file_name("ktp.jpg"),
+        reqwest::multipart::Part::bytes(crate::support::fixture("ktp_003.jpg"))
+            .file_name("ktp.jpg"),
     );
     let resp = client
         .post(format!("{}/v1/documents", first.base))

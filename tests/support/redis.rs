@@ -1,7 +1,4 @@
 //! A throwaway `redis-server` on a free loopback port, stopped (and its data gone) on drop.
-//! Included by the test binaries that need one (`#[path = "support/redis.rs"]`).
-
-#![allow(dead_code)]
 
 use std::{
     net::TcpStream,

@@ -1,0 +1,23 @@
+//! What every test binary shares: the fixture cards, a throwaway `redis-server`, a fresh
+//! Postgres database. Each binary includes it with `#[path = ".../support/mod.rs"] mod support;`
+//! and uses what it needs.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+pub mod redis;
+
+use std::path::PathBuf;
+
+/// A file in `tests/fixtures`.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The bytes of a file in `tests/fixtures`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = fixture_path(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
