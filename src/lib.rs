@@ -55,6 +55,7 @@ use crate::{
     actors::{DocumentContext, Documents, Verifications, keyed::Slot},
     config::Settings,
     http::AppState,
+    resilience::Poller,
     store::{Db, blobs::BlobStore},
     supervision::root::{RootArgs, RootMsg, RootSupervisor},
 };
@@ -180,13 +181,20 @@ impl Application {
             verification_ctx.clone(),
         );
         let restarts = settings.restarts();
+        let pollers = resilience::Pollers {
+            ocr: Poller::every(settings.ocr.poll_interval),
+            reaper: Poller::every(settings.ocr.reaper_poll_interval),
+            outbox: Poller::every(settings.outbox.poll_interval),
+            webhooks: Poller::every(settings.outbox.poll_interval),
+            workflow: Poller::every(settings.workflow.poll_interval),
+        };
         let ocr = actors::ocr::OcrPoolArgs {
             documents: documents.clone(),
             blobs: blobs.clone(),
             leases: leases.clone(),
             devices: settings.ocr.devices.clone(),
             params: settings.ocr.params.clone(),
-            poll: settings.ocr.poll_interval,
+            poll: pollers.ocr.clone(),
             restarts: restarts.ocr,
             batch_lines: settings.ocr.batch_lines,
             batch_wait: settings.ocr.batch_wait,
@@ -198,7 +206,7 @@ impl Application {
             documents: documents.clone(),
             leases: leases.clone(),
             pool: pool_slot.clone(),
-            poll: settings.ocr.reaper_poll_interval,
+            poll: pollers.reaper.clone(),
             max_attempts: settings.ocr.max_attempts,
         };
         let o = &settings.outbox;
@@ -208,7 +216,7 @@ impl Application {
             clock: clock.clone(),
             verifications: verifications.clone(),
             leases: leases.clone(),
-            poll: o.poll_interval,
+            poll: pollers.outbox.clone(),
             max_rounds: o.max_rounds,
             round_delay: o.round_delay,
             round_delay_max: o.round_delay_max,
@@ -239,7 +247,10 @@ impl Application {
             _ => None,
         };
         let webhooks = actors::webhook_lane::WebhookLaneArgs {
-            common,
+            common: actors::outbox::OutboxCommon {
+                poll: pollers.webhooks.clone(),
+                ..common
+            },
             client: Arc::new(
                 buli2::webhook::WebhookClient::new(
                     rounds(
@@ -263,7 +274,7 @@ impl Application {
                 db: db.clone(),
                 clock: clock.clone(),
                 verifications: verifications.clone(),
-                poll: settings.workflow.poll_interval,
+                poll: pollers.workflow.clone(),
             },
             outbox,
             webhooks,
@@ -290,6 +301,7 @@ impl Application {
             leases,
             redis,
             ocr_pool: pool_slot,
+            pollers,
             upload_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.limits.max_concurrent_uploads as usize,
             )),

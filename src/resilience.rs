@@ -4,7 +4,8 @@
 //! - [`Backoff`]: a delay that doubles per failure up to a cap (restarts, delivery rounds);
 //! - [`RestartPolicy`] and its [`RestartBudget`]: how many failures a window tolerates before
 //!   giving up (one policy per kind of actor, in the settings);
-//! - [`start_polling`]: an actor that works on a period, and once right at start;
+//! - [`Poller`]: an actor that works on a period, and once right at start, counting the
+//!   rounds it has finished (so "a whole round has run since" is a question, not a guess);
 //! - [`Outage`]: a dependency that went away, logged once when it goes and once when it is
 //!   back, however often it is looked at meanwhile.
 //!
@@ -13,7 +14,10 @@
 
 use std::{
     collections::VecDeque,
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -108,10 +112,63 @@ impl RestartBudget {
     }
 }
 
-/// Starts an actor's periodic work: `tick` every `every`, and one right away.
-pub fn start_polling<M: ractor::Message>(myself: &ActorRef<M>, every: Duration, tick: fn() -> M) {
-    myself.send_interval(every, tick);
-    let _ = myself.cast(tick());
+/// An actor's periodic work: how often it runs, and how many rounds it has finished. Clones
+/// share the count, so whoever holds one (readiness, a test) sees the actor's progress.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    every: Duration,
+    finished: Arc<AtomicU64>,
+}
+
+impl Poller {
+    pub fn every(every: Duration) -> Self {
+        Self {
+            every,
+            finished: Arc::default(),
+        }
+    }
+
+    /// Starts `myself` polling: `tick` every period, and one right away.
+    pub fn start<M: ractor::Message>(&self, myself: &ActorRef<M>, tick: fn() -> M) {
+        myself.send_interval(self.every, tick);
+        let _ = myself.cast(tick());
+    }
+
+    /// One round begins; it counts as finished when the returned guard is dropped, however
+    /// the round ends.
+    pub fn round(&self) -> Round {
+        Round(self.finished.clone())
+    }
+
+    /// Rounds finished so far.
+    pub fn rounds(&self) -> u64 {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+/// A poll round in progress (see [`Poller::round`]).
+#[must_use = "a round is finished when this is dropped"]
+pub struct Round(Arc<AtomicU64>);
+
+impl Drop for Round {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The node's pollers, by job.
+#[derive(Debug, Clone)]
+pub struct Pollers {
+    /// Documents waiting for OCR.
+    pub ocr: Poller,
+    /// OCR runs past their deadline or left by a dead node.
+    pub reaper: Poller,
+    /// BULI2 decisions due for delivery.
+    pub outbox: Poller,
+    /// Status webhooks due for delivery.
+    pub webhooks: Poller,
+    /// Verifications whose documents are ready, and due timers.
+    pub workflow: Poller,
 }
 
 /// A dependency that can go away (the lease service, say), for whoever keeps looking at it.
@@ -155,6 +212,23 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_counts_when_it_ends_and_clones_share_the_count() {
+        let poller = Poller::every(Duration::from_secs(1));
+        let seen = poller.clone();
+        let round = poller.round();
+        assert_eq!(seen.rounds(), 0, "not while it runs");
+        drop(round);
+        assert_eq!(seen.rounds(), 1);
+        let early_return = || -> Option<()> {
+            let _round = poller.round();
+            None?;
+            Some(())
+        };
+        assert_eq!(early_return(), None);
+        assert_eq!(seen.rounds(), 2, "a round that returns early still ends");
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {

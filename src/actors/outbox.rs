@@ -31,7 +31,7 @@ use crate::{
         client::{Buli2Client, RoundOutcome},
     },
     clock::Clock,
-    resilience::{Backoff, Outage, start_polling},
+    resilience::{Backoff, Outage, Poller},
     store::{
         Db,
         blobs::BlobStore,
@@ -59,7 +59,7 @@ pub struct OutboxCommon {
     pub verifications: Verifications,
     /// One node delivers a row at a time: each round holds the row's lease.
     pub leases: Leases,
-    pub poll: Duration,
+    pub poll: Poller,
     pub max_rounds: u32,
     pub round_delay: Duration,
     pub round_delay_max: Duration,
@@ -84,7 +84,7 @@ impl Actor for OutboxActor {
         myself: ActorRef<Self::Msg>,
         args: OutboxArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        start_polling(&myself, args.common.poll, || OutboxMsg::Poll);
+        args.common.poll.start(&myself, || OutboxMsg::Poll);
         Ok((args, Outage::new("outbox")))
     }
 
@@ -95,6 +95,7 @@ impl Actor for OutboxActor {
         (args, outage): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
         let OutboxMsg::Poll = msg;
+        let _round = args.common.poll.round();
         let c = &args.common;
         let rows = match outbox::due(&c.db, c.clock.now_millis(), BATCH, Kind::Buli2Decision).await
         {

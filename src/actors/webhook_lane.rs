@@ -22,7 +22,7 @@ use tracing::Instrument;
 use super::outbox::{BATCH, OutboxCommon, delivery_span, open_payload, record_round, under_lease};
 use crate::{
     buli2::{client::RoundOutcome, webhook::WebhookClient},
-    resilience::{Outage, start_polling},
+    resilience::Outage,
     store::{
         outbox::{self, Kind, OutboxRow},
         webhooks,
@@ -76,7 +76,7 @@ impl Actor for WebhookLane {
         myself: ActorRef<Self::Msg>,
         args: WebhookLaneArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        start_polling(&myself, args.common.poll, || WebhookLaneMsg::Poll);
+        args.common.poll.start(&myself, || WebhookLaneMsg::Poll);
         Ok(WebhookLaneState {
             args,
             in_flight: HashSet::new(),
@@ -118,6 +118,7 @@ impl Actor for WebhookLane {
                 }
             }
             WebhookLaneMsg::Poll => {
+                let _round = state.args.common.poll.round();
                 // Reap finished tasks (their results went through `Done`).
                 while state.tasks.try_join_next().is_some() {}
                 dispatch(&myself, state).await;

@@ -5,15 +5,13 @@
 //! happened — or fell due — while the node was down. Nudges are idempotent: an actor that has
 //! already moved on ignores them.
 
-use std::time::Duration;
-
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::{
     actors::Verifications,
     actors::verification::{VerificationId, VerificationMsg},
     clock::Clock,
-    resilience::start_polling,
+    resilience::Poller,
     store::{Db, verifications},
 };
 
@@ -31,7 +29,7 @@ pub struct DriverArgs {
     pub db: Db,
     pub clock: Clock,
     pub verifications: Verifications,
-    pub poll: Duration,
+    pub poll: Poller,
 }
 
 pub struct WorkflowDriver;
@@ -46,7 +44,7 @@ impl Actor for WorkflowDriver {
         myself: ActorRef<Self::Msg>,
         args: DriverArgs,
     ) -> Result<DriverArgs, ActorProcessingErr> {
-        start_polling(&myself, args.poll, || DriverMsg::Poll);
+        args.poll.start(&myself, || DriverMsg::Poll);
         Ok(args)
     }
 
@@ -57,6 +55,7 @@ impl Actor for WorkflowDriver {
         args: &mut DriverArgs,
     ) -> Result<(), ActorProcessingErr> {
         let DriverMsg::Poll = msg;
+        let _round = args.poll.round();
         match verifications::ready_to_check(&args.db, BATCH).await {
             Ok(ids) => {
                 for id in ids {

@@ -73,8 +73,8 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    #[test]
-    fn opens_after_consecutive_failures_and_probes_once_after_the_cooldown() {
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_probes_once_after_the_cooldown() {
         let cooldown = Duration::from_millis(40);
         let mut b = Breaker::new(5, cooldown);
         for _ in 0..4 {
@@ -89,7 +89,9 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow(), "open: calls are refused");
-        std::thread::sleep(cooldown + Duration::from_millis(10));
+        tokio::time::advance(cooldown - Duration::from_millis(1)).await;
+        assert!(!b.allow(), "still open just before the cool-down ends");
+        tokio::time::advance(Duration::from_millis(1)).await;
         assert!(b.allow(), "one probe after the cool-down");
         assert!(!b.allow(), "only one");
         b.record_failure();
@@ -98,7 +100,7 @@ mod tests {
             BreakerState::Open,
             "a failed probe opens it again"
         );
-        std::thread::sleep(cooldown + Duration::from_millis(10));
+        tokio::time::advance(cooldown).await;
         assert!(b.allow());
         b.record_success();
         assert_eq!(b.state(), BreakerState::Closed);

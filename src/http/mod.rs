@@ -53,6 +53,8 @@ pub struct AppState {
     pub redis: Option<crate::store::redis::Redis>,
     /// This node's OCR pool while it runs (readiness reports it).
     pub ocr_pool: crate::actors::PoolSlot,
+    /// The node's pollers and the rounds each has finished.
+    pub pollers: crate::resilience::Pollers,
     /// Uploads that may be received at once (`limits.max_concurrent_uploads`).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
 }

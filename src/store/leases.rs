@@ -340,7 +340,7 @@ pub async fn while_held<T>(
 mod tests {
     use super::*;
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn local_leases_exclude_grow_and_expire() {
         let leases = Leases::local("a", Duration::from_millis(200));
         let first = leases
@@ -373,7 +373,16 @@ mod tests {
             .expect("released");
         assert!(second.token > first.token && second.token > floor);
         // Not renewed: expires, and the old holder can no longer renew it.
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::advance(Duration::from_millis(199)).await;
+        assert!(
+            leases
+                .try_acquire(LeaseKind::Document, "d1", 0)
+                .await
+                .unwrap()
+                .is_none(),
+            "held until its TTL has passed"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
         let third = leases
             .try_acquire(LeaseKind::Document, "d1", 0)
             .await

@@ -14,8 +14,6 @@
 //! claim, is left alone. With the lease service down the reaper cannot tell a dead node from a
 //! live one and only handles this node's own runs.
 
-use std::time::Duration;
-
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::{
@@ -31,7 +29,7 @@ use crate::{
 };
 use crate::{
     actors::{Documents, PoolSlot},
-    resilience::start_polling,
+    resilience::Poller,
 };
 
 pub enum ReaperMsg {
@@ -46,7 +44,7 @@ pub struct ReaperArgs {
     pub leases: Leases,
     /// The OCR pool of this node, when it runs one.
     pub pool: PoolSlot,
-    pub poll: Duration,
+    pub poll: Poller,
     pub max_attempts: u32,
 }
 
@@ -68,7 +66,7 @@ impl Actor for Reaper {
         myself: ActorRef<Self::Msg>,
         args: ReaperArgs,
     ) -> Result<ReaperArgs, ActorProcessingErr> {
-        start_polling(&myself, args.poll, || ReaperMsg::Tick);
+        args.poll.start(&myself, || ReaperMsg::Tick);
         Ok(args)
     }
 
@@ -79,6 +77,7 @@ impl Actor for Reaper {
         args: &mut ReaperArgs,
     ) -> Result<(), ActorProcessingErr> {
         let ReaperMsg::Tick = msg;
+        let _round = args.poll.round();
         let db = &args.documents.context().db;
         let rows = match documents::running(db, BATCH).await {
             Ok(rows) => rows,

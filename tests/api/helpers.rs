@@ -6,6 +6,7 @@ use filot::{
     Application,
     config::Settings,
     http::{AppState, auth::Role},
+    resilience::{Poller, Pollers},
 };
 use reqwest::multipart::{Form, Part};
 
@@ -283,6 +284,23 @@ impl TestApp {
                 "{path} still {body} after {secs} s"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits (up to 30 s) until `poller` has finished two more rounds than it had: the
+    /// second began after this call, so whatever it would do about the state at the call
+    /// has been done. How a test says "and nothing happened" without guessing with time.
+    pub async fn two_rounds_of(&self, poller: impl Fn(&Pollers) -> &Poller) {
+        let poller = poller(&self.state.pollers);
+        let target = poller.rounds() + 2;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while poller.rounds() < target {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the poller finished {} rounds, not {target}",
+                poller.rounds()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

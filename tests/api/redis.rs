@@ -37,7 +37,7 @@ async fn a_redis_outage_pauses_processing_and_loses_nothing() {
     );
     // Uploads are accepted (the database is the truth) and wait.
     let id = app.upload_ktp(&alice).await;
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    app.two_rounds_of(|p| &p.ocr).await;
     let doc = app.document(&alice, &id).await;
     assert_eq!(doc["status"], "queued", "no lease, no processing: {doc}");
 

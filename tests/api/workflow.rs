@@ -424,7 +424,7 @@ async fn cancel_and_review_expiry_hold_across_a_restart() {
     let settings = test_settings(dir.path());
     let app = spawn_in(dir, settings).await;
     let rita = app.token("rita", Role::Reviewer);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.two_rounds_of(|p| &p.workflow).await;
     let v: Value = app
         .get(&rita, &format!("/v1/verifications/{expiring}"))
         .await
@@ -446,7 +446,7 @@ async fn cancel_and_review_expiry_hold_across_a_restart() {
     assert_eq!(log.last().unwrap()["actor"], "system:workflow");
 
     // The cancelled case's timer was spent with the cancel: it stays cancelled.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.two_rounds_of(|p| &p.workflow).await;
     let v: Value = app
         .get(&rita, &format!("/v1/verifications/{cancelled}"))
         .await

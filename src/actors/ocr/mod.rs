@@ -39,7 +39,7 @@ use crate::{
     actors::Documents,
     gpu::{OcrEngine, OcrParams, batcher::RecBatcher},
     kyc::DocumentId,
-    resilience::{Backoff, Outage, RestartBudget, RestartPolicy, start_polling},
+    resilience::{Backoff, Outage, Poller, RestartBudget, RestartPolicy},
     store::{
         blobs::BlobStore,
         documents,
@@ -76,7 +76,7 @@ pub struct OcrPoolArgs {
     /// One worker per entry: `cpu` or `cuda:N`.
     pub devices: Vec<String>,
     pub params: OcrParams,
-    pub poll: Duration,
+    pub poll: Poller,
     /// Failures of one worker tolerated per window (also the pool's, at the root).
     pub restarts: RestartPolicy,
     /// Cross-document recognition batches: at most this many lines…
@@ -344,7 +344,7 @@ impl Actor for OcrPool {
             state.spawn_worker(&myself, index).await?;
         }
         if n > 0 {
-            start_polling(&myself, state.args.poll, || OcrPoolMsg::Poll);
+            state.args.poll.start(&myself, || OcrPoolMsg::Poll);
         }
         Ok(state)
     }
@@ -371,6 +371,7 @@ impl Actor for OcrPool {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             OcrPoolMsg::Poll => {
+                let _round = state.args.poll.round();
                 // The backlog gauge once per poll, not on every finished document.
                 let db = &state.args.documents.context().db;
                 if let Ok(n) = documents::count_awaiting_ocr(db).await {
