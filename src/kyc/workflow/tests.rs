@@ -1,3 +1,7 @@
+//! The review workflow's rules, tested on its pure functions (no actors, no database):
+//! automatic decisions, the review path, timers, delivery, replay, each workflow version and
+//! the two-person rule.
+
 use std::collections::BTreeMap;
 
 use super::*;
