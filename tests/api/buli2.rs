@@ -5,10 +5,7 @@
 use std::time::Duration;
 
 use filot::{
-    buli2::{
-        signature::sign,
-        sim::{self, Sim, SimConfig},
-    },
+    buli2::{signature::sign, sim::Sim},
     config::Settings,
     http::auth::Role,
     store::{outbox, verifications},
@@ -34,16 +31,7 @@ fn fast_outbox(s: &mut Settings, sim: &Sim) {
 
 /// The simulator (calling back unless `callbacks` is false) and FiLot pointed at it.
 async fn with_buli2(callbacks: bool, tune: impl FnOnce(&mut Settings)) -> (TestApp, Sim) {
-    let sim = sim::start(
-        "127.0.0.1:0",
-        SimConfig {
-            secret: SECRET.as_bytes().to_vec(),
-            callback_url: None,
-            callback_delay: Duration::from_millis(50),
-        },
-    )
-    .await
-    .unwrap();
+    let sim = crate::support::buli2_sim(SECRET).await;
     let app = spawn_app_with(|s| {
         fast_outbox(s, &sim);
         tune(s);

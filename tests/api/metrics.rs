@@ -3,26 +3,14 @@
 
 use std::time::Duration;
 
-use filot::{
-    buli2::sim::{self, SimConfig},
-    http::auth::Role,
-};
+use filot::http::auth::Role;
 
 use crate::helpers::{assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_catalogue_after_an_end_to_end_run() {
     let secret = "metrics-test-shared-secret";
-    let buli2 = sim::start(
-        "127.0.0.1:0",
-        SimConfig {
-            secret: secret.as_bytes().to_vec(),
-            callback_url: None,
-            callback_delay: Duration::from_millis(10),
-        },
-    )
-    .await
-    .unwrap();
+    let buli2 = crate::support::buli2_sim(secret).await;
     let app = spawn_app_with(|s| {
         s.ocr.devices = vec!["cpu".into()];
         s.buli2_url = Some(buli2.url());

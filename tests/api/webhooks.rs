@@ -373,16 +373,7 @@ async fn black_hole() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
 #[tokio::test]
 async fn hanging_webhooks_never_hold_back_buli2_decisions() {
     const SECRET: &str = "a-shared-buli2-secret-for-tests";
-    let sim = filot::buli2::sim::start(
-        "127.0.0.1:0",
-        filot::buli2::sim::SimConfig {
-            secret: SECRET.as_bytes().to_vec(),
-            callback_url: None,
-            callback_delay: Duration::from_millis(50),
-        },
-    )
-    .await
-    .unwrap();
+    let sim = crate::support::buli2_sim(SECRET).await;
     let app = spawn_app_with(|s| {
         s.buli2_url = Some(sim.url());
         s.buli2_secret = Some(filot::config::Secret::new(SECRET));

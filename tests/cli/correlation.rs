@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{Api, serve_with, start_sim, token};
+use crate::harness::{Api, serve_with, token};
 
 const ID: &str = "trace-abc12345";
 const SECRET: &str = "correlation-test-buli2-secret";
@@ -20,7 +20,7 @@ fn lines_with<'a>(log: &'a str, message: &str) -> Vec<&'a str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_correlation_id_from_upload_to_buli2_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = start_sim(SECRET).await;
+    let sim = crate::support::buli2_sim(SECRET).await;
     let client = reqwest::Client::new();
 
     // 1. The upload, on a node that reads nothing.

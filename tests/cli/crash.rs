@@ -143,7 +143,7 @@ async fn sigkill_with_verifications_in_every_state_loses_and_repeats_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_delivery_loses_no_decision_and_repeats_only_its_key() {
     let secret = "kill-test-shared-secret";
-    let sim = start_sim(secret).await;
+    let sim = crate::support::buli2_sim(secret).await;
     let client = reqwest::Client::new();
     let sim_get = || {
         let client = client.clone();

@@ -248,20 +248,6 @@ impl Api {
     }
 }
 
-/// A BULI2 simulator on a free port that never calls back.
-pub(crate) async fn start_sim(secret: &str) -> filot::buli2::sim::Sim {
-    filot::buli2::sim::start(
-        "127.0.0.1:0",
-        filot::buli2::sim::SimConfig {
-            secret: secret.as_bytes().to_vec(),
-            callback_url: None,
-            callback_delay: Duration::from_millis(50),
-        },
-    )
-    .await
-    .unwrap()
-}
-
 /// Every document's event log, read straight from the database at `url`.
 pub(crate) async fn document_logs(
     url: &str,

@@ -15,7 +15,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     };
     let redis = support::redis::RedisServer::start();
     let secret = "two-nodes-shared-secret";
-    let sim = start_sim(secret).await;
+    let sim = crate::support::buli2_sim(secret).await;
     let (redis_url, sim_url) = (redis.url(), sim.url());
     // One data directory: the nodes share the blob store and the generated secrets, as
     // nodes on shared storage would.

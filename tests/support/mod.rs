@@ -16,6 +16,21 @@ pub fn fixture_path(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// A BULI2 simulator on a free loopback port sharing `secret`, calling back (once told where)
+/// after 50 ms.
+pub async fn buli2_sim(secret: &str) -> filot::buli2::sim::Sim {
+    filot::buli2::sim::start(
+        "127.0.0.1:0",
+        filot::buli2::sim::SimConfig {
+            secret: secret.as_bytes().to_vec(),
+            callback_url: None,
+            callback_delay: std::time::Duration::from_millis(50),
+        },
+    )
+    .await
+    .expect("simulator listening")
+}
+
 /// The bytes of a file in `tests/fixtures`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = fixture_path(name);
