@@ -1,7 +1,8 @@
 //! The mechanisms every part that retries, restarts, polls or waits out an outage shares,
 //! written once so each is tuned and read in one place:
 //!
-//! - [`Backoff`]: a delay that doubles per failure up to a cap (restarts, delivery rounds);
+//! - [`Backoff`]: a delay that doubles per failure up to a cap (restarts, delivery rounds,
+//!   and, with jitter, the attempts inside one delivery round);
 //! - [`RestartPolicy`] and its [`RestartBudget`]: how many failures a window tolerates before
 //!   giving up (one policy per kind of actor, in the settings);
 //! - [`Poller`]: an actor that works on a period, and once right at start, counting the
@@ -9,8 +10,7 @@
 //! - [`Outage`]: a dependency that went away, logged once when it goes and once when it is
 //!   back, however often it is looked at meanwhile.
 //!
-//! Retries inside one HTTP delivery round use `backon` (see `crate::buli2::client`). Nothing
-//! here knows what it is used for.
+//! Nothing here knows what it is used for.
 
 use std::{
     collections::VecDeque,
@@ -42,6 +42,24 @@ impl Backoff {
         self.first
             .saturating_mul(2u32.saturating_pow(doublings))
             .min(self.max)
+    }
+
+    /// [`Backoff::after`] with "equal jitter": half of it fixed, the other half random, so
+    /// callers that failed together do not retry together.
+    pub fn jittered(&self, failures: u32) -> Duration {
+        let full = self.after(failures);
+        let half = full / 2;
+        let random = u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8]
+                .try_into()
+                .expect("8 bytes"),
+        );
+        let spread = half.as_nanos() as u64;
+        half + Duration::from_nanos(if spread == 0 {
+            0
+        } else {
+            random % (spread + 1)
+        })
     }
 }
 
@@ -212,6 +230,22 @@ impl Outage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_keeps_at_least_half_and_at_most_the_whole_delay() {
+        let b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        for failures in 1..8 {
+            let full = b.after(failures);
+            for _ in 0..50 {
+                let d = b.jittered(failures);
+                assert!(d >= full / 2 && d <= full, "{d:?} for {full:?}");
+            }
+        }
+        assert_eq!(
+            Backoff::new(Duration::ZERO, Duration::ZERO).jittered(3),
+            Duration::ZERO
+        );
+    }
 
     #[test]
     fn a_round_counts_when_it_ends_and_clones_share_the_count() {

@@ -1,5 +1,5 @@
 //! Outbound delivery rounds. One round = up to `attempts` signed POSTs with exponential back-off
-//! and jitter between them (backon), each bounded by `timeout`, each gated by a circuit breaker.
+//! and jitter between them (`resilience::Backoff`), each bounded by `timeout`, each gated by a circuit breaker.
 //! The answer is classified for the outbox: delivered, rejected for good (a 4xx other than
 //! 408/429: retrying the same payload is pointless), or retry later.
 //!
@@ -9,13 +9,14 @@
 
 use std::{sync::Mutex, time::Duration};
 
-use backon::{ExponentialBuilder, Retryable};
-
 use super::{
     breaker::{Breaker, BreakerState},
     signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_headers},
 };
-use crate::telemetry::correlation::{self, CorrelationId};
+use crate::{
+    resilience::Backoff,
+    telemetry::correlation::{self, CorrelationId},
+};
 
 #[derive(Debug, Clone)]
 pub struct ClientSettings {
@@ -87,15 +88,17 @@ pub(crate) async fn round(
         }
         result
     };
-    let backoff = ExponentialBuilder::default()
-        .with_min_delay(settings.backoff_min)
-        .with_max_delay(settings.backoff_max)
-        .with_max_times(settings.attempts.saturating_sub(1) as usize)
-        .with_jitter();
-    let result = attempt
-        .retry(backoff)
-        .when(|e| matches!(e, AttemptError::Retryable(_)))
-        .await;
+    let backoff = Backoff::new(settings.backoff_min, settings.backoff_max);
+    let mut failed = 0;
+    let result = loop {
+        match attempt().await {
+            Err(AttemptError::Retryable(_)) if failed + 1 < settings.attempts => {
+                failed += 1;
+                tokio::time::sleep(backoff.jittered(failed)).await;
+            }
+            done => break done,
+        }
+    };
     let attempts = attempts.into_inner();
     match result {
         Ok(()) => RoundOutcome::Delivered { attempts },
