@@ -5,7 +5,7 @@
 
 use std::{process::Command, time::Duration};
 
-use filot::{http::auth::Role, store::Db};
+use filot::http::auth::Role;
 
 use crate::helpers::{assert_error, fixture, spawn_app_with};
 
@@ -19,23 +19,13 @@ fn pg_ctl(ctl: &str, action: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_gives_503_then_recovers_without_restarting_filot() {
-    let (Ok(admin_url), Ok(ctl)) = (
-        std::env::var("FILOT_TEST_POSTGRES_URL"),
-        std::env::var("FILOT_TEST_POSTGRES_CTL"),
-    ) else {
+    let Ok(ctl) = std::env::var("FILOT_TEST_POSTGRES_CTL") else {
         eprintln!("no throwaway Postgres (run scripts/test.sh): outage test skipped");
         return;
     };
-    let admin = Db::connect(&admin_url, 1, Duration::from_secs(10))
+    let url = crate::support::postgres::fresh_database("filot_outage")
         .await
-        .unwrap();
-    let name = format!("filot_outage_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    admin.close().await;
-    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+        .expect("FILOT_TEST_POSTGRES_URL is set beside FILOT_TEST_POSTGRES_CTL");
 
     let app = spawn_app_with(|s| {
         s.database_url = filot::config::DatabaseUrl::new(url.clone());
