@@ -89,3 +89,75 @@ fn unreadable_input_is_an_error_not_a_panic() {
     let page = engine.read_image(&blank).unwrap();
     assert!(page.lines.is_empty());
 }
+
+/// Hurried phone photos from `shared/specimens/wild`: the card is found, turned upright and
+/// flattened before it is read, and the reading says how it lay.
+#[test]
+fn reads_cards_photographed_sideways_upside_down_and_small() {
+    let engine = OcrEngine::cpu(OcrParams::default());
+    // (file, its type, how far the card is turned in the photo)
+    let cases = [
+        ("wild_ktp_016.jpg", DocumentType::Ktp, 90),
+        ("wild_ktp_005.jpg", DocumentType::Ktp, 180),
+        // A small card (its short side about a third of the photo's), turned three quarters.
+        ("wild_npwp_008.jpg", DocumentType::Npwp, 270),
+    ];
+    for (file, doc_type, orientation) in cases {
+        let want = truth(file);
+        let (reading, _) = read_file(
+            &engine,
+            &fixture(file),
+            ReadOptions::new(Some(doc_type), today()),
+        )
+        .unwrap();
+        assert_eq!(reading.orientation, orientation, "{file}");
+        let quad = reading.card_quad.expect("the card is found in the photo");
+        let image = image::open(fixture(file)).unwrap();
+        assert!(
+            quad.iter().all(|p| p[0] >= 0.0
+                && p[1] >= 0.0
+                && p[0] <= image.width() as f32
+                && p[1] <= image.height() as f32),
+            "{file}: {quad:?}"
+        );
+        let keys: &[&str] = match doc_type {
+            DocumentType::Ktp => &["nik", "birth_date", "name"],
+            DocumentType::Npwp => &["npwp", "name"],
+        };
+        for key in keys {
+            assert_eq!(
+                reading.fields.get(*key).map(String::as_str),
+                want[key].as_str(),
+                "{file}: {key}"
+            );
+        }
+        assert!(
+            !reading
+                .issues
+                .iter()
+                .any(|i| filot::kyc::retake::CODES.contains(&i.as_str())),
+            "{file}: read with confidence, no retake: {:?}",
+            reading.issues
+        );
+    }
+}
+
+/// A card too small and blurred to read with confidence is not guessed at: the reading asks
+/// for a new photo with a stable code, and no key field is left standing wrong without it.
+#[test]
+fn a_photo_beyond_reading_asks_for_a_retake() {
+    let engine = OcrEngine::cpu(OcrParams::default());
+    let file = "wild_ktp_019.jpg";
+    let (reading, _) = read_file(
+        &engine,
+        &fixture(file),
+        ReadOptions::new(Some(DocumentType::Ktp), today()),
+    )
+    .unwrap();
+    let code = reading.issues.first().map(String::as_str);
+    assert!(
+        code.is_some_and(|c| filot::kyc::retake::CODES.contains(&c)),
+        "{:?}",
+        reading.issues
+    );
+}

@@ -528,6 +528,7 @@ async fn a_writer_with_an_older_lease_token_is_fenced_out() {
             fields: documents::SealedReading {
                 sealed: "sealed".into(),
                 ocr_ms: None,
+                placement: None,
             },
             issues: vec![],
             token: 5,

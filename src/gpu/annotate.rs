@@ -1,5 +1,6 @@
-//! `filot ocr --annotate`: the page with every detected box outlined and the text read from it
-//! written above the box, for a person checking what the model saw.
+//! `filot ocr --annotate`: the photo with the card found in it outlined, every detected box
+//! outlined and the text read from it written beside the box, for a person checking what the
+//! model saw.
 
 use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use image::{Rgb, RgbImage};
@@ -11,12 +12,28 @@ const FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansCondensed.ttf")
 
 const BOX: Rgb<u8> = Rgb([220, 30, 30]);
 const TEXT: Rgb<u8> = Rgb([20, 60, 200]);
+const CARD: Rgb<u8> = Rgb([20, 200, 60]);
 
-pub fn annotate(img: &RgbImage, page: &OcrPage) -> RgbImage {
-    let mut out = img.clone();
+/// `photo` with the reading drawn on it (the page's lines carried back into the photo).
+pub fn annotate(photo: &RgbImage, page: &OcrPage) -> RgbImage {
+    let mut out = photo.clone();
     let font = FontRef::try_from_slice(FONT).expect("bundled font parses");
+    if let Some(q) = page.geometry.card_quad {
+        for i in 0..4 {
+            draw_line(&mut out, q[i], q[(i + 1) % 4], CARD);
+        }
+        // The card's top-left corner, marked so that the orientation shows.
+        for r in 0..6 {
+            draw_line(
+                &mut out,
+                [q[0][0] - r as f32, q[0][1]],
+                [q[0][0], q[0][1] - r as f32],
+                CARD,
+            );
+        }
+    }
     for line in &page.lines {
-        let q = line.quad;
+        let q = line.quad.map(|p| page.geometry.in_photo(p));
         for i in 0..4 {
             draw_line(&mut out, q[i], q[(i + 1) % 4], BOX);
         }
@@ -94,6 +111,8 @@ mod tests {
                 char_confidence: vec![1.0; 3],
                 quad: [[20.0, 40.0], [120.0, 40.0], [120.0, 70.0], [20.0, 70.0]],
             }],
+            geometry: Default::default(),
+            quality: Default::default(),
             det_ms: 0.0,
             rec_ms: 0.0,
         };

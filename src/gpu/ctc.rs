@@ -86,28 +86,46 @@ pub fn greedy_decode(
     }
 }
 
-/// Columns of a line crop (one luminance plane, `width`×`height`) that hold no ink in the
-/// middle band of the line. Ink is separated from paper by Otsu's threshold, so faint
-/// background patterns (a card's guilloche) count as paper; text may be dark on light or
-/// light on dark (whichever side the median pixel is not on).
-pub fn blank_columns(lum: &[f32], width: usize, height: usize) -> Vec<bool> {
+/// Where the ink of a line crop (one luminance plane, `width`×`height`) is. Ink is separated
+/// from paper by Otsu's threshold, so faint background patterns (a card's guilloche) count as
+/// paper; text may be dark on light or light on dark (whichever side the median pixel is not
+/// on).
+pub struct Ink {
+    /// Per column: no ink within the text's rows.
+    pub blank_columns: Vec<bool>,
+    /// The text's height in rows: from the first to the last row holding at least a tenth of
+    /// the inkiest row's ink. Word gaps scale with it, whatever margin the box left.
+    pub height: usize,
+}
+
+pub fn ink(lum: &[f32], width: usize, height: usize) -> Ink {
     let threshold = otsu(lum);
     let mut sorted: Vec<f32> = lum.to_vec();
     sorted.sort_by(f32::total_cmp);
     let dark_text = sorted[sorted.len() / 2] > threshold;
-    let (y0, y1) = (height * 15 / 100, height * 85 / 100);
-    (0..width)
-        .map(|x| {
-            (y0..y1).all(|y| {
-                let v = lum[y * width + x];
-                if dark_text {
-                    v > threshold
-                } else {
-                    v < threshold
-                }
-            })
+    let is_ink = |v: f32| (v <= threshold) == dark_text;
+    let rows: Vec<usize> = (0..height)
+        .map(|y| {
+            lum[y * width..(y + 1) * width]
+                .iter()
+                .filter(|&&v| is_ink(v))
+                .count()
         })
-        .collect()
+        .collect();
+    let most = rows.iter().copied().max().unwrap_or(0);
+    let inked = || (0..height).filter(|&y| most > 0 && rows[y] * 10 >= most);
+    // The text's rows; a crop with no ink keeps its middle band.
+    let (y0, y1) = match (inked().next(), inked().next_back()) {
+        (Some(a), Some(b)) => (a, b + 1),
+        _ => (height * 15 / 100, height * 85 / 100),
+    };
+    let blank_columns = (0..width)
+        .map(|x| (y0..y1).all(|y| !is_ink(lum[y * width + x])))
+        .collect();
+    Ink {
+        blank_columns,
+        height: y1 - y0,
+    }
 }
 
 /// Otsu's threshold over values in [-1, 1] (64 bins).
@@ -202,7 +220,7 @@ mod tests {
                 }
             }
         }
-        let blank = blank_columns(&lum, w, h);
+        let blank = ink(&lum, w, h).blank_columns;
         assert_eq!(longest_blank_run(&blank, 4, 7, 4), 12);
         assert_eq!(longest_blank_run(&blank, 0, 2, 4), 3);
         let d = greedy_decode(

@@ -158,7 +158,7 @@ fn cross(o: [f32; 2], a: [f32; 2], b: [f32; 2]) -> f32 {
 }
 
 /// Andrew's monotone chain; points in counter-clockwise order (image y grows down).
-fn convex_hull(points: &[[f32; 2]]) -> Vec<[f32; 2]> {
+pub(crate) fn convex_hull(points: &[[f32; 2]]) -> Vec<[f32; 2]> {
     let mut pts = points.to_vec();
     pts.sort_by(|a, b| a[0].total_cmp(&b[0]).then(a[1].total_cmp(&b[1])));
     pts.dedup();

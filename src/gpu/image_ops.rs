@@ -4,7 +4,11 @@
 
 use image::RgbImage;
 
-use super::{OcrError, db::Quad};
+use super::{
+    OcrError,
+    db::Quad,
+    warp::{Homography, bilinear},
+};
 use crate::media::{self, ImageLimits, MediaError};
 
 /// Decodes a JPEG/PNG (orientation applied) or the page image of a scanned PDF, the decoder
@@ -64,6 +68,18 @@ pub fn det_input(img: &RgbImage, min_side: u32, max_side: u32) -> DetInput {
 /// its width following the box's aspect ratio (capped at `max_width`). Tall boxes are read
 /// as vertical text turned upright. Returns BGR planes normalised to [-1, 1] and the width.
 pub fn rec_crop(img: &RgbImage, quad: &Quad, height: usize, max_width: usize) -> (Vec<f32>, usize) {
+    rec_crop_through(img, &Homography::IDENTITY, quad, height, max_width)
+}
+
+/// [`rec_crop`] of a box given in page coordinates, sampled from the photo the page was taken
+/// from (`page_to_photo`): the recogniser sees the photo's own pixels, at their resolution.
+pub fn rec_crop_through(
+    img: &RgbImage,
+    page_to_photo: &Homography,
+    quad: &Quad,
+    height: usize,
+    max_width: usize,
+) -> (Vec<f32>, usize) {
     let [p0, p1, _p2, p3] = quad.0;
     let (bw, bh) = (quad.width().max(1.0), quad.height().max(1.0));
     // Axis vectors of the box: along the text (u) and across it (v).
@@ -82,8 +98,10 @@ pub fn rec_crop(img: &RgbImage, quad: &Quad, height: usize, max_width: usize) ->
         let fy = (y as f32 + 0.5) / height as f32;
         for x in 0..width {
             let fx = (x as f32 + 0.5) / width as f32;
-            let sx = origin[0] + fx * u[0] + fy * v[0];
-            let sy = origin[1] + fx * u[1] + fy * v[1];
+            let [sx, sy] = page_to_photo.apply([
+                origin[0] + fx * u[0] + fy * v[0],
+                origin[1] + fx * u[1] + fy * v[1],
+            ]);
             let rgb = bilinear(img, sx - 0.5, sy - 0.5);
             for c in 0..3 {
                 data[c * plane + y * width + x] = rgb[2 - c] / 127.5 - 1.0;
@@ -95,33 +113,6 @@ pub fn rec_crop(img: &RgbImage, quad: &Quad, height: usize, max_width: usize) ->
 
 fn sub(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
     [a[0] - b[0], a[1] - b[1]]
-}
-
-fn bilinear(img: &RgbImage, x: f32, y: f32) -> [f32; 3] {
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let x0 = x.floor();
-    let y0 = y.floor();
-    let (ax, ay) = (x - x0, y - y0);
-    let px = |xi: i64, yi: i64| {
-        let p = img
-            .get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32)
-            .0;
-        [p[0] as f32, p[1] as f32, p[2] as f32]
-    };
-    let (xi, yi) = (x0 as i64, y0 as i64);
-    let (a, b, c, d) = (
-        px(xi, yi),
-        px(xi + 1, yi),
-        px(xi, yi + 1),
-        px(xi + 1, yi + 1),
-    );
-    let mut out = [0f32; 3];
-    for i in 0..3 {
-        let top = a[i] * (1.0 - ax) + b[i] * ax;
-        let bottom = c[i] * (1.0 - ax) + d[i] * ax;
-        out[i] = top * (1.0 - ay) + bottom * ay;
-    }
-    out
 }
 
 #[cfg(test)]

@@ -10,12 +10,15 @@
 pub mod annotate;
 pub mod batcher;
 pub mod bench;
+pub mod card;
 pub mod ctc;
 pub mod db;
 pub mod fused;
 pub mod image_ops;
 mod models;
+pub mod page;
 pub mod report;
+pub mod warp;
 
 /// The build-time rewrite that emits the [`fused::map`] calls, unit-tested here.
 #[cfg(test)]
@@ -28,6 +31,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 pub use db::Quad;
+pub use page::{PageGeometry, PageQuality, Prepared};
 
 /// `cpu` or `cuda:N` (the latter only in builds with the `cuda` feature).
 pub fn parse_device(name: &str) -> Result<Device, OcrError> {
@@ -78,7 +82,11 @@ pub struct OcrParams {
     pub rec_max_width: usize,
     /// Lines per recognition batch.
     pub rec_batch: usize,
-    /// A gap this many times the median character pitch is a space.
+    /// Look for the card in the photo and read it flattened (otherwise the whole photo is
+    /// read, turned upright).
+    pub find_card: bool,
+    /// An ink-free gap at least this many times the text's height is a space (when it is
+    /// also much wider than the line's usual gap between letters).
     pub word_gap_factor: f32,
 }
 
@@ -93,7 +101,8 @@ impl Default for OcrParams {
             rec_height: 48,
             rec_max_width: 1600,
             rec_batch: 8,
-            word_gap_factor: 0.12,
+            find_card: true,
+            word_gap_factor: 0.2,
         }
     }
 }
@@ -114,6 +123,9 @@ pub struct OcrPage {
     pub width: u32,
     pub height: u32,
     pub lines: Vec<OcrLine>,
+    /// Where the page lies in the photo (line quads are in page pixels).
+    pub geometry: PageGeometry,
+    pub quality: PageQuality,
     pub det_ms: f64,
     pub rec_ms: f64,
 }
@@ -160,16 +172,20 @@ impl OcrEngine {
         self.read_image(&img)
     }
 
+    /// Reads a photo: the card found and turned upright ([`Self::prepare`]), then every line.
     pub fn read_image(&self, img: &image::RgbImage) -> Result<OcrPage, OcrError> {
         let started = Instant::now();
-        let boxes = self.detect_boxes(img)?;
+        let prepared = self.prepare(img)?;
         let det_ms = started.elapsed().as_secs_f64() * 1e3;
         let started = Instant::now();
-        let lines = self.recognize(img, &boxes)?;
+        let crops = self.page_crops(img, &prepared.boxes, &prepared.geometry);
+        let lines = lines_from(&prepared.boxes, self.recognize_crops(&crops)?);
         Ok(OcrPage {
-            width: img.width(),
-            height: img.height(),
+            width: prepared.page.width(),
+            height: prepared.page.height(),
             lines,
+            geometry: prepared.geometry,
+            quality: prepared.quality,
             det_ms,
             rec_ms: started.elapsed().as_secs_f64() * 1e3,
         })
@@ -205,17 +221,6 @@ impl OcrEngine {
             (img.width() as f32, img.height() as f32),
             &params,
         ))
-    }
-
-    /// Recognises lines in batches of similar width: each batch is padded only to its own
-    /// widest crop, not to a fixed 960 pixels.
-    fn recognize(
-        &self,
-        img: &image::RgbImage,
-        boxes: &[(Quad, f32)],
-    ) -> Result<Vec<OcrLine>, OcrError> {
-        let decoded = self.recognize_crops(&self.crops(img, boxes))?;
-        Ok(lines_from(boxes, decoded))
     }
 
     /// Detected text boxes in reading order.
@@ -299,8 +304,9 @@ impl OcrEngine {
                 let lum: Vec<f32> = (0..h * cw)
                     .map(|j| (crop[j] + crop[h * cw + j] + crop[2 * h * cw + j]) / 3.0)
                     .collect();
-                let blank = ctc::blank_columns(&lum, *cw, h);
-                let min_gap = ((h as f32 * p.word_gap_factor) as usize).max(2);
+                let ink = ctc::ink(&lum, *cw, h);
+                let blank = ink.blank_columns;
+                let min_gap = ((ink.height as f32 * p.word_gap_factor) as usize).max(2);
                 let d = ctc::greedy_decode(
                     slice,
                     own,

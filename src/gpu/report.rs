@@ -17,6 +17,12 @@ pub struct FileReading {
     pub fields: BTreeMap<String, String>,
     pub confidence: BTreeMap<String, f32>,
     pub issues: Vec<String>,
+    /// How far the card was turned in the photo, clockwise in degrees (0, 90, 180 or 270).
+    pub orientation: u16,
+    /// The card's corners in the photo (top-left, top-right, bottom-right, bottom-left of
+    /// the upright card), when a card was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card_quad: Option<[[f32; 2]; 4]>,
     pub det_ms: f64,
     pub rec_ms: f64,
     pub lines: usize,
@@ -90,6 +96,65 @@ pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
         .collect()
 }
 
+/// The card read from a page: its fields and checks, and, when a key field was not read with
+/// confidence, the retake code that the photo's measurements call for (see
+/// [`kyc::retake`]), as the reading's first issue.
+pub fn read_page(
+    page: &OcrPage,
+    doc_type: Option<DocumentType>,
+    today: NaiveDate,
+) -> (DocumentType, CardReading) {
+    let (doc_type, mut card) = kyc::read_card(&boxes(page), doc_type, today);
+    let weakest = |key: &str| card.get(key).and_then(|value| weakest_digit(page, value));
+    if let Some(code) = kyc::retake::code(doc_type, &card, &weakest, &measures(page)) {
+        card.issues.insert(0, code.to_string());
+    }
+    (doc_type, card)
+}
+
+/// What a retake decision is based on.
+pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
+    let mut heights: Vec<f32> = page
+        .lines
+        .iter()
+        .map(|l| {
+            super::Quad(l.quad)
+                .height()
+                .min(super::Quad(l.quad).width())
+        })
+        .collect();
+    heights.sort_by(f32::total_cmp);
+    let median = heights.get(heights.len() / 2).copied().unwrap_or(0.0);
+    kyc::retake::PhotoMeasures {
+        card_found: page.geometry.card_quad.is_some(),
+        lines: page.lines.len(),
+        text_height_px: median * page.geometry.photo_scale,
+        brightness: page.quality.brightness,
+        clipped_share: page.quality.clipped_share,
+        sharpness: page.quality.sharpness,
+    }
+}
+
+/// The least confident digit among those that spell `value`'s digits on one line.
+fn weakest_digit(page: &OcrPage, value: &str) -> Option<f32> {
+    let want: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
+    if want.is_empty() {
+        return None;
+    }
+    page.lines.iter().find_map(|l| {
+        let digits: Vec<(char, f32)> = l
+            .text
+            .chars()
+            .zip(l.char_confidence.iter().copied())
+            .filter(|(c, _)| c.is_ascii_digit())
+            .collect();
+        let found = digits
+            .windows(want.len())
+            .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
+        found.iter().map(|(_, p)| *p).min_by(f32::total_cmp)
+    })
+}
+
 /// How `filot ocr` reads a file.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions<'a> {
@@ -137,7 +202,7 @@ pub fn read_file(
             .save(&target)
             .map_err(|e| OcrError::Decode(format!("{}: {e}", target.display())))?;
     }
-    let (doc_type, card) = kyc::read_card(&boxes(&page), doc_type, today);
+    let (doc_type, card) = read_page(&page, doc_type, today);
     Ok((
         FileReading {
             file: path.display().to_string(),
@@ -145,6 +210,8 @@ pub fn read_file(
             fields: card.fields.clone(),
             confidence: card.confidence.clone(),
             issues: card.issues.clone(),
+            orientation: page.geometry.orientation,
+            card_quad: page.geometry.card_quad,
             det_ms: page.det_ms,
             rec_ms: page.rec_ms,
             lines: page.lines.len(),
@@ -158,11 +225,13 @@ pub fn read_file(
                             .map(|c| format!("{:.0}", c * 100.0))
                             .collect();
                         format!(
-                            "{} [{}] @{:.0},{:.0}",
+                            "{} [{}] @{:.0},{:.0} h{:.1} w{:.1}",
                             l.text,
                             confs.join(" "),
                             l.quad[0][0],
-                            l.quad[0][1]
+                            l.quad[0][1],
+                            super::Quad(l.quad).height(),
+                            super::Quad(l.quad).width()
                         )
                     })
                     .collect()
@@ -185,6 +254,12 @@ pub struct Rates {
     pub birth_date_exact: usize,
     pub npwp_exact: usize,
     pub issues_exact: usize,
+    /// Cards whose every key field is exact, or that carry a retake code.
+    pub right_or_honest: usize,
+    /// Cards with a key field present and wrong, and no retake code.
+    pub silently_wrong: usize,
+    /// Cards with a retake code.
+    pub retake: usize,
     /// Every KTP field, exact, per field name.
     pub fields_exact: BTreeMap<String, usize>,
     pub misses: Vec<String>,
@@ -208,6 +283,14 @@ impl Rates {
             pct(self.npwp_exact, self.npwp_cards),
             pct(self.issues_exact, self.cards),
         );
+        s.push_str(&format!(
+            "key fields: right or honest {:.1}%, silently wrong {} of {} ({:.1}%), retake codes {:.1}%\n",
+            pct(self.right_or_honest, self.cards),
+            self.silently_wrong,
+            self.cards,
+            pct(self.silently_wrong, self.cards),
+            pct(self.retake, self.cards),
+        ));
         for (k, v) in &self.fields_exact {
             s.push_str(&format!("  {k}: {:.1}%\n", pct(*v, self.ktp_cards)));
         }
@@ -262,7 +345,30 @@ pub fn score_dir(
             }
         }
         rates.cards += 1;
+        // Retake codes are about the photo, not the card: they are scored apart.
+        let retake = card
+            .issues
+            .iter()
+            .any(|i| kyc::retake::CODES.contains(&i.as_str()));
+        card.issues
+            .retain(|i| !kyc::retake::CODES.contains(&i.as_str()));
         let exact = |key: &str| card.get(key) == truth[key].as_str();
+        let doc = if npwp {
+            DocumentType::Npwp
+        } else {
+            DocumentType::Ktp
+        };
+        let keys = kyc::retake::key_fields(doc);
+        let all_exact = keys.iter().all(|k| exact(k));
+        let wrong = keys.iter().any(|k| card.get(k).is_some() && !exact(k));
+        rates.retake += usize::from(retake);
+        rates.right_or_honest += usize::from(all_exact || retake);
+        rates.silently_wrong += usize::from(wrong && !retake);
+        if wrong && !retake {
+            rates
+                .misses
+                .push(format!("{}: a key field is silently wrong", path.display()));
+        }
         let mut note = |what: &str| rates.misses.push(format!("{}: {what}", path.display()));
         if npwp {
             rates.npwp_cards += 1;

@@ -65,6 +65,15 @@ pub struct DocumentView {
     /// How long OCR took for this document, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
     pub ocr_ms: Option<u64>,
+    /// How far the card was turned in the photo, clockwise in degrees (0, 90, 180 or 270);
+    /// OCR read it turned back.
+    #[oai(skip_serializing_if_is_none)]
+    pub orientation: Option<u16>,
+    /// The card's corners in the photo's pixels, `[x, y]` each: top-left, top-right,
+    /// bottom-right and bottom-left of the upright card. Absent when the card filled the
+    /// photo or did not stand out from its background (the whole photo was read).
+    #[oai(skip_serializing_if_is_none)]
+    pub card_quad: Option<Vec<Vec<f32>>>,
     /// Reviewers and admins: stable codes of the problems the checks found on the card. Not
     /// shown to the owner, for the same reason a verification's score is not: nobody may tune
     /// a forged card against the checks.
@@ -199,6 +208,7 @@ pub(crate) fn reveal(
 fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> DocumentView {
     let (fields, confidence) = reveal(state, subject, record);
     let full = matches!(subject.role, Role::Reviewer | Role::Admin);
+    let placement = record.fields.as_ref().and_then(|f| f.placement);
     DocumentView {
         id: record.id.to_string(),
         doc_type: type_name(record.doc_type),
@@ -208,6 +218,10 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
         fields,
         confidence: confidence.filter(|_| full),
         ocr_ms: record.fields.as_ref().and_then(|f| f.ocr_ms),
+        orientation: placement.map(|p| p.orientation),
+        card_quad: placement
+            .and_then(|p| p.card_quad)
+            .map(|q| q.iter().map(|c| c.to_vec()).collect()),
         issues: full.then(|| record.issues.clone()),
         failure_reason: record.failure_reason.clone(),
         created_at: millis(record.created_at),

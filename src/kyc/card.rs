@@ -196,12 +196,48 @@ fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(y.parse().ok()?, m.parse().ok()?, d.parse().ok()?)
 }
 
+/// Splits "PLACE, DD-MM-YYYY" into the place and the date. The date is taken from the end:
+/// its last eight digits (OCR confusions repaired, spaces and separators skipped), so a comma
+/// read as a full stop, or digits read with gaps between them, still give the date.
+fn split_birth(value: &str) -> (&str, Option<NaiveDate>) {
+    let mut digits = Vec::with_capacity(8);
+    let mut start = value.len();
+    for (i, c) in value.char_indices().rev() {
+        if digits.len() == 8 {
+            break;
+        }
+        let repaired = repair_digits(&c.to_string());
+        if let Some(d) = repaired.chars().next() {
+            digits.push(d);
+        } else if !matches!(c, '-' | ' ' | '.' | '/') {
+            break;
+        }
+        start = i;
+    }
+    let date = (digits.len() == 8)
+        .then(|| digits.iter().rev().collect::<String>())
+        .and_then(|d| parse_date(&d));
+    match date {
+        Some(date) => {
+            let place = value[..start].trim_end_matches(|c: char| ",. ".contains(c));
+            (place, Some(date))
+        }
+        None => match value.rsplit_once(',') {
+            Some((place, _)) => (place.trim(), None),
+            None => (value, None),
+        },
+    }
+}
+
 /// Reads a KTP: header (province, regency), then labelled rows.
 pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
     let mut card = CardReading::default();
     let rows = text::rows(boxes);
     let mut seen_province = false;
-    for row in &rows {
+    // The rows that held the NIK and the name: on every KTP the name follows the NIK and the
+    // birth row follows the name.
+    let (mut nik_row, mut name_row) = (None, None);
+    for (index, row) in rows.iter().enumerate() {
         let row_text = row.text();
         let sq = squash(&row_text);
         if !seen_province
@@ -230,22 +266,15 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
             let conf = seg.confidence();
             match key {
                 "nik" => {
+                    nik_row = Some(index);
                     if let Some(n) = sixteen_digits(&value) {
                         card.set("nik", n, conf);
                     }
                 }
                 "birth" => {
-                    let (place, date) = match value.rsplit_once(',') {
-                        Some((p, d)) => (p.trim().to_string(), d.trim().to_string()),
-                        None => {
-                            let idx = value
-                                .find(|c: char| c.is_ascii_digit())
-                                .unwrap_or(value.len());
-                            (value[..idx].trim().to_string(), value[idx..].to_string())
-                        }
-                    };
-                    card.set("birth_place", clean_value(&place), conf);
-                    if let Some(d) = parse_date(&date) {
+                    let (place, date) = split_birth(&value);
+                    card.set("birth_place", clean_value(place), conf);
+                    if let Some(d) = date {
                         card.set("birth_date", d.format("%Y-%m-%d").to_string(), conf);
                     }
                 }
@@ -263,6 +292,10 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
                     }
                 }
                 "blood_type" => set_blood(&mut card, &value, conf),
+                "name" => {
+                    name_row = Some(index);
+                    card.set("name", clean_value(&value), conf);
+                }
                 "rt_rw" => {
                     let digits = repair_digits(&value);
                     if digits.len() == 6 {
@@ -306,8 +339,33 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
             }
         }
     }
+    if !card.fields.contains_key("birth_date")
+        && let Some(row) = name_row
+            .map(|i| i + 1)
+            .or(nik_row.map(|i| i + 2))
+            .and_then(|i| rows.get(i))
+    {
+        birth_by_position(&mut card, row);
+    }
     check_ktp(&mut card, today);
     card
+}
+
+/// The birth row read by its place on the card when its label was not recognised: the row
+/// after the name, whose value ends in a date.
+fn birth_by_position(card: &mut CardReading, row: &text::Row) {
+    let Some(seg) = text::segments(row, 2.5).into_iter().next() else {
+        return;
+    };
+    let seg_text = seg.text();
+    if let (place, Some(date)) = split_birth(after_colon(&seg_text)) {
+        card.set("birth_place", clean_value(place), seg.confidence());
+        card.set(
+            "birth_date",
+            date.format("%Y-%m-%d").to_string(),
+            seg.confidence(),
+        );
+    }
 }
 
 /// `text` after its first `n` letters (a label whose following space may be missing).
@@ -438,6 +496,27 @@ pub fn names_match(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_place_and_date_read_with_noise() {
+        let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(
+            split_birth("BANDA ACEH, 03-06-1954"),
+            ("BANDA ACEH", date(1954, 6, 3))
+        );
+        assert_eq!(
+            split_birth("PA0AG. 08-06- 1955"),
+            ("PA0AG", date(1955, 6, 8))
+        );
+        assert_eq!(
+            split_birth("BADAACE H . 0 3 0 6 -1 9 5 4"),
+            ("BADAACE H", date(1954, 6, 3))
+        );
+        // Too few digits: no date, and the place is what stands before the comma.
+        assert_eq!(split_birth("JAKARTA, 12-1984"), ("JAKARTA", None));
+        // A day that does not exist is no date.
+        assert_eq!(split_birth("JAKARTA, 32-01-1984").1, None);
+    }
 
     fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
         TextBox {

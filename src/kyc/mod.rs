@@ -7,6 +7,7 @@ pub mod card;
 mod ids;
 pub mod nik;
 pub mod npwp;
+pub mod retake;
 pub mod text;
 pub mod workflow;
 

@@ -155,7 +155,7 @@ impl TestApp {
             confidence: fields.iter().map(|(k, _)| (k.to_string(), 0.95)).collect(),
         };
         let doc = id.parse().unwrap();
-        let sealed = SealedReading::seal(&self.state.blobs, &doc, &reading, Some(1)).unwrap();
+        let sealed = SealedReading::seal(&self.state.blobs, &doc, &reading, Some(1), None).unwrap();
         let token = self.claim(id).await;
         let change = DocumentChange::Extracted {
             fields: sealed,

@@ -18,7 +18,7 @@ use crate::{
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
-        documents::{self, Claim, DocumentChange, Reading, SealedReading},
+        documents::{self, Claim, DocumentChange, Placement, Reading, SealedReading},
         leases::{self, Lease, Leases},
         now_millis,
     },
@@ -152,7 +152,7 @@ pub(super) const ACTOR: &str = "ocr";
 
 /// How one read ended.
 enum Read {
-    Card(kyc::card::CardReading),
+    Card(kyc::card::CardReading, Placement),
     /// The document cannot be read (not an image, nothing found): a final failure.
     Unreadable(&'static str),
     /// The model failed, not the document: another attempt may succeed.
@@ -203,7 +203,7 @@ async fn read_and_record(
     let read = read(state, models, key, doc_type).await;
     let token = lease.token;
     let change = match read {
-        Read::Card(card) => {
+        Read::Card(card, placement) => {
             metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
             let ocr_ms = started.elapsed().as_millis() as u64;
             tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
@@ -211,7 +211,7 @@ async fn read_and_record(
                 fields: card.fields,
                 confidence: card.confidence,
             };
-            match SealedReading::seal(&state.blobs, &id, &reading, Some(ocr_ms)) {
+            match SealedReading::seal(&state.blobs, &id, &reading, Some(ocr_ms), Some(placement)) {
                 Ok(fields) => DocumentChange::Extracted {
                     fields,
                     issues: card.issues,
@@ -284,14 +284,16 @@ async fn read(
             Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
             Some(Fault::Panic) | None => {}
         }
-        let boxes = engine
-            .detect_boxes(&img)
+        let prepared = engine
+            .prepare(&img)
             .map_err(|e| Read::EngineError(e.to_string()))?;
-        let crops = engine.crops(&img, &boxes);
-        Ok::<_, Read>((img.width(), img.height(), boxes, crops))
+        let crops = engine.page_crops(&img, &prepared.boxes, &prepared.geometry);
+        let (width, height) = (prepared.page.width(), prepared.page.height());
+        let (geometry, quality) = (prepared.geometry, prepared.quality);
+        Ok::<_, Read>((width, height, prepared.boxes, geometry, quality, crops))
     })
     .await;
-    let (width, height, boxes, crops) = match prepared {
+    let (width, height, boxes, geometry, quality, crops) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(read)) => return read,
         // A panic while reading this document would recur on every retry: record it as a
@@ -304,11 +306,32 @@ async fn read(
                 width,
                 height,
                 lines: gpu::lines_from(&boxes, decoded),
+                geometry,
+                quality,
                 det_ms: 0.0,
                 rec_ms: 0.0,
             };
             let today = chrono::Utc::now().date_naive();
-            Read::Card(kyc::read_card(&report::boxes(&page), Some(doc_type), today).1)
+            let placement = Placement {
+                orientation: page.geometry.orientation,
+                card_quad: page.geometry.card_quad,
+            };
+            let card = report::read_page(&page, Some(doc_type), today).1;
+            // Nothing to review when no key field could be read: the photo must be retaken,
+            // and the reason says why.
+            match card.issues.first() {
+                Some(code)
+                    if !kyc::retake::any_key_field(doc_type, &card)
+                        && kyc::retake::CODES.contains(&code.as_str()) =>
+                {
+                    let code = kyc::retake::CODES
+                        .into_iter()
+                        .find(|c| c == code)
+                        .unwrap_or("too_blurry");
+                    Read::Unreadable(code)
+                }
+                _ => Read::Card(card, placement),
+            }
         }
         Err(e) => Read::EngineError(e.to_string()),
     }

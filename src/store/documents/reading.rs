@@ -36,6 +36,20 @@ pub struct SealedReading {
     /// How long OCR took, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ocr_ms: Option<u64>,
+    /// Where the card lay in the photo (geometry only, no personal data: kept in the clear).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+}
+
+/// How the card lay in the photo.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// How far the card was turned, clockwise in degrees: 0, 90, 180 or 270.
+    pub orientation: u16,
+    /// The card's corners in the photo's pixels (top-left, top-right, bottom-right,
+    /// bottom-left of the upright card), when a card was found in the photo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card_quad: Option<[[f32; 2]; 4]>,
 }
 
 impl SealedReading {
@@ -44,11 +58,13 @@ impl SealedReading {
         id: &DocumentId,
         reading: &Reading,
         ocr_ms: Option<u64>,
+        placement: Option<Placement>,
     ) -> Result<Self, BlobError> {
         let plain = serde_json::to_string(reading).expect("a reading serializes");
         Ok(Self {
             sealed: blobs.seal_text(&id.to_string(), &plain)?,
             ocr_ms,
+            placement,
         })
     }
 
@@ -72,7 +88,7 @@ mod tests {
             fields: [("nik".to_string(), "3201234567890001".to_string())].into(),
             confidence: [("nik".to_string(), 0.97)].into(),
         };
-        let sealed = SealedReading::seal(&blobs, &id, &reading, Some(12)).unwrap();
+        let sealed = SealedReading::seal(&blobs, &id, &reading, Some(12), None).unwrap();
         assert!(!sealed.sealed.contains("3201234567890001"));
         assert_eq!(sealed.open(&blobs, &id), Some(reading.clone()));
         assert_eq!(
