@@ -161,3 +161,25 @@ fn a_photo_beyond_reading_asks_for_a_retake() {
         reading.issues
     );
 }
+
+/// The orientation decision on a scan turned every way: the card fills the photo, so the
+/// quarter turn comes from the text boxes' geometry and the half turn from the recogniser.
+#[test]
+fn a_scan_turned_every_way_is_read_upright() {
+    let engine = OcrEngine::cpu(OcrParams::default());
+    let want = truth("ktp_003.jpg");
+    let scan = image::open(fixture("ktp_003.jpg")).unwrap().to_rgb8();
+    let turns = [
+        (90, image::imageops::rotate90(&scan)),
+        (180, image::imageops::rotate180(&scan)),
+        (270, image::imageops::rotate270(&scan)),
+    ];
+    for (orientation, photo) in turns {
+        let page = engine.read_image(&photo).unwrap();
+        assert_eq!(page.geometry.orientation, orientation);
+        let (_, card) = filot::gpu::report::read_page(&page, Some(DocumentType::Ktp), today());
+        for key in ["nik", "birth_date"] {
+            assert_eq!(card.get(key), want[key].as_str(), "{orientation}°: {key}");
+        }
+    }
+}

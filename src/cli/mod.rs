@@ -65,12 +65,14 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Handle SIGTERM from before the line that tells a supervisor (or a test) we are up.
+    let stop = crate::shutdown_signal();
     println!(
         "filot listening on http://{addr} (Swagger UI: http://{addr}/docs) — mint a token: filot token --sub alice --role user --data-dir {}",
         data_dir.display(),
         addr = app.local_addr()
     );
-    match app.run_until_stopped(crate::shutdown_signal()).await {
+    match app.run_until_stopped(stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("filot: server error: {e}");
@@ -169,11 +171,12 @@ pub fn config_check(config: &Path) -> ExitCode {
 pub async fn buli2_sim(listen: &str, config: crate::buli2::sim::SimConfig) -> ExitCode {
     match crate::buli2::sim::start(listen, config).await {
         Ok(sim) => {
+            let stop = crate::shutdown_signal();
             println!(
                 "BULI2 simulator on {} (decisions at /kyc/decisions)",
                 sim.url()
             );
-            crate::shutdown_signal().await;
+            stop.await;
             sim.stop();
             ExitCode::SUCCESS
         }
