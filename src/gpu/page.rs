@@ -111,6 +111,9 @@ impl PageQuality {
     }
 }
 
+/// A found card with fewer text lines than this on it was not the card.
+const MIN_CARD_LINES: usize = 3;
+
 /// Lines read both ways round to decide a half turn.
 const PROBE_LINES: usize = 3;
 
@@ -132,16 +135,23 @@ impl OcrEngine {
         } else {
             None
         };
+        let whole = || Prepared {
+            page: Cow::Borrowed(photo),
+            boxes: Vec::new(),
+            geometry: PageGeometry::default(),
+            quality: PageQuality::default(),
+        };
         let mut prepared = match found {
             Some(found) => self.flatten(photo, &found),
-            None => Prepared {
-                page: Cow::Borrowed(photo),
-                boxes: Vec::new(),
-                geometry: PageGeometry::default(),
-                quality: PageQuality::default(),
-            },
+            None => whole(),
         };
         prepared.boxes = self.detect_boxes(&prepared.page)?;
+        if prepared.geometry.card_quad.is_some() && prepared.boxes.len() < MIN_CARD_LINES {
+            // Card-shaped, but with no print on it (a plain label, a screen): the whole
+            // photo is read instead.
+            prepared = whole();
+            prepared.boxes = self.detect_boxes(&prepared.page)?;
+        }
         if runs_across(&prepared.boxes) {
             prepared = turn(prepared, Turn::Quarter);
             prepared.boxes = self.detect_boxes(&prepared.page)?;
