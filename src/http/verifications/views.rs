@@ -172,8 +172,12 @@ pub struct ReviewDecisionRequest {
     #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub signal_id: Text,
     pub decision: Decision,
-    /// Why (kept in the audit trail; 1–1000 characters, not blank).
-    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    /// Why (kept in the audit trail; 1–1000 characters, at least one of them visible).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+    ))]
     pub reason: Text,
     /// Field values the reviewer read differently from the OCR. Stored beside the OCR values;
     /// both are kept.
@@ -195,83 +199,147 @@ pub struct Corrections {
     pub birth_date: Option<NaiveDate>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub name: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub birth_place: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub gender: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub blood_type: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub address: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub rt_rw: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub village: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub district: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub religion: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub marital_status: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub occupation: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub nationality: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub valid_until: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub province: Option<Text>,
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub regency: Option<Text>,
     /// The name as printed on the NPWP.
     #[oai(
         skip_serializing_if_is_none,
-        validator(min_length = 1, max_length = 200, pattern = r"\S")
+        validator(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+        )
     )]
     pub npwp_name: Option<Text>,
 }
@@ -324,8 +392,12 @@ pub struct SecondReviewRequest {
     #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub signal_id: Text,
     pub decision: SecondDecision,
-    /// Why (kept in the audit trail; 1–1000 characters, not blank).
-    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    /// Why (kept in the audit trail; 1–1000 characters, at least one of them visible).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+    ))]
     pub reason: Text,
 }
 
@@ -379,8 +451,12 @@ pub struct CancelReviewRequest {
     /// Chosen by the client (1–128 visible ASCII characters).
     #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub signal_id: Text,
-    /// Why (kept in the audit trail; 1–1000 characters, not blank).
-    #[oai(validator(min_length = 1, max_length = 1000, pattern = r"\S"))]
+    /// Why (kept in the audit trail; 1–1000 characters, at least one of them visible).
+    #[oai(validator(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[!-~\u00A1-\u167F\u1681-\u1FFF\u200B-\u2027\u202A-\u202E\u2030-\u205E\u2060-\u2FFF\u3001-\uD7FF\uE000-\uFFFD]"
+    ))]
     pub reason: Text,
 }
 
