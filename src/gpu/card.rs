@@ -7,7 +7,7 @@
 
 use image::RgbImage;
 
-use super::db::convex_hull;
+use super::db::{Connectivity, components, convex_hull, dist};
 
 /// ID-1 cards (KTP, NPWP): 85.6 mm by 53.98 mm.
 pub const CARD_ASPECT: f32 = 85.6 / 53.98;
@@ -207,39 +207,11 @@ fn contains(quad: &[[f32; 2]; 4], p: [f32; 2]) -> bool {
     s.iter().all(|&v| v >= 0.0) || s.iter().all(|&v| v <= 0.0)
 }
 
-/// 4-connected regions of set pixels, each as its pixel indices.
+/// 4-connected regions of set pixels large enough to be a card, each as its pixel indices.
 fn regions(mask: &[bool], w: usize, h: usize) -> Vec<Vec<usize>> {
-    let mut seen = vec![false; mask.len()];
-    let mut out = Vec::new();
-    let mut stack = Vec::new();
     let min_area = (MIN_AREA_SHARE * (w * h) as f32) as usize;
-    for start in 0..mask.len() {
-        if !mask[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let mut pixels = Vec::new();
-        while let Some(i) = stack.pop() {
-            pixels.push(i);
-            let (x, y) = (i % w, i / w);
-            let neighbours = [
-                (x > 0).then(|| i - 1),
-                (x + 1 < w).then(|| i + 1),
-                (y > 0).then(|| i - w),
-                (y + 1 < h).then(|| i + w),
-            ];
-            for j in neighbours.into_iter().flatten() {
-                if mask[j] && !seen[j] {
-                    seen[j] = true;
-                    stack.push(j);
-                }
-            }
-        }
-        if pixels.len() >= min_area {
-            out.push(pixels);
-        }
-    }
+    let mut out = components(mask, w, h, Connectivity::Four);
+    out.retain(|pixels| pixels.len() >= min_area);
     out
 }
 
@@ -446,10 +418,6 @@ fn polygon_area(points: &[[f32; 2]]) -> f32 {
         .sum::<f32>()
         .abs()
         / 2.0
-}
-
-fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
-    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
 
 #[cfg(test)]

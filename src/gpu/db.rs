@@ -27,7 +27,7 @@ impl Quad {
     }
 }
 
-fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+pub(crate) fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
 
@@ -71,8 +71,15 @@ pub fn boxes_from_map(
     }
     let mask = dilate_2x2(&mask, w, h);
     let mut out = Vec::new();
-    for region in regions(&mask, w, h).into_iter().take(p.max_candidates) {
-        let hull = convex_hull(&region);
+    for region in components(&mask, w, h, Connectivity::Eight)
+        .into_iter()
+        .take(p.max_candidates)
+    {
+        let points: Vec<[f32; 2]> = region
+            .iter()
+            .map(|&i| [(i % w) as f32, (i / w) as f32])
+            .collect();
+        let hull = convex_hull(&points);
         let Some(rect) = min_area_rect(&hull) else {
             continue;
         };
@@ -119,8 +126,22 @@ fn dilate_2x2(mask: &[bool], w: usize, h: usize) -> Vec<bool> {
     out
 }
 
-/// 8-connected regions of set pixels, each as its pixel coordinates, in scan order.
-fn regions(mask: &[bool], w: usize, h: usize) -> Vec<Vec<[f32; 2]>> {
+/// Which neighbours join pixels into one region.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Connectivity {
+    /// Left, right, up, down.
+    Four,
+    /// The diagonals too.
+    Eight,
+}
+
+/// Connected regions of set pixels, each as its pixel indices (`y * w + x`), in scan order.
+pub(crate) fn components(
+    mask: &[bool],
+    w: usize,
+    h: usize,
+    joined: Connectivity,
+) -> Vec<Vec<usize>> {
     let mut seen = vec![false; w * h];
     let mut out = Vec::new();
     let mut stack = Vec::new();
@@ -130,12 +151,16 @@ fn regions(mask: &[bool], w: usize, h: usize) -> Vec<Vec<[f32; 2]>> {
         }
         seen[start] = true;
         stack.push(start);
-        let mut pts = Vec::new();
+        let mut pixels = Vec::new();
         while let Some(i) = stack.pop() {
+            pixels.push(i);
             let (x, y) = (i % w, i / w);
-            pts.push([x as f32, y as f32]);
             for dy in -1i32..=1 {
                 for dx in -1i32..=1 {
+                    if (dx == 0 && dy == 0) || (joined == Connectivity::Four && dx != 0 && dy != 0)
+                    {
+                        continue;
+                    }
                     let (nx, ny) = (x as i32 + dx, y as i32 + dy);
                     if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
                         continue;
@@ -148,7 +173,7 @@ fn regions(mask: &[bool], w: usize, h: usize) -> Vec<Vec<[f32; 2]>> {
                 }
             }
         }
-        out.push(pts);
+        out.push(pixels);
     }
     out
 }

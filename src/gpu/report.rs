@@ -346,10 +346,7 @@ pub fn score_dir(
         }
         rates.cards += 1;
         // Retake codes are about the photo, not the card: they are scored apart.
-        let retake = card
-            .issues
-            .iter()
-            .any(|i| kyc::retake::CODES.contains(&i.as_str()));
+        let retake = kyc::retake::among(&card.issues).is_some();
         card.issues
             .retain(|i| !kyc::retake::CODES.contains(&i.as_str()));
         let exact = |key: &str| card.get(key) == truth[key].as_str();

@@ -82,6 +82,13 @@ pub fn code(
     })
 }
 
+/// The retake code among a reading's issues, if it carries one.
+pub fn among(issues: &[String]) -> Option<&'static str> {
+    issues
+        .iter()
+        .find_map(|i| CODES.into_iter().find(|c| c == i))
+}
+
 /// Whether any key field was read at all.
 pub fn any_key_field(doc_type: DocumentType, card: &CardReading) -> bool {
     key_fields(doc_type).iter().any(|k| card.get(k).is_some())

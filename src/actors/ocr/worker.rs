@@ -319,15 +319,8 @@ async fn read(
             let card = report::read_page(&page, Some(doc_type), today).1;
             // Nothing to review when no key field could be read: the photo must be retaken,
             // and the reason says why.
-            match card.issues.first() {
-                Some(code)
-                    if !kyc::retake::any_key_field(doc_type, &card)
-                        && kyc::retake::CODES.contains(&code.as_str()) =>
-                {
-                    let code = kyc::retake::CODES
-                        .into_iter()
-                        .find(|c| c == code)
-                        .unwrap_or("too_blurry");
+            match kyc::retake::among(&card.issues) {
+                Some(code) if !kyc::retake::any_key_field(doc_type, &card) => {
                     Read::Unreadable(code)
                 }
                 _ => Read::Card(card, placement),
