@@ -35,22 +35,47 @@ pub struct FileReading {
 /// letters come out around 0.3–0.6; real text above 0.8).
 const MIN_WORD_CONFIDENCE: f32 = 0.62;
 
-/// Keeps the words of a line that were read confidently.
+/// The longest piece of a date that a gap may have split off (a year).
+const NUMBER_PIECE: usize = 4;
+
+/// Keeps the words of a line that were read confidently. A number read with gaps in it
+/// ("12-1 1 - 1984") is one word: its short pieces are kept or dropped together (a long
+/// number stays apart from a stray digit before it).
 fn confident_words(text: &str, confidence: &[f32]) -> String {
     let chars: Vec<char> = text.chars().collect();
-    let mut words = Vec::new();
+    let numeric = |span: &(usize, usize)| {
+        chars[span.0..span.1]
+            .iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | '/'))
+    };
+    let short = |span: &(usize, usize)| span.1 - span.0 <= NUMBER_PIECE;
+    let mut words: Vec<(usize, usize)> = Vec::new();
+    let mut previous: Option<(usize, usize)> = None;
     let mut start = 0;
     for end in (0..=chars.len()).filter(|&i| i == chars.len() || chars[i] == ' ') {
         if end > start {
-            let conf = &confidence[start.min(confidence.len())..end.min(confidence.len())];
-            let mean = conf.iter().sum::<f32>() / conf.len().max(1) as f32;
-            if mean >= MIN_WORD_CONFIDENCE {
-                words.push(chars[start..end].iter().collect::<String>());
+            let piece = (start, end);
+            match (words.last_mut(), previous) {
+                (Some(word), Some(before))
+                    if numeric(word) && numeric(&piece) && short(&before) && short(&piece) =>
+                {
+                    word.1 = end
+                }
+                _ => words.push(piece),
             }
+            previous = Some(piece);
         }
         start = end + 1;
     }
-    words.join(" ")
+    let kept: Vec<String> = words
+        .into_iter()
+        .filter(|&(start, end)| {
+            let conf = &confidence[start.min(confidence.len())..end.min(confidence.len())];
+            conf.iter().sum::<f32>() / conf.len().max(1) as f32 >= MIN_WORD_CONFIDENCE
+        })
+        .map(|(start, end)| chars[start..end].iter().collect())
+        .collect();
+    kept.join(" ")
 }
 
 /// The page's text slant: the median angle of its longer lines' baselines.
@@ -105,8 +130,8 @@ pub fn read_page(
     today: NaiveDate,
 ) -> (DocumentType, CardReading) {
     let (doc_type, mut card) = kyc::read_card(&boxes(page), doc_type, today);
-    let weakest = |key: &str| card.get(key).and_then(|value| weakest_digit(page, value));
-    if let Some(code) = kyc::retake::code(doc_type, &card, &weakest, &measures(page)) {
+    let located = |printed: &str| digit_confidences(page, printed);
+    if let Some(code) = kyc::retake::code(doc_type, &card, &located, &measures(page), today) {
         card.issues.insert(0, code.to_string());
     }
     (doc_type, card)
@@ -135,25 +160,41 @@ pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
     }
 }
 
-/// The least confident digit among those that spell `value`'s digits on one line.
-fn weakest_digit(page: &OcrPage, value: &str) -> Option<f32> {
-    let want: Vec<char> = value.chars().filter(char::is_ascii_digit).collect();
+/// The recogniser's confidence in each of `printed`'s digits, where one line spells them in
+/// that order (other characters between them skipped). A letter that the reading took for a
+/// digit (an O for a 0) counts only where no line has the digits themselves, and never with
+/// more confidence than a doubtful character.
+fn digit_confidences(page: &OcrPage, printed: &str) -> Option<Vec<f32>> {
+    let want: Vec<char> = printed.chars().collect();
     if want.is_empty() {
         return None;
     }
-    page.lines.iter().find_map(|l| {
+    let on_line = |l: &super::OcrLine, repair: bool| -> Option<Vec<f32>> {
         let digits: Vec<(char, f32)> = l
             .text
             .chars()
             .zip(l.char_confidence.iter().copied())
-            .filter(|(c, _)| c.is_ascii_digit())
+            .filter_map(|(c, p)| match c {
+                '0'..='9' => Some((c, p)),
+                _ if repair => kyc::text::repair_digits(&c.to_string())
+                    .chars()
+                    .next()
+                    .map(|d| (d, p.min(LETTER_AS_DIGIT))),
+                _ => None,
+            })
             .collect();
         let found = digits
             .windows(want.len())
             .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
-        found.iter().map(|(_, p)| *p).min_by(f32::total_cmp)
-    })
+        Some(found.iter().map(|(_, p)| *p).collect())
+    };
+    [false, true]
+        .into_iter()
+        .find_map(|repair| page.lines.iter().find_map(|l| on_line(l, repair)))
 }
+
+/// The most a letter read where a digit belongs is trusted as that digit.
+const LETTER_AS_DIGIT: f32 = 0.5;
 
 /// How `filot ocr` reads a file.
 #[derive(Debug, Clone, Copy)]
@@ -428,4 +469,31 @@ pub fn score_dir(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubtful_words_are_dropped_and_a_gapped_number_is_one_word() {
+        let text = "Tmpt SURABAYA. 12-1 1 - 1984";
+        let mut conf = vec![0.3; 5];
+        conf.extend([0.95; 10]);
+        // The date's digits, the lone "1" among them read with doubt.
+        conf.extend([
+            0.9, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.8, 0.8, 0.9, 0.9, 0.9, 0.9,
+        ]);
+        assert_eq!(text.chars().count(), conf.len());
+        assert_eq!(confident_words(text, &conf), "SURABAYA. 12-1 1 - 1984");
+        conf[14..].fill(0.4);
+        assert_eq!(confident_words(text, &conf), "SURABAYA.");
+        // A colon read as a doubtful "1" stays apart from the NIK after it.
+        let mut conf = vec![0.45; 2];
+        conf.extend([0.99; 16]);
+        assert_eq!(
+            confident_words("1 3374010111071555", &conf),
+            "3374010111071555"
+        );
+    }
 }

@@ -352,19 +352,19 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
 }
 
 /// The birth row read by its place on the card when its label was not recognised: the row
-/// after the name, whose value ends in a date.
+/// after the name, one of whose segments (the value, after the unread label) ends in a date.
 fn birth_by_position(card: &mut CardReading, row: &text::Row) {
-    let Some(seg) = text::segments(row, 2.5).into_iter().next() else {
-        return;
-    };
-    let seg_text = seg.text();
-    if let (place, Some(date)) = split_birth(after_colon(&seg_text)) {
-        card.set("birth_place", clean_value(place), seg.confidence());
-        card.set(
-            "birth_date",
-            date.format("%Y-%m-%d").to_string(),
-            seg.confidence(),
-        );
+    for seg in text::segments(row, 2.5) {
+        let seg_text = seg.text();
+        if let (place, Some(date)) = split_birth(after_colon(&seg_text)) {
+            card.set("birth_place", clean_value(place), seg.confidence());
+            card.set(
+                "birth_date",
+                date.format("%Y-%m-%d").to_string(),
+                seg.confidence(),
+            );
+            return;
+        }
     }
 }
 

@@ -5,7 +5,9 @@
 //! once. A card whose key fields were read with confidence gets no code, however poor the
 //! photo.
 
-use super::{DocumentType, card::CardReading};
+use chrono::NaiveDate;
+
+use super::{DocumentType, card::CardReading, nik::Nik};
 
 /// Every retake code, in the order they are considered.
 pub const CODES: [&str; 5] = [
@@ -44,6 +46,11 @@ pub const MAX_CLIPPED_SHARE: f32 = 0.004;
 pub const MIN_SHARPNESS: f32 = 0.25;
 /// A key field holding a character read with less confidence than this is not trusted.
 pub const MIN_KEY_CHAR_CONFIDENCE: f32 = 0.75;
+/// A KTP's NIK spells the birth date again (DDMMYY, the day plus 40 for a woman). Where the
+/// two readings disagree, the card is taken to really say two things (and the verifier's
+/// `nik_birth_date_mismatch` stands) only when both were read at least this surely;
+/// otherwise one of them is a misreading and the photo is retaken.
+pub const MIN_MISMATCH_CONFIDENCE: f32 = 0.9;
 
 /// The key fields of a card type.
 pub fn key_fields(doc_type: DocumentType) -> &'static [&'static str] {
@@ -53,17 +60,41 @@ pub fn key_fields(doc_type: DocumentType) -> &'static [&'static str] {
     }
 }
 
-/// The retake code for a reading, or `None` when its key fields were read with confidence.
-/// `weakest` gives, per field, the least confident character read in it.
+/// A key field's digits in the order the card prints them (a birth date as DDMMYYYY).
+pub fn printed_digits(key: &str, value: &str) -> String {
+    let digits: String = value.chars().filter(char::is_ascii_digit).collect();
+    if key == "birth_date" && digits.len() == 8 {
+        format!("{}{}{}", &digits[6..], &digits[4..6], &digits[..4])
+    } else {
+        digits
+    }
+}
+
+/// The retake code for a reading, or `None` when its key fields were read with confidence
+/// (`today` places a NIK's two-digit year in its century). `located` gives, for a key field's printed digits, the recogniser's confidence in each of
+/// them as read on the page (`None` when they are nowhere on one line, which is doubt too).
 pub fn code(
     doc_type: DocumentType,
     card: &CardReading,
-    weakest: &dyn Fn(&str) -> Option<f32>,
+    located: &dyn Fn(&str) -> Option<Vec<f32>>,
     m: &PhotoMeasures,
+    today: NaiveDate,
 ) -> Option<&'static str> {
-    let doubtful = key_fields(doc_type).iter().any(|key| {
-        card.get(key).is_none() || weakest(key).is_some_and(|c| c < MIN_KEY_CHAR_CONFIDENCE)
-    });
+    let mut confidences = key_fields(doc_type)
+        .iter()
+        .map(|key| {
+            let value = card.get(key)?;
+            let printed = printed_digits(key, value);
+            let conf = located(&printed)?;
+            (conf.len() == printed.len()).then_some((printed, conf))
+        })
+        .collect::<Vec<_>>();
+    let doubtful = match confidences.as_mut_slice() {
+        [Some(nik), Some(birth)] if doc_type == DocumentType::Ktp => {
+            !cross_confirm(nik, birth, today) || doubt(&nik.1) || doubt(&birth.1)
+        }
+        all => all.iter().any(|c| c.as_ref().is_none_or(|(_, c)| doubt(c))),
+    };
     if !doubtful {
         return None;
     }
@@ -82,6 +113,59 @@ pub fn code(
     })
 }
 
+fn doubt(conf: &[f32]) -> bool {
+    conf.iter().any(|&c| c < MIN_KEY_CHAR_CONFIDENCE)
+}
+
+/// Compares the NIK's date digits (DDMMYY at 7 to 12) with the birth date's (DDMMYYYY), each
+/// with its confidence. Two independent readings that agree on a digit are surer of it than
+/// either alone, so an agreeing digit's confidence becomes the chance that not both readings
+/// erred. The birth year's century, which the NIK does not spell, is confirmed when it is the
+/// century the NIK's year is placed in (as the verifier places it). Returns false when they disagree on a digit that either read with doubt: the photo
+/// is to be retaken rather than a misreading reported as a mismatch.
+fn cross_confirm(
+    nik: &mut (String, Vec<f32>),
+    birth: &mut (String, Vec<f32>),
+    today: NaiveDate,
+) -> bool {
+    let (n, b): (Vec<u8>, Vec<u8>) = (
+        nik.0.bytes().map(|c| c - b'0').collect(),
+        birth.0.bytes().map(|c| c - b'0').collect(),
+    );
+    if n.len() != 16 || b.len() != 8 {
+        return true;
+    }
+    // (NIK position, birth position, whether they agree): the day's tens may carry the 40
+    // added for a woman.
+    let pairs = [
+        (6, 0, n[6] == b[0] || n[6] == b[0] + 4),
+        (7, 1, n[7] == b[1]),
+        (8, 2, n[8] == b[2]),
+        (9, 3, n[9] == b[3]),
+        (10, 6, n[10] == b[6]),
+        (11, 7, n[11] == b[7]),
+    ];
+    let both = |a: f32, b: f32| 1.0 - (1.0 - a) * (1.0 - b);
+    let mut consistent = true;
+    for (i, j, agree) in pairs {
+        let (cn, cb) = (nik.1[i], birth.1[j]);
+        if agree {
+            (nik.1[i], birth.1[j]) = (both(cn, cb), both(cn, cb));
+        } else if cn.min(cb) < MIN_MISMATCH_CONFIDENCE {
+            consistent = false;
+        }
+    }
+    let encoded = nik.0.parse::<Nik>().ok().and_then(|n| n.birth_date(today));
+    let printed = NaiveDate::parse_from_str(&birth.0, "%d%m%Y").ok();
+    if encoded.is_some() && encoded == printed {
+        let year = nik.1[10].min(nik.1[11]);
+        for c in &mut birth.1[4..6] {
+            *c = both(*c, year);
+        }
+    }
+    consistent
+}
+
 /// The retake code among a reading's issues, if it carries one.
 pub fn among(issues: &[String]) -> Option<&'static str> {
     issues
@@ -97,6 +181,10 @@ pub fn any_key_field(doc_type: DocumentType, card: &CardReading) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+    }
 
     fn measures() -> PhotoMeasures {
         PhotoMeasures {
@@ -127,13 +215,14 @@ mod tests {
             text_height_px: 5.0,
             ..measures()
         };
-        assert_eq!(code(DocumentType::Ktp, &card, &|_| Some(0.99), &dark), None);
+        let sure = |printed: &str| Some(vec![0.99; printed.len()]);
+        assert_eq!(code(DocumentType::Ktp, &card, &sure, &dark, today()), None);
     }
 
     #[test]
     fn each_measurement_names_its_own_code() {
         let missing = ktp(&[("nik", "3171024608543401")]);
-        let code_for = |m: PhotoMeasures| code(DocumentType::Ktp, &missing, &|_| None, &m);
+        let code_for = |m: PhotoMeasures| code(DocumentType::Ktp, &missing, &|_| None, &m, today());
         assert_eq!(
             code_for(PhotoMeasures {
                 lines: 0,
@@ -168,16 +257,93 @@ mod tests {
     #[test]
     fn a_doubtful_character_in_a_key_field_asks_for_a_retake() {
         let card = ktp(&[("nik", "3171824688543481"), ("birth_date", "1954-08-06")]);
-        let weakest = |key: &str| Some(if key == "nik" { 0.48 } else { 0.95 });
+        let located = |printed: &str| {
+            let mut conf = vec![0.95; printed.len()];
+            if printed.len() == 16 {
+                conf[15] = 0.48;
+            }
+            Some(conf)
+        };
         assert_eq!(
-            code(DocumentType::Ktp, &card, &weakest, &measures()),
+            code(DocumentType::Ktp, &card, &located, &measures(), today()),
             Some("too_blurry")
         );
         let npwp = ktp(&[("npwp", "024359010736000")]);
+        let fair = |printed: &str| Some(vec![0.9; printed.len()]);
         assert_eq!(
-            code(DocumentType::Npwp, &npwp, &|_| Some(0.9), &measures()),
+            code(DocumentType::Npwp, &npwp, &fair, &measures(), today()),
             None
         );
+        // Digits that can be found on no line are not trusted.
+        assert_eq!(
+            code(DocumentType::Npwp, &npwp, &|_| None, &measures(), today()),
+            Some("too_blurry")
+        );
         assert!(!any_key_field(DocumentType::Npwp, &ktp(&[])));
+    }
+
+    #[test]
+    fn a_birth_date_is_checked_as_printed() {
+        assert_eq!(printed_digits("birth_date", "1954-08-06"), "06081954");
+        assert_eq!(
+            printed_digits("nik", "3171024608543401"),
+            "3171024608543401"
+        );
+    }
+
+    /// A NIK whose date digits (46 08 54: a woman born on 6 August 1954) are read with the
+    /// given confidence everywhere and `weak` at the month's second digit.
+    fn ktp_read(nik: &str, birth: &str, weak: f32) -> Option<&'static str> {
+        let card = ktp(&[("nik", nik), ("birth_date", birth)]);
+        let located = |printed: &str| {
+            let mut conf = vec![0.97; printed.len()];
+            if printed.len() == 16 {
+                conf[9] = weak;
+            }
+            Some(conf)
+        };
+        code(DocumentType::Ktp, &card, &located, &measures(), today())
+    }
+
+    #[test]
+    fn the_nik_and_the_birth_date_confirm_each_other() {
+        // A doubtful NIK digit that the birth date spells the same is trusted.
+        assert_eq!(ktp_read("3171024608543401", "1954-08-06", 0.6), None);
+        // One the birth date contradicts is a misreading to retake, not a mismatch to report.
+        assert_eq!(
+            ktp_read("3171024609543401", "1954-08-06", 0.6),
+            Some("too_blurry")
+        );
+        // Both read surely and still different: the card says two things, and the verifier
+        // reports that.
+        assert_eq!(ktp_read("3171024609543401", "1954-08-06", 0.99), None);
+        // The century, which the NIK does not spell, is confirmed by the NIK's year...
+        let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
+        let century_weak = |printed: &str| {
+            let mut conf = vec![0.97; printed.len()];
+            if printed.len() == 8 {
+                conf[5] = 0.6;
+            }
+            Some(conf)
+        };
+        let read =
+            |card: &CardReading| code(DocumentType::Ktp, card, &century_weak, &measures(), today());
+        assert_eq!(read(&card), None);
+        // ...and only when it is the century the NIK's year belongs in.
+        let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1854-08-06")]);
+        assert_eq!(read(&card), Some("too_blurry"));
+        // A digit outside the date gets no help from the birth date.
+        let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
+        let serial_weak = |printed: &str| {
+            let mut conf = vec![0.97; printed.len()];
+            if printed.len() == 16 {
+                conf[14] = 0.6;
+            }
+            Some(conf)
+        };
+        assert_eq!(
+            code(DocumentType::Ktp, &card, &serial_weak, &measures(), today()),
+            Some("too_blurry")
+        );
     }
 }
