@@ -108,3 +108,48 @@ async fn work_left_processing_by_a_stopped_node_is_finished_after_restart() {
         ]
     );
 }
+
+/// Uploads `bytes` as a KTP JPEG and waits for the document to settle.
+async fn settle_upload(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    bytes: Vec<u8>,
+) -> serde_json::Value {
+    let resp = app.upload(token, "KTP", bytes, "photo.jpg", None).await;
+    assert_eq!(resp.status(), 202);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_final(app, token, &id).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sideways_photo_is_read_and_a_photo_with_no_card_asks_for_a_retake() {
+    let app = spawn_app_with(|s| s.ocr.devices = vec!["cpu".into()]).await;
+    let alice = app.token("alice", Role::User);
+
+    // A hurried phone photo, the card turned a quarter turn and small in the frame.
+    let doc = settle_upload(&app, &alice, fixture("wild_ktp_016.jpg")).await;
+    let want: serde_json::Value = serde_json::from_slice(&fixture("wild_ktp_016.json")).unwrap();
+    assert_eq!(doc["status"], "extracted", "{doc}");
+    assert_eq!(doc["fields"]["birth_date"], want["birth_date"]);
+    assert_eq!(doc["orientation"], 90, "{doc}");
+    let quad = doc["card_quad"].as_array().expect("the card's corners");
+    assert_eq!(quad.len(), 4);
+
+    // A photo of a table top: nothing to send to review, and the reason tells the app to ask
+    // for a new photo at once.
+    let table = image::RgbImage::from_fn(960, 720, |x, y| {
+        let grain = ((x * 7 + y * 13) % 17) as u8;
+        image::Rgb([90 + grain, 80 + grain, 70 + grain])
+    });
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 85)
+        .encode_image(&table)
+        .unwrap();
+    let doc = settle_upload(&app, &alice, jpeg).await;
+    assert_eq!(doc["status"], "failed", "{doc}");
+    assert_eq!(doc["failure_reason"], "no_card_found", "{doc}");
+    assert!(doc["fields"].is_null(), "{doc}");
+}
