@@ -73,6 +73,12 @@ pub fn rec_crop(img: &RgbImage, quad: &Quad, height: usize, max_width: usize) ->
 
 /// [`rec_crop`] of a box given in page coordinates, sampled from the photo the page was taken
 /// from (`page_to_photo`): the recogniser sees the photo's own pixels, at their resolution.
+///
+/// The box's corners are carried into the photo and the crop is the rectangle there that
+/// follows the line's baseline and holds all four: the line is read as the camera saw it,
+/// upright along its baseline. A page warped from a card outline that was found a little
+/// askew slants the letters on the page; sampling the page's box through the warp would pass
+/// that slant on, and the recogniser reads slanted zeros as nines.
 pub fn rec_crop_through(
     img: &RgbImage,
     page_to_photo: &Homography,
@@ -80,17 +86,33 @@ pub fn rec_crop_through(
     height: usize,
     max_width: usize,
 ) -> (Vec<f32>, usize) {
-    let [p0, p1, _p2, p3] = quad.0;
-    let (bw, bh) = (quad.width().max(1.0), quad.height().max(1.0));
-    // Axis vectors of the box: along the text (u) and across it (v).
-    let (mut origin, mut u, mut v, mut len_u, mut len_v) = (p0, sub(p1, p0), sub(p3, p0), bw, bh);
-    if bh / bw >= 1.5 {
+    let [p0, p1, p2, p3] = quad.0;
+    // Corners in reading order: top-left, top-right, bottom-right, bottom-left of the text.
+    let corners = if quad.height() / quad.width().max(1.0) >= 1.5 {
         // Vertical box: read it rotated by 90° (PP-OCR does the same).
-        origin = p3;
-        u = sub(p0, p3);
-        v = sub(quad.0[2], p3);
-        std::mem::swap(&mut len_u, &mut len_v);
+        [p3, p0, p1, p2]
+    } else {
+        [p0, p1, p2, p3]
     }
+    .map(|p| page_to_photo.apply(p));
+    let [a, b, c, d] = corners;
+    let along = add(sub(b, a), sub(c, d));
+    let length = along[0].hypot(along[1]).max(1e-3);
+    let u = [along[0] / length, along[1] / length];
+    // Across the line, pointing from its top to its bottom.
+    let mut v = [-u[1], u[0]];
+    if dot(sub(d, a), v) < 0.0 {
+        v = [-v[0], -v[1]];
+    }
+    let (mut u_min, mut u_max, mut v_min, mut v_max) = (f32::MAX, f32::MIN, f32::MAX, f32::MIN);
+    for p in corners {
+        let (pu, pv) = (dot(sub(p, a), u), dot(sub(p, a), v));
+        (u_min, u_max) = (u_min.min(pu), u_max.max(pu));
+        (v_min, v_max) = (v_min.min(pv), v_max.max(pv));
+    }
+    let (len_u, len_v) = ((u_max - u_min).max(1.0), (v_max - v_min).max(1.0));
+    let origin = add(a, add(scale(u, u_min), scale(v, v_min)));
+    let (u, v) = (scale(u, len_u), scale(v, len_v));
     let width = ((height as f32 * len_u / len_v).ceil() as usize).clamp(1, max_width);
     let plane = width * height;
     let mut data = vec![0f32; 3 * plane];
@@ -98,10 +120,8 @@ pub fn rec_crop_through(
         let fy = (y as f32 + 0.5) / height as f32;
         for x in 0..width {
             let fx = (x as f32 + 0.5) / width as f32;
-            let [sx, sy] = page_to_photo.apply([
-                origin[0] + fx * u[0] + fy * v[0],
-                origin[1] + fx * u[1] + fy * v[1],
-            ]);
+            let sx = origin[0] + fx * u[0] + fy * v[0];
+            let sy = origin[1] + fx * u[1] + fy * v[1];
             let rgb = bilinear(img, sx - 0.5, sy - 0.5);
             for c in 0..3 {
                 data[c * plane + y * width + x] = rgb[2 - c] / 127.5 - 1.0;
@@ -109,6 +129,18 @@ pub fn rec_crop_through(
         }
     }
     (data, width)
+}
+
+fn add(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
+    [a[0] + b[0], a[1] + b[1]]
+}
+
+fn scale(a: [f32; 2], k: f32) -> [f32; 2] {
+    [a[0] * k, a[1] * k]
+}
+
+fn dot(a: [f32; 2], b: [f32; 2]) -> f32 {
+    a[0] * b[0] + a[1] * b[1]
 }
 
 fn sub(a: [f32; 2], b: [f32; 2]) -> [f32; 2] {
@@ -129,6 +161,29 @@ mod tests {
         let big = RgbImage::new(4000, 600);
         let d = det_input(&big, 736, 1600);
         assert!(d.width <= 1600);
+    }
+
+    #[test]
+    fn a_page_warped_askew_passes_no_slant_to_the_crop() {
+        // Upright "text" in the photo: a white block.
+        let mut img = RgbImage::new(200, 100);
+        for x in 50..150 {
+            for y in 40..60 {
+                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
+            }
+        }
+        // A page warped with a shear: its upright box lands askew in the photo.
+        let shear = Homography([1.0, 0.3, -15.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
+        let quad = Quad([[50.0, 40.0], [150.0, 40.0], [150.0, 60.0], [50.0, 60.0]]);
+        let (data, w) = rec_crop_through(&img, &shear, &quad, 48, 960);
+        // The rectangle along the baseline that holds the box's corners: 106 × 20 photo px.
+        assert_eq!(w, 255);
+        let first_white = |row: usize| (0..w).find(|&x| data[row * w + x] > 0.5).unwrap();
+        let (top, bottom) = (first_white(6), first_white(41));
+        assert!(
+            top.abs_diff(bottom) <= 1,
+            "the block's left edge is upright: {top} at the top, {bottom} at the bottom"
+        );
     }
 
     #[test]
