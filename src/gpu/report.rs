@@ -160,14 +160,14 @@ pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
     }
 }
 
-/// The recogniser's confidence in each of `printed`'s digits, where one line spells them in
-/// that order (other characters between them skipped). A letter that the reading took for a
-/// digit (an O for a 0) counts only where no line has the digits themselves, and never with
+/// The recogniser's confidence in each of `printed`'s digits, on every line that spells them
+/// in that order (other characters between them skipped). A letter that the reading took for
+/// a digit (an O for a 0) counts only where no line has the digits themselves, and never with
 /// more confidence than a doubtful character.
-fn digit_confidences(page: &OcrPage, printed: &str) -> Option<Vec<f32>> {
+fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
     let want: Vec<char> = printed.chars().collect();
     if want.is_empty() {
-        return None;
+        return Vec::new();
     }
     let on_line = |l: &super::OcrLine, repair: bool| -> Option<Vec<f32>> {
         let digits: Vec<(char, f32)> = l
@@ -190,7 +190,14 @@ fn digit_confidences(page: &OcrPage, printed: &str) -> Option<Vec<f32>> {
     };
     [false, true]
         .into_iter()
-        .find_map(|repair| page.lines.iter().find_map(|l| on_line(l, repair)))
+        .map(|repair| {
+            page.lines
+                .iter()
+                .filter_map(|l| on_line(l, repair))
+                .collect::<Vec<_>>()
+        })
+        .find(|found| !found.is_empty())
+        .unwrap_or_default()
 }
 
 /// The most a letter read where a digit belongs is trusted as that digit.

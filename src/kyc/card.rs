@@ -410,6 +410,21 @@ fn check_ktp(card: &mut CardReading, today: NaiveDate) {
     }
 }
 
+/// The NPWP's digits in `value`. Only the 15-digit form is printed with a hyphen before its
+/// last six digits ("01.234.567.8-901.000"); where that shape is read, the number is the 15
+/// digits that end it, and a digit before them (a colon read as a "1") is not part of it.
+fn npwp_digits(value: &str) -> String {
+    let digits = repair_digits(value);
+    let fifteen_shape = value
+        .rsplit_once('-')
+        .is_some_and(|(_, tail)| repair_digits(tail).len() == 6);
+    if fifteen_shape && digits.len() > 15 {
+        digits[digits.len() - 15..].to_string()
+    } else {
+        digits
+    }
+}
+
 /// Reads an NPWP card: the number after "NPWP", the name on the next row, the NIK.
 pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
     let mut card = CardReading::default();
@@ -424,7 +439,7 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
                 && text::similarity(head(&sq, 4), "NPWP") >= 0.75
                 && after_chars(&sq, 4).chars().any(|c| c.is_ascii_digit()))
         {
-            let digits = repair_digits(after_colon(
+            let digits = npwp_digits(after_colon(
                 &t[t.find(|c: char| c == ':' || c.is_ascii_digit())
                     .unwrap_or(0)..],
             ));
@@ -442,6 +457,16 @@ pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
             if let Some(n) = sixteen_digits(after_colon(rest)) {
                 card.set("nik", n, conf);
             }
+            continue;
+        }
+        // The NIK's label misread ("NK", "N1K"): a short word like it before sixteen digits.
+        let label: String = sq.chars().take_while(|c| c.is_alphabetic()).collect();
+        if !card.fields.contains_key("nik")
+            && (2..=4).contains(&label.len())
+            && text::similarity(&label, "NIK") >= 0.6
+            && let Some(n) = sixteen_digits(&sq[label.len()..])
+        {
+            card.set("nik", n, conf);
             continue;
         }
         if name_next {
@@ -609,6 +634,9 @@ mod tests {
             tb("NIK : 1871031312996112", 95.0, 300.0, 380.0),
         ];
         assert_eq!(detect_type(&boxes), DocumentType::Npwp);
+        let mut misread = boxes.clone();
+        misread[4] = tb("NK-1871031312996112", 95.0, 300.0, 380.0);
+        assert_eq!(read_npwp(&misread).get("nik"), Some("1871031312996112"));
         let card = read_npwp(&boxes);
         assert_eq!(card.get("npwp"), Some("099151045800000"));
         assert_eq!(card.get("name"), Some("EKO RAHAYU"));
@@ -621,6 +649,14 @@ mod tests {
         assert!(cross_check(&ktp, &card).is_empty());
         ktp.fields.insert("name".into(), "EKO PRASETYO".into());
         assert_eq!(cross_check(&ktp, &card), ["npwp_name_mismatch"]);
+    }
+
+    #[test]
+    fn a_colon_read_as_a_digit_is_not_part_of_a_hyphenated_npwp() {
+        assert_eq!(npwp_digits("1 05.139.208.2-445.000"), "051392082445000");
+        assert_eq!(npwp_digits("05.139.208.2-445.000"), "051392082445000");
+        // The 16-digit form has no hyphen: every digit is the number.
+        assert_eq!(npwp_digits("1671025804572457"), "1671025804572457");
     }
 
     #[test]
