@@ -163,15 +163,18 @@ mod tests {
         assert!(d.width <= 1600);
     }
 
+    /// A black photo, 200 × 100, with a white block over x 50..150, y 40..60.
+    fn white_block() -> RgbImage {
+        RgbImage::from_fn(200, 100, |x, y| {
+            let inside = (50..150).contains(&x) && (40..60).contains(&y);
+            image::Rgb([if inside { 255 } else { 0 }; 3])
+        })
+    }
+
     #[test]
     fn a_page_warped_askew_passes_no_slant_to_the_crop() {
-        // Upright "text" in the photo: a white block.
-        let mut img = RgbImage::new(200, 100);
-        for x in 50..150 {
-            for y in 40..60 {
-                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
-            }
-        }
+        // Upright "text" in the photo.
+        let img = white_block();
         // A page warped with a shear: its upright box lands askew in the photo.
         let shear = Homography([1.0, 0.3, -15.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]);
         let quad = Quad([[50.0, 40.0], [150.0, 40.0], [150.0, 60.0], [50.0, 60.0]]);
@@ -188,12 +191,7 @@ mod tests {
 
     #[test]
     fn rec_crop_follows_the_box_aspect() {
-        let mut img = RgbImage::new(200, 100);
-        for x in 50..150 {
-            for y in 40..60 {
-                img.put_pixel(x, y, image::Rgb([255, 255, 255]));
-            }
-        }
+        let img = white_block();
         let quad = Quad([[50.0, 40.0], [150.0, 40.0], [150.0, 60.0], [50.0, 60.0]]);
         let (data, w) = rec_crop(&img, &quad, 48, 960);
         assert_eq!(w, 240);

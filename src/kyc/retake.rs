@@ -319,16 +319,27 @@ mod tests {
         assert_eq!(code_for(measures()), Some("too_blurry"));
     }
 
+    /// Every field's digits read once with confidence `sure`, but for the digit at `index` of
+    /// a field `len` digits long, read with `weak`.
+    fn weak_digit(
+        len: usize,
+        index: usize,
+        sure: f32,
+        weak: f32,
+    ) -> impl Fn(&str) -> Vec<Vec<f32>> {
+        move |printed: &str| {
+            let mut conf = vec![sure; printed.len()];
+            if printed.len() == len {
+                conf[index] = weak;
+            }
+            vec![conf]
+        }
+    }
+
     #[test]
     fn a_doubtful_character_in_a_key_field_asks_for_a_retake() {
         let card = ktp(&[("nik", "3171824688543481"), ("birth_date", "1954-08-06")]);
-        let located = |printed: &str| {
-            let mut conf = vec![0.95; printed.len()];
-            if printed.len() == 16 {
-                conf[15] = 0.48;
-            }
-            vec![conf]
-        };
+        let located = weak_digit(16, 15, 0.95, 0.48);
         assert_eq!(
             code(DocumentType::Ktp, &card, &located, &measures(), today()),
             Some("too_blurry")
@@ -360,14 +371,13 @@ mod tests {
     /// given confidence everywhere and `weak` at the month's second digit.
     fn ktp_read(nik: &str, birth: &str, weak: f32) -> Option<&'static str> {
         let card = ktp(&[("nik", nik), ("birth_date", birth)]);
-        let located = |printed: &str| {
-            let mut conf = vec![0.97; printed.len()];
-            if printed.len() == 16 {
-                conf[9] = weak;
-            }
-            vec![conf]
-        };
-        code(DocumentType::Ktp, &card, &located, &measures(), today())
+        code(
+            DocumentType::Ktp,
+            &card,
+            &weak_digit(16, 9, 0.97, weak),
+            &measures(),
+            today(),
+        )
     }
 
     #[test]
@@ -384,13 +394,7 @@ mod tests {
         assert_eq!(ktp_read("3171024609543401", "1954-08-06", 0.99), None);
         // The century, which the NIK does not spell, is confirmed by the NIK's year...
         let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
-        let century_weak = |printed: &str| {
-            let mut conf = vec![0.97; printed.len()];
-            if printed.len() == 8 {
-                conf[5] = 0.6;
-            }
-            vec![conf]
-        };
+        let century_weak = weak_digit(8, 5, 0.97, 0.6);
         let read =
             |card: &CardReading| code(DocumentType::Ktp, card, &century_weak, &measures(), today());
         assert_eq!(read(&card), None);
@@ -399,13 +403,7 @@ mod tests {
         assert_eq!(read(&card), Some("too_blurry"));
         // A digit outside the date gets no help from the birth date.
         let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
-        let serial_weak = |printed: &str| {
-            let mut conf = vec![0.97; printed.len()];
-            if printed.len() == 16 {
-                conf[14] = 0.6;
-            }
-            vec![conf]
-        };
+        let serial_weak = weak_digit(16, 14, 0.97, 0.6);
         assert_eq!(
             code(DocumentType::Ktp, &card, &serial_weak, &measures(), today()),
             Some("too_blurry")
