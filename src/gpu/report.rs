@@ -143,9 +143,8 @@ pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
         .lines
         .iter()
         .map(|l| {
-            super::Quad(l.quad)
-                .height()
-                .min(super::Quad(l.quad).width())
+            let quad = super::Quad(l.quad);
+            quad.height().min(quad.width())
         })
         .collect();
     heights.sort_by(f32::total_cmp);
@@ -176,10 +175,7 @@ fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
             .zip(l.char_confidence.iter().copied())
             .filter_map(|(c, p)| match c {
                 '0'..='9' => Some((c, p)),
-                _ if repair => kyc::text::repair_digits(&c.to_string())
-                    .chars()
-                    .next()
-                    .map(|d| (d, p.min(LETTER_AS_DIGIT))),
+                _ if repair => kyc::text::repair_digit(c).map(|d| (d, p.min(LETTER_AS_DIGIT))),
                 _ => None,
             })
             .collect();

@@ -206,8 +206,7 @@ fn split_birth(value: &str) -> (&str, Option<NaiveDate>) {
         if digits.len() == 8 {
             break;
         }
-        let repaired = repair_digits(&c.to_string());
-        if let Some(d) = repaired.chars().next() {
+        if let Some(d) = text::repair_digit(c) {
             digits.push(d);
         } else if !matches!(c, '-' | ' ' | '.' | '/') {
             break;
@@ -273,10 +272,7 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
                 }
                 "birth" => {
                     let (place, date) = split_birth(&value);
-                    card.set("birth_place", clean_value(place), conf);
-                    if let Some(d) = date {
-                        card.set("birth_date", d.format("%Y-%m-%d").to_string(), conf);
-                    }
+                    set_birth(&mut card, place, date, conf);
                 }
                 "gender" => {
                     // The blood type often sits on the same row after a wide gap or not.
@@ -357,14 +353,17 @@ fn birth_by_position(card: &mut CardReading, row: &text::Row) {
     for seg in text::segments(row, 2.5) {
         let seg_text = seg.text();
         if let (place, Some(date)) = split_birth(after_colon(&seg_text)) {
-            card.set("birth_place", clean_value(place), seg.confidence());
-            card.set(
-                "birth_date",
-                date.format("%Y-%m-%d").to_string(),
-                seg.confidence(),
-            );
+            set_birth(card, place, Some(date), seg.confidence());
             return;
         }
+    }
+}
+
+/// Sets the birth place and, when one was read, the birth date.
+fn set_birth(card: &mut CardReading, place: &str, date: Option<NaiveDate>, conf: f32) {
+    card.set("birth_place", clean_value(place), conf);
+    if let Some(date) = date {
+        card.set("birth_date", date.format("%Y-%m-%d").to_string(), conf);
     }
 }
 

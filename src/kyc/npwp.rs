@@ -52,6 +52,11 @@ pub fn luhn_digit(payload: &str) -> u32 {
     (10 - sum % 10) % 10
 }
 
+/// Whether the ninth digit of a 15-digit NPWP is the Luhn digit of the eight before it.
+pub fn check_digit_holds(fifteen: &str) -> bool {
+    fifteen.len() >= 9 && luhn_digit(&fifteen[..8]) == u32::from(fifteen.as_bytes()[8] - b'0')
+}
+
 impl Npwp {
     pub fn as_str(&self) -> &str {
         &self.0
@@ -77,11 +82,10 @@ impl Npwp {
                 };
             }
         };
-        let expected = luhn_digit(&fifteen[..8]);
-        if u32::from(fifteen.as_bytes()[8] - b'0') != expected {
-            vec!["npwp_check_digit_invalid"]
-        } else {
+        if check_digit_holds(fifteen) {
             vec![]
+        } else {
+            vec!["npwp_check_digit_invalid"]
         }
     }
 }

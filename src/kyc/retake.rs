@@ -46,10 +46,10 @@ pub const MAX_CLIPPED_SHARE: f32 = 0.004;
 pub const MIN_SHARPNESS: f32 = 0.25;
 /// A key field holding a character read with less confidence than this is not trusted.
 pub const MIN_KEY_CHAR_CONFIDENCE: f32 = 0.75;
-/// A KTP's NIK spells the birth date again (DDMMYY, the day plus 40 for a woman). Where the
-/// two readings disagree, the card is taken to really say two things (and the verifier's
-/// `nik_birth_date_mismatch` stands) only when both were read at least this surely;
-/// otherwise one of them is a misreading and the photo is retaken.
+/// A card says some things twice (a KTP's NIK spells the birth date again; a 16-digit NPWP
+/// is the NIK printed below it). Where the two readings disagree, the card is taken to really
+/// say two things (and the verifier's mismatch stands) only when both were read at least this
+/// surely; otherwise one of them is a misreading and the photo is retaken.
 pub const MIN_MISMATCH_CONFIDENCE: f32 = 0.97;
 
 /// The key fields of a card type.
@@ -122,12 +122,29 @@ fn doubt(conf: &[f32]) -> bool {
     conf.iter().any(|&c| c < MIN_KEY_CHAR_CONFIDENCE)
 }
 
+/// The confidence in a digit that two independent readings agree on: the chance that not
+/// both erred.
+fn both(a: f32, b: f32) -> f32 {
+    1.0 - (1.0 - a) * (1.0 - b)
+}
+
+/// Weighs one digit read twice, with the confidences `a` and `b`: agreeing, both become
+/// surer; disagreeing, false when either reading is doubtful (a misreading, not a card that
+/// says two things).
+fn confirm(a: &mut f32, b: &mut f32, agree: bool) -> bool {
+    if agree {
+        let sure = both(*a, *b);
+        (*a, *b) = (sure, sure);
+        true
+    } else {
+        a.min(*b) >= MIN_MISMATCH_CONFIDENCE
+    }
+}
+
 /// Compares the NIK's date digits (DDMMYY at 7 to 12) with the birth date's (DDMMYYYY), each
-/// with its confidence. Two independent readings that agree on a digit are surer of it than
-/// either alone, so an agreeing digit's confidence becomes the chance that not both readings
-/// erred. The birth year's century, which the NIK does not spell, is confirmed when it is the
-/// century the NIK's year is placed in (as the verifier places it). Returns false when they disagree on a digit that either read with doubt: the photo
-/// is to be retaken rather than a misreading reported as a mismatch.
+/// with its confidence (see [`confirm`]). The birth year's century, which the NIK does not
+/// spell, is confirmed when it is the century the NIK's year is placed in (as the verifier
+/// places it). Returns false when a disagreement says the photo is to be retaken.
 fn cross_confirm(
     nik: &mut (String, Vec<f32>),
     birth: &mut (String, Vec<f32>),
@@ -150,15 +167,9 @@ fn cross_confirm(
         (10, 6, n[10] == b[6]),
         (11, 7, n[11] == b[7]),
     ];
-    let both = |a: f32, b: f32| 1.0 - (1.0 - a) * (1.0 - b);
     let mut consistent = true;
     for (i, j, agree) in pairs {
-        let (cn, cb) = (nik.1[i], birth.1[j]);
-        if agree {
-            (nik.1[i], birth.1[j]) = (both(cn, cb), both(cn, cb));
-        } else if cn.min(cb) < MIN_MISMATCH_CONFIDENCE {
-            consistent = false;
-        }
+        consistent &= confirm(&mut nik.1[i], &mut birth.1[j], agree);
     }
     let encoded = nik.0.parse::<Nik>().ok().and_then(|n| n.birth_date(today));
     let printed = NaiveDate::parse_from_str(&birth.0, "%d%m%Y").ok();
@@ -171,33 +182,19 @@ fn cross_confirm(
     consistent
 }
 
-/// The retake code among a reading's issues, if it carries one.
-pub fn among(issues: &[String]) -> Option<&'static str> {
-    issues
-        .iter()
-        .find_map(|i| CODES.into_iter().find(|c| c == i))
-}
-
-/// Whether any key field was read at all.
-pub fn any_key_field(doc_type: DocumentType, card: &CardReading) -> bool {
-    key_fields(doc_type).iter().any(|k| card.get(k).is_some())
-}
-
 /// A random misreading slips past the NPWP's Luhn check digit about once in ten.
 const LUHN_MISSES: f32 = 0.1;
 
 /// Confirms an NPWP's digits by what else the card says. A 15-digit NPWP's first nine digits
-/// carry a Luhn check: when it holds, the weakest of them is surer than its reading alone; when it
-/// fails on a number read with doubt, the number was misread (false), not printed wrong. A
-/// 16-digit NPWP is the holder's NIK, printed again on the card: a second line that spells
-/// it, or the NIK read there, confirms it digit by digit, and a disagreement read with doubt
-/// is a misreading (false).
+/// carry a Luhn check: when it holds, the weakest of them is surer than its reading alone;
+/// when it fails on a number read with doubt, the number was misread (false), not printed
+/// wrong. A 16-digit NPWP is the holder's NIK, printed again on the card: a second line that
+/// spells it, or the NIK read there, confirms it digit by digit (see [`confirm`]).
 fn npwp_confirmed(
     npwp: &mut (String, Vec<f32>),
     nik: Option<&str>,
     located: &dyn Fn(&str) -> Vec<Vec<f32>>,
 ) -> bool {
-    let both = |a: f32, b: f32| 1.0 - (1.0 - a) * (1.0 - b);
     let (digits, conf) = (npwp.0.as_bytes(), &mut npwp.1);
     let fifteen = match digits.len() {
         15 => 0,
@@ -212,25 +209,19 @@ fn npwp_confirmed(
                     .map(|c| (nik.to_string(), c)),
                 _ => None,
             };
-            let Some((other, other_conf)) = other.filter(|(_, c)| c.len() == 16) else {
+            let Some((other, mut other_conf)) = other.filter(|(_, c)| c.len() == 16) else {
                 return true;
             };
             let mut consistent = true;
             for (i, (a, b)) in digits.iter().zip(other.as_bytes()).enumerate() {
-                if a == b {
-                    conf[i] = both(conf[i], other_conf[i]);
-                } else if conf[i].min(other_conf[i]) < MIN_MISMATCH_CONFIDENCE {
-                    consistent = false;
-                }
+                consistent &= confirm(&mut conf[i], &mut other_conf[i], a == b);
             }
             return consistent;
         }
         _ => return true,
     };
-    let body = &npwp.0[fifteen..fifteen + 8];
-    let check = u32::from(digits[fifteen + 8] - b'0');
     let checked = &mut conf[fifteen..fifteen + 9];
-    if super::npwp::luhn_digit(body) == check {
+    if super::npwp::check_digit_holds(&npwp.0[fifteen..]) {
         // One misread digit would have broken the check: the weakest of the nine is
         // confirmed, the others stand on their own reading.
         if let Some(weakest) = checked.iter_mut().min_by(|a, b| a.total_cmp(b)) {
@@ -240,6 +231,18 @@ fn npwp_confirmed(
     } else {
         checked.iter().all(|&c| c >= MIN_MISMATCH_CONFIDENCE)
     }
+}
+
+/// The retake code among a reading's issues, if it carries one.
+pub fn among(issues: &[String]) -> Option<&'static str> {
+    issues
+        .iter()
+        .find_map(|i| CODES.into_iter().find(|c| c == i))
+}
+
+/// Whether any key field was read at all.
+pub fn any_key_field(doc_type: DocumentType, card: &CardReading) -> bool {
+    key_fields(doc_type).iter().any(|k| card.get(k).is_some())
 }
 
 #[cfg(test)]

@@ -189,21 +189,24 @@ pub fn clean_value(s: &str) -> String {
 
 /// Repairs the usual OCR confusions in a field that holds only digits.
 pub fn repair_digits(s: &str) -> String {
-    s.chars()
-        .filter_map(|c| match c {
-            '0'..='9' => Some(c),
-            'O' | 'o' | 'D' | 'Q' | 'U' => Some('0'),
-            'I' | 'l' | '|' | 'i' | 'L' | 'J' | '!' => Some('1'),
-            'Z' | 'z' => Some('2'),
-            'S' | 's' => Some('5'),
-            'B' => Some('8'),
-            'G' | 'b' => Some('6'),
-            'T' => Some('7'),
-            'A' => Some('4'),
-            'g' | 'q' => Some('9'),
-            _ => None,
-        })
-        .collect()
+    s.chars().filter_map(repair_digit).collect()
+}
+
+/// The digit a character read where a digit belongs stands for, if any (an O for a 0).
+pub fn repair_digit(c: char) -> Option<char> {
+    match c {
+        '0'..='9' => Some(c),
+        'O' | 'o' | 'D' | 'Q' | 'U' => Some('0'),
+        'I' | 'l' | '|' | 'i' | 'L' | 'J' | '!' => Some('1'),
+        'Z' | 'z' => Some('2'),
+        'S' | 's' => Some('5'),
+        'B' => Some('8'),
+        'G' | 'b' => Some('6'),
+        'T' => Some('7'),
+        'A' => Some('4'),
+        'g' | 'q' => Some('9'),
+        _ => None,
+    }
 }
 
 /// After the first colon (or the whole text when there is none), trimmed.
