@@ -79,6 +79,12 @@ pub struct DocumentView {
     /// a forged card against the checks.
     #[oai(skip_serializing_if_is_none)]
     pub issues: Option<Vec<String>>,
+    /// Why a `failed` document could not be read, as a stable code. When no key field could be
+    /// read from the photo, the code says what to ask the person for: `no_card_found`,
+    /// `card_too_small`, `too_dark`, `glare_over_field` or `too_blurry` (take the photo
+    /// again). Otherwise `ocr_unreadable` (not an image FiLot can read), `ocr_crashed`,
+    /// `sealing_failed`, or, after the last attempt, `ocr_timeout`, `ocr_interrupted` or
+    /// `ocr_error`.
     #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
     pub created_at: DateTime<Utc>,

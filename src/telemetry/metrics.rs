@@ -174,7 +174,9 @@ fn describe() {
     metrics::gauge!(BULI2_BREAKER_STATE).set(0.0);
     metrics::counter!(GPU_FALLBACK_COUNT).increment(0);
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
-    for reason in ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"] {
+    // The photo-retake codes are failure reasons too, when no key field could be read.
+    let ocr_failures = ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"];
+    for reason in ocr_failures.into_iter().chain(crate::kyc::retake::CODES) {
         metrics::counter!(OCR_FAILURE_COUNT, "reason" => reason).increment(0);
     }
     // Every final outcome's decision count, and its latency histogram, before the first one.
