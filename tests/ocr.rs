@@ -162,6 +162,37 @@ fn a_photo_beyond_reading_asks_for_a_retake() {
     );
 }
 
+/// A small, dim card upside down, whose only legible print is its largest (the NIK and the
+/// headings): the half turn is decided on that print, not on lines too small to read either
+/// way round, so the NIK is read, and doubted honestly where a digit is unsure.
+#[test]
+fn a_small_dim_card_upside_down_is_turned_by_its_largest_print() {
+    let engine = OcrEngine::cpu(OcrParams::default());
+    let file = "wild_ktp_014.jpg";
+    let want = truth(file);
+    let (reading, _) = read_file(
+        &engine,
+        &fixture(file),
+        ReadOptions::new(Some(DocumentType::Ktp), today()),
+    )
+    .unwrap();
+    assert_eq!(reading.orientation, 180);
+    let nik = reading.fields.get("nik").expect("the NIK is read upright");
+    let want_nik = want["nik"].as_str().unwrap();
+    let retake = filot::kyc::retake::among(&reading.issues);
+    assert!(
+        nik == want_nik || retake.is_some(),
+        "a wrong NIK without a retake code: {:?}",
+        reading.issues
+    );
+    let same = nik
+        .chars()
+        .zip(want_nik.chars())
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(same >= 14, "most of the NIK's digits are read");
+}
+
 /// The orientation decision on a scan turned every way: the card fills the photo, so the
 /// quarter turn comes from the text boxes' geometry and the half turn from the recogniser.
 #[test]

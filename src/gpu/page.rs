@@ -2,7 +2,7 @@
 //! ([`super::card`]) and warped flat to the ID-1 proportions at the detector's preferred
 //! scale; when no card stands out, the whole photo is the page. Quarter turns are decided by
 //! the text boxes' geometry (lines run along a card's long side), and half turns by reading a
-//! few of the longest lines both ways round and keeping the way the recogniser is surer of.
+//! few of the tallest lines both ways round and keeping the way the recogniser is surer of.
 
 use std::borrow::Cow;
 
@@ -117,11 +117,6 @@ const MIN_CARD_LINES: usize = 3;
 /// Lines read both ways round to decide a half turn.
 const PROBE_LINES: usize = 3;
 
-/// Probe lines are words or short phrases (at most this many times as long as they are
-/// tall): a handful of letters tells up from down as well as a whole line, at a fraction of
-/// the cost.
-const PROBE_MAX_ASPECT: f32 = 7.0;
-
 /// The margin kept around a found card, as a share of the page's height: text is read up to
 /// a little beyond the card's edges, so that an edge found inside the card (a dark band
 /// across it, a shadow) cuts no text.
@@ -218,7 +213,7 @@ impl OcrEngine {
             .collect()
     }
 
-    /// Whether the page reads better turned by half a turn: its longest lines are read both
+    /// Whether the page reads better turned by half a turn: its tallest lines are read both
     /// ways round and the recogniser's confidence compared.
     fn upside_down(
         &self,
@@ -227,22 +222,19 @@ impl OcrEngine {
         geometry: &PageGeometry,
     ) -> Result<bool, OcrError> {
         let aspect = |q: &Quad| q.width() / q.height().max(1.0);
-        let mut longest: Vec<&Quad> = boxes
+        let mut tallest: Vec<&Quad> = boxes
             .iter()
             .map(|(q, _)| q)
             .filter(|q| aspect(q) > 3.0)
             .collect();
-        // Longest first among the short enough; a page of long lines only probes those.
-        longest.sort_by(|a, b| {
-            (aspect(a) > PROBE_MAX_ASPECT)
-                .cmp(&(aspect(b) > PROBE_MAX_ASPECT))
-                .then(b.width().total_cmp(&a.width()))
-        });
-        longest.truncate(PROBE_LINES);
-        if longest.is_empty() {
+        // The largest print first: on a small or blurred card it is the only print legible
+        // either way round (a KTP's NIK, an NPWP's number and headings).
+        tallest.sort_by(|a, b| b.height().total_cmp(&a.height()));
+        tallest.truncate(PROBE_LINES);
+        if tallest.is_empty() {
             return Ok(false);
         }
-        let both_ways: Vec<(Quad, f32)> = longest
+        let both_ways: Vec<(Quad, f32)> = tallest
             .iter()
             .flat_map(|q| {
                 let [a, b, c, d] = q.0;
