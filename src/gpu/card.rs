@@ -55,31 +55,18 @@ impl CardQuad {
 /// frame, one cut off by the frame's edge, or one no brighter than what it lies on).
 pub fn find(photo: &RgbImage) -> Option<CardQuad> {
     let mut best: Option<(f32, CardQuad)> = None;
-    let (luminance, scale) = thumbnail(photo, SEARCH_SIDE, Channel::Luminance);
+    let ([luminance, brightest, palest], scale) = thumbnails(photo, SEARCH_SIDE);
     let detail = Detail::of(&luminance);
     search(&luminance, &detail, &mut best);
     // A card stands out by its brightness, or by its colour where light falls unevenly: the
     // brightest and the palest channel are searched too.
-    for channel in [Channel::Brightest, Channel::Palest] {
-        search(
-            &thumbnail(photo, SEARCH_SIDE, channel).0,
-            &detail,
-            &mut best,
-        );
+    for channel in [&brightest, &palest] {
+        search(channel, &detail, &mut best);
     }
     best.map(|(_, q)| CardQuad {
         corners: q.corners.map(|p| [p[0] * scale, p[1] * scale]),
         fill: q.fill,
     })
-}
-
-#[derive(Clone, Copy)]
-enum Channel {
-    Luminance,
-    /// The largest of red, green and blue (a coloured card under a shadow).
-    Brightest,
-    /// The smallest of red, green and blue (a pale card on a coloured surface).
-    Palest,
 }
 
 /// Every region of `small` that is brighter than one of a series of thresholds, judged as a
@@ -109,39 +96,42 @@ struct Thumbnail {
     height: usize,
 }
 
-/// One channel of the photo, box-averaged down to `side` pixels on its longer side, and the
-/// factor from thumbnail to photo pixels.
-fn thumbnail(photo: &RgbImage, side: u32, channel: Channel) -> (Thumbnail, f32) {
+/// The photo box-averaged down to `side` pixels on its longer side, in three channels (its
+/// luminance; the largest of red, green and blue, for a coloured card under a shadow; the
+/// smallest, for a pale card on a coloured surface), and the factor from thumbnail to photo
+/// pixels. One pass over the photo.
+fn thumbnails(photo: &RgbImage, side: u32) -> ([Thumbnail; 3], f32) {
     let scale = (photo.width().max(photo.height()) as f32 / side as f32).max(1.0);
     let (w, h) = (
         ((photo.width() as f32 / scale).round() as usize).max(1),
         ((photo.height() as f32 / scale).round() as usize).max(1),
     );
-    let mut sum = vec![0f32; w * h];
+    let mut sums = [vec![0f32; w * h], vec![0f32; w * h], vec![0f32; w * h]];
     let mut count = vec![0u32; w * h];
-    for (x, y, p) in photo.enumerate_pixels() {
-        let tx = ((x as f32 / scale) as usize).min(w - 1);
-        let ty = ((y as f32 / scale) as usize).min(h - 1);
-        let [r, g, b] = p.0.map(f32::from);
-        let l = match channel {
-            Channel::Luminance => 0.299 * r + 0.587 * g + 0.114 * b,
-            Channel::Brightest => r.max(g).max(b),
-            Channel::Palest => r.min(g).min(b),
-        };
-        sum[ty * w + tx] += l;
-        count[ty * w + tx] += 1;
-    }
-    let data = sum
-        .iter()
-        .zip(&count)
-        .map(|(s, &n)| s / n.max(1) as f32)
+    let columns: Vec<usize> = (0..photo.width())
+        .map(|x| ((x as f32 / scale) as usize).min(w - 1))
         .collect();
-    let thumb = Thumbnail {
-        data,
+    for (y, row) in photo.rows().enumerate() {
+        let ty = ((y as f32 / scale) as usize).min(h - 1);
+        for (p, &tx) in row.zip(&columns) {
+            let [r, g, b] = p.0.map(f32::from);
+            let i = ty * w + tx;
+            sums[0][i] += 0.299 * r + 0.587 * g + 0.114 * b;
+            sums[1][i] += r.max(g).max(b);
+            sums[2][i] += r.min(g).min(b);
+            count[i] += 1;
+        }
+    }
+    let thumbs = sums.map(|sum| Thumbnail {
+        data: sum
+            .iter()
+            .zip(&count)
+            .map(|(s, &n)| s / n.max(1) as f32)
+            .collect(),
         width: w,
         height: h,
-    };
-    (thumb, photo.width() as f32 / w as f32)
+    });
+    (thumbs, photo.width() as f32 / w as f32)
 }
 
 /// How much is going on at each pixel of a thumbnail: the luminance gradient's size.

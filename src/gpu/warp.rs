@@ -112,26 +112,34 @@ pub fn warp(
     height: u32,
     photo_per_page: f32,
 ) -> RgbImage {
+    use rayon::prelude::*;
     let n = (photo_per_page.ceil() as u32).clamp(1, 4);
     let mut out = RgbImage::new(width, height);
-    for (x, y, px) in out.enumerate_pixels_mut() {
-        let mut sum = [0f32; 3];
-        for j in 0..n {
-            for i in 0..n {
-                let at = [
-                    x as f32 + (i as f32 + 0.5) / n as f32,
-                    y as f32 + (j as f32 + 0.5) / n as f32,
-                ];
-                let [sx, sy] = page_to_photo.apply(at);
-                let rgb = bilinear(photo, sx - 0.5, sy - 0.5);
+    // Rows in parallel: each output pixel depends on the photo only.
+    out.par_chunks_mut(3 * width as usize)
+        .enumerate()
+        .for_each(|(y, row)| {
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                let mut sum = [0f32; 3];
+                for j in 0..n {
+                    for i in 0..n {
+                        let at = [
+                            x as f32 + (i as f32 + 0.5) / n as f32,
+                            y as f32 + (j as f32 + 0.5) / n as f32,
+                        ];
+                        let [sx, sy] = page_to_photo.apply(at);
+                        let rgb = bilinear(photo, sx - 0.5, sy - 0.5);
+                        for c in 0..3 {
+                            sum[c] += rgb[c];
+                        }
+                    }
+                }
+                let k = (n * n) as f32;
                 for c in 0..3 {
-                    sum[c] += rgb[c];
+                    px[c] = (sum[c] / k).round().clamp(0.0, 255.0) as u8;
                 }
             }
-        }
-        let k = (n * n) as f32;
-        px.0 = sum.map(|v| (v / k).round().clamp(0.0, 255.0) as u8);
-    }
+        });
     out
 }
 
