@@ -89,6 +89,16 @@ enum Command {
         /// Append the figures as one JSON line to this file.
         #[arg(long)]
         results: Option<PathBuf>,
+        /// Measure the service instead: start it (embedded database, temporary data
+        /// directory) and keep this many cards in flight through its HTTP API.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// With --concurrency: how long to keep the load on.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// With --concurrency: OCR workers on the device.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
     },
     /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
     OcrReport {
@@ -186,9 +196,30 @@ async fn main() -> ExitCode {
         Command::BenchOcr {
             files,
             device,
+            rec_batch,
+            results,
+            concurrency: Some(concurrency),
+            seconds,
+            workers,
+            ..
+        } => {
+            let load = cli::throughput::Load {
+                device,
+                workers,
+                rec_batch,
+                concurrency,
+                seconds,
+            };
+            ocr::bench_service(load, &files, results.as_deref()).await
+        }
+        Command::BenchOcr {
+            files,
+            device,
             rounds,
             rec_batch,
             results,
+            concurrency: None,
+            ..
         } => ocr::bench(&device, rec_batch, &files, rounds, results.as_deref()),
         Command::Buli2Sim {
             listen,

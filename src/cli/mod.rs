@@ -7,6 +7,7 @@
 //! it owns no state and parses no argument syntax (clap does, in `main.rs`).
 
 pub mod ocr;
+pub mod throughput;
 
 use std::{
     path::{Path, PathBuf},

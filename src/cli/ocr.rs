@@ -1,7 +1,8 @@
 //! The OCR tools of the command line: `filot ocr` (read cards, one JSON line each),
 //! `filot ocr-report` (score specimen folders against their ground truth) and
 //! `filot bench-ocr` (time the pipeline). They drive `crate::gpu` directly, with no service,
-//! database or actor running.
+//! database or actor running, except `bench-ocr --concurrency`, which starts the service
+//! ([`super::throughput`]).
 
 use std::{
     path::{Path, PathBuf},
@@ -137,20 +138,45 @@ pub fn bench(
         }
     };
     println!("{}", report.summary());
-    if let Some(path) = results {
-        let line = serde_json::to_string(&report).expect("serializable");
-        let appended = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut f| {
-                use std::io::Write;
-                writeln!(f, "{line}")
-            });
-        if let Err(e) = appended {
-            eprintln!("filot bench-ocr: {}: {e}", path.display());
-            return ExitCode::FAILURE;
+    append_result(results, &report)
+}
+
+/// `filot bench-ocr --concurrency N`: the running service's throughput (see
+/// [`super::throughput`]), optionally appended as a JSON line to `results`.
+pub async fn bench_service(
+    load: super::throughput::Load,
+    files: &[PathBuf],
+    results: Option<&Path>,
+) -> ExitCode {
+    match super::throughput::run(load, files).await {
+        Ok(report) => {
+            println!("{}", report.summary());
+            append_result(results, &report)
         }
+        Err(e) => {
+            eprintln!("filot bench-ocr: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Appends a report as one JSON line to `results`, when given.
+fn append_result(results: Option<&Path>, report: &impl serde::Serialize) -> ExitCode {
+    let Some(path) = results else {
+        return ExitCode::SUCCESS;
+    };
+    let line = serde_json::to_string(report).expect("serializable");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| {
+            use std::io::Write;
+            writeln!(f, "{line}")
+        });
+    if let Err(e) = appended {
+        eprintln!("filot bench-ocr: {}: {e}", path.display());
+        return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
 }

@@ -113,6 +113,7 @@ mod tests {
             }],
             geometry: Default::default(),
             quality: Default::default(),
+            timings: Default::default(),
             det_ms: 0.0,
             rec_ms: 0.0,
         };

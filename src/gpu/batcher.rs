@@ -16,7 +16,17 @@ use super::{Crop, OcrEngine, OcrError, ctc::Decoded};
 
 struct Job {
     crops: Vec<Crop>,
-    reply: tokio::sync::oneshot::Sender<Result<Vec<Decoded>, String>>,
+    queued: Instant,
+    reply: tokio::sync::oneshot::Sender<Result<Recognised, String>>,
+}
+
+/// One card's lines read by the batcher, and how long that took.
+pub struct Recognised {
+    pub lines: Vec<Decoded>,
+    /// The recognition run that held them (with other cards' lines), in milliseconds.
+    pub rec_ms: f64,
+    /// From handing them in to that run's start: gathering a batch, or the device busy.
+    pub wait_ms: f64,
 }
 
 /// A handle to one device's batcher thread; cheap to clone. The thread ends when the last
@@ -51,17 +61,23 @@ impl RecBatcher {
                     }
                     let all: Vec<Crop> =
                         jobs.iter().flat_map(|j| j.crops.iter().cloned()).collect();
+                    let started = Instant::now();
                     let result = engine
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
                         .recognize_crops(&all)
                         .map_err(|e| e.to_string());
                     counter.fetch_add(1, Ordering::Relaxed);
+                    let rec_ms = super::ms_since(started);
                     let mut results = result.map(Vec::into_iter);
                     for job in jobs {
                         let n = job.crops.len();
                         let part = match &mut results {
-                            Ok(iter) => Ok(iter.by_ref().take(n).collect()),
+                            Ok(iter) => Ok(Recognised {
+                                lines: iter.by_ref().take(n).collect(),
+                                rec_ms,
+                                wait_ms: (started - job.queued).as_secs_f64() * 1e3,
+                            }),
                             Err(e) => Err(e.clone()),
                         };
                         let _ = job.reply.send(part);
@@ -74,12 +90,25 @@ impl RecBatcher {
 
     /// Recognises `crops`, possibly together with other documents' crops.
     pub async fn recognize(&self, crops: Vec<Crop>) -> Result<Vec<Decoded>, OcrError> {
+        Ok(self.recognize_timed(crops).await?.lines)
+    }
+
+    /// [`Self::recognize`], saying how long the run took and how long the lines waited for it.
+    pub async fn recognize_timed(&self, crops: Vec<Crop>) -> Result<Recognised, OcrError> {
         if crops.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Recognised {
+                lines: Vec::new(),
+                rec_ms: 0.0,
+                wait_ms: 0.0,
+            });
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.tx
-            .send(Job { crops, reply })
+            .send(Job {
+                crops,
+                queued: Instant::now(),
+                reply,
+            })
             .map_err(|_| OcrError::Shape("recognition batcher stopped".into()))?;
         answer
             .await

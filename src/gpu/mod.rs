@@ -128,6 +128,9 @@ pub struct OcrPage {
     pub quality: PageQuality,
     pub det_ms: f64,
     pub rec_ms: f64,
+    /// Where the time went, stage by stage.
+    #[serde(skip)]
+    pub timings: Timings,
 }
 
 /// Both models loaded on one device. Loading takes milliseconds (weights are embedded).
@@ -176,10 +179,14 @@ impl OcrEngine {
     pub fn read_image(&self, img: &image::RgbImage) -> Result<OcrPage, OcrError> {
         let started = Instant::now();
         let prepared = self.prepare(img)?;
-        let det_ms = started.elapsed().as_secs_f64() * 1e3;
+        let det_ms = ms_since(started);
         let started = Instant::now();
+        let mut timings = prepared.timings;
         let crops = self.page_crops(img, &prepared.boxes, &prepared.geometry);
+        timings.crops = ms_since(started);
+        let rec = Instant::now();
         let lines = lines_from(&prepared.boxes, self.recognize_crops(&crops)?);
+        timings.rec = ms_since(rec);
         Ok(OcrPage {
             width: prepared.page.width(),
             height: prepared.page.height(),
@@ -187,12 +194,18 @@ impl OcrEngine {
             geometry: prepared.geometry,
             quality: prepared.quality,
             det_ms,
-            rec_ms: started.elapsed().as_secs_f64() * 1e3,
+            rec_ms: ms_since(started),
+            timings,
         })
     }
 
-    fn detect(&self, img: &image::RgbImage) -> Result<Vec<(Quad, f32)>, OcrError> {
+    fn detect(
+        &self,
+        img: &image::RgbImage,
+        timings: &mut Timings,
+    ) -> Result<Vec<(Quad, f32)>, OcrError> {
         let p = &self.params;
+        let started = Instant::now();
         let input = image_ops::det_input(img, p.det_min_side, p.det_max_side);
         let (w, h) = (input.width, input.height);
         let x = Tensor::<4>::from_data(TensorData::new(input.data, [1, 3, h, w]), &self.device);
@@ -202,6 +215,8 @@ impl OcrEngine {
             .into_data()
             .try_to_vec::<f32>()
             .map_err(|e| OcrError::Shape(format!("{e:?}")))?;
+        timings.det += ms_since(started);
+        let started = Instant::now();
         if prob.len() != w * h {
             return Err(OcrError::Shape(format!(
                 "det output {dims:?} for input {w}×{h}"
@@ -213,21 +228,22 @@ impl OcrEngine {
             unclip_ratio: p.det_unclip_ratio,
             ..Default::default()
         };
-        Ok(db::boxes_from_map(
+        let mut boxes = db::boxes_from_map(
             &prob,
             w,
             h,
             input.scale,
             (img.width() as f32, img.height() as f32),
             &params,
-        ))
+        );
+        db::reading_order(&mut boxes);
+        timings.post += ms_since(started);
+        Ok(boxes)
     }
 
     /// Detected text boxes in reading order.
     pub fn detect_boxes(&self, img: &image::RgbImage) -> Result<Vec<(Quad, f32)>, OcrError> {
-        let mut boxes = self.detect(img)?;
-        db::reading_order(&mut boxes);
-        Ok(boxes)
+        self.detect(img, &mut Timings::default())
     }
 
     /// Each box cut out of the page as a recogniser input.
@@ -323,6 +339,48 @@ impl OcrEngine {
             .map(|d| d.expect("every crop is in one batch"))
             .collect())
     }
+}
+
+/// Where one card's reading time went, in milliseconds (stages that did not run are 0).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Timings {
+    /// Decoding the file into pixels.
+    pub decode: f64,
+    /// Finding the card in the photo and warping it flat.
+    pub find: f64,
+    /// The detector model (input preparation and the forward pass).
+    pub det: f64,
+    /// Boxes from the detector's map.
+    pub post: f64,
+    /// Deciding a half turn (probe lines read both ways round) and measuring the page.
+    pub orient: f64,
+    /// Cutting line crops out of the photo.
+    pub crops: f64,
+    /// The recogniser's run that held this card's lines (the whole batch, with other cards').
+    pub rec: f64,
+    /// Waiting for other cards' lines to fill a recognition batch, or for the device.
+    pub wait: f64,
+}
+
+impl Timings {
+    /// The stages by name, in the order they run.
+    pub fn stages(&self) -> [(&'static str, f64); 8] {
+        [
+            ("decode", self.decode),
+            ("find", self.find),
+            ("det", self.det),
+            ("post", self.post),
+            ("orient", self.orient),
+            ("crops", self.crops),
+            ("rec", self.rec),
+            ("wait", self.wait),
+        ]
+    }
+}
+
+/// Milliseconds since `started`.
+pub fn ms_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
 }
 
 /// A recogniser input: BGR planes of a line, its width (height is the model's).

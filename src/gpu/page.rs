@@ -4,15 +4,15 @@
 //! the text boxes' geometry (lines run along a card's long side), and half turns by reading a
 //! few of the tallest lines both ways round and keeping the way the recogniser is surer of.
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Instant};
 
 use image::RgbImage;
 use serde::Serialize;
 
 use super::{
-    OcrEngine, OcrError, card,
+    OcrEngine, OcrError, Timings, card,
     db::{self, Quad},
-    image_ops,
+    image_ops, ms_since,
     warp::{self, Homography},
 };
 
@@ -58,6 +58,8 @@ pub struct Prepared<'a> {
     pub boxes: Vec<(Quad, f32)>,
     pub geometry: PageGeometry,
     pub quality: PageQuality,
+    /// Time spent so far (finding, detecting, orienting).
+    pub timings: Timings,
 }
 
 /// Light and focus measured on the page (what a retake request is based on).
@@ -114,8 +116,13 @@ impl PageQuality {
 /// A found card with fewer text lines than this on it was not the card.
 const MIN_CARD_LINES: usize = 3;
 
-/// Lines read both ways round to decide a half turn.
+/// Lines read both ways round, at most, to decide a half turn.
 const PROBE_LINES: usize = 3;
+
+/// A lead (in summed character confidence) of this much per character of the lines probed
+/// so far settles the half turn without probing further: a legible line read the right way
+/// round is near 1 per character, the wrong way round well under half.
+const PROBE_LEAD: f32 = 0.4;
 
 /// The margin kept around a found card, as a share of the page's height: text is read up to
 /// a little beyond the card's edges, so that an edge found inside the card (a dark band
@@ -125,6 +132,7 @@ const CARD_MARGIN: f32 = 0.08;
 impl OcrEngine {
     /// Finds the card in `photo`, turns it upright and detects its text boxes.
     pub fn prepare<'a>(&self, photo: &'a RgbImage) -> Result<Prepared<'a>, OcrError> {
+        let started = Instant::now();
         let found = if self.params.find_card {
             card::find(photo)
         } else {
@@ -135,22 +143,28 @@ impl OcrEngine {
             boxes: Vec::new(),
             geometry: PageGeometry::default(),
             quality: PageQuality::default(),
+            timings: Timings::default(),
         };
         let mut prepared = match found {
             Some(found) => self.flatten(photo, &found),
             None => whole(),
         };
-        prepared.boxes = self.detect_boxes(&prepared.page)?;
+        let mut t = Timings {
+            find: ms_since(started),
+            ..Timings::default()
+        };
+        prepared.boxes = self.detect(&prepared.page, &mut t)?;
         if prepared.geometry.card_quad.is_some() && prepared.boxes.len() < MIN_CARD_LINES {
             // Card-shaped, but with no print on it (a plain label, a screen): the whole
             // photo is read instead.
             prepared = whole();
-            prepared.boxes = self.detect_boxes(&prepared.page)?;
+            prepared.boxes = self.detect(&prepared.page, &mut t)?;
         }
         if runs_across(&prepared.boxes) {
             prepared = turn(prepared, Turn::Quarter);
-            prepared.boxes = self.detect_boxes(&prepared.page)?;
+            prepared.boxes = self.detect(&prepared.page, &mut t)?;
         }
+        let started = Instant::now();
         if self.upside_down(photo, &prepared.boxes, &prepared.geometry)? {
             prepared = turn(prepared, Turn::Half);
         }
@@ -162,6 +176,8 @@ impl OcrEngine {
             let on_page = db::order_corners(quad.map(|c| back.apply(c)));
             *quad = on_page.map(|c| p.to_photo.apply(c));
         }
+        t.orient = ms_since(started);
+        prepared.timings = t;
         Ok(prepared)
     }
 
@@ -188,6 +204,7 @@ impl OcrEngine {
                 photo_scale,
             },
             quality: PageQuality::default(),
+            timings: Timings::default(),
         }
     }
 
@@ -231,25 +248,24 @@ impl OcrEngine {
         // either way round (a KTP's NIK, an NPWP's number and headings).
         tallest.sort_by(|a, b| b.height().total_cmp(&a.height()));
         tallest.truncate(PROBE_LINES);
-        if tallest.is_empty() {
-            return Ok(false);
+        // Confidence summed over each way's characters, line by line; the probe stops as
+        // soon as one way leads by a clear margin (on a legible card, after its first line).
+        let (mut upright, mut turned, mut chars) = (0f32, 0f32, 0usize);
+        for q in tallest {
+            let [a, b, c, d] = q.0;
+            let both_ways = [(Quad([a, b, c, d]), 1.0), (Quad([c, d, a, b]), 1.0)];
+            let read = self.recognize_crops(&self.page_crops(photo, &both_ways, geometry))?;
+            let sum = |d: &super::ctc::Decoded| d.char_confidence.iter().sum::<f32>();
+            (upright, turned) = (upright + sum(&read[0]), turned + sum(&read[1]));
+            chars += read[0]
+                .char_confidence
+                .len()
+                .max(read[1].char_confidence.len());
+            if chars > 0 && (upright - turned).abs() >= PROBE_LEAD * chars as f32 {
+                break;
+            }
         }
-        let both_ways: Vec<(Quad, f32)> = tallest
-            .iter()
-            .flat_map(|q| {
-                let [a, b, c, d] = q.0;
-                [(Quad([a, b, c, d]), 1.0), (Quad([c, d, a, b]), 1.0)]
-            })
-            .collect();
-        let read = self.recognize_crops(&self.page_crops(photo, &both_ways, geometry))?;
-        let score = |turned: usize| -> f32 {
-            read.iter()
-                .skip(turned)
-                .step_by(2)
-                .map(|d| d.char_confidence.iter().sum::<f32>())
-                .sum()
-        };
-        Ok(score(1) > score(0))
+        Ok(turned > upright)
     }
 }
 
@@ -287,6 +303,7 @@ fn turn(prepared: Prepared<'_>, by: Turn) -> Prepared<'_> {
             ..prepared.geometry
         },
         quality: prepared.quality,
+        timings: prepared.timings,
     }
 }
 
@@ -350,6 +367,7 @@ mod tests {
             boxes: vec![line(20.0, 10.0, 100.0, 20.0)],
             geometry: PageGeometry::default(),
             quality: PageQuality::default(),
+            timings: Timings::default(),
         };
         let turned = turn(prepared, Turn::Quarter);
         assert_eq!((turned.page.width(), turned.page.height()), (100, 200));

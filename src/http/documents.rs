@@ -339,6 +339,10 @@ impl DocumentsApi {
         .await?
         {
             Accepted::New { id, created_at } => {
+                // This node's idle workers take it now rather than at the pool's next tick.
+                if let Some(pool) = state.ocr_pool.read().ok().and_then(|p| p.clone()) {
+                    let _ = pool.cast(crate::actors::ocr::OcrPoolMsg::Poll);
+                }
                 Ok(UploadResponse::Accepted(Json(answer(id, created_at))))
             }
             Accepted::Replayed(record) => {

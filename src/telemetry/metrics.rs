@@ -27,6 +27,7 @@ pub mod names {
     pub const GPU_ACTIVE_JOBS: &str = "filot.gpu.active_jobs";
     pub const GPU_PROCESSING_TIME_MS: &str = "filot.gpu.processing_time_ms";
     pub const GPU_FALLBACK_COUNT: &str = "filot.gpu.fallback_count";
+    pub const OCR_STAGE_MS: &str = "filot.ocr.stage_ms";
     pub const OCR_SUCCESS_COUNT: &str = "filot.ocr.success_count";
     pub const OCR_FAILURE_COUNT: &str = "filot.ocr.failure_count";
     pub const VERIFICATION_LATENCY_MS: &str = "filot.verification.latency_ms";
@@ -125,6 +126,11 @@ fn describe() {
         GPU_PROCESSING_TIME_MS,
         Unit::Milliseconds,
         "OCR time per document, by device"
+    );
+    describe_histogram!(
+        OCR_STAGE_MS,
+        Unit::Milliseconds,
+        "OCR time per document, by stage: decode, find, det, post, orient, crops, rec, wait"
     );
     describe_counter!(
         GPU_FALLBACK_COUNT,

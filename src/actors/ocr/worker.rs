@@ -3,7 +3,10 @@
 //! or abandons the run (requeued, or failed after its last attempt). Every line of a run
 //! carries the upload's correlation id.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tracing::Instrument;
@@ -271,12 +274,16 @@ async fn read(
         let bytes = blobs
             .get(&key)
             .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
+        let started = Instant::now();
         let img =
             image_ops::decode(&bytes, &limits).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
+        let decode = gpu::ms_since(started);
+        let started = Instant::now();
         // The models are read-only: a panic in an earlier read leaves nothing half-changed.
         let engine = engine
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let wait = gpu::ms_since(started);
         #[cfg(feature = "test-hooks")]
         match fault {
             Some(Fault::Hang) => faults.hang(),
@@ -287,29 +294,50 @@ async fn read(
         let prepared = engine
             .prepare(&img)
             .map_err(|e| Read::EngineError(e.to_string()))?;
+        let started = Instant::now();
         let crops = engine.page_crops(&img, &prepared.boxes, &prepared.geometry);
+        let timings = gpu::Timings {
+            decode,
+            wait,
+            crops: gpu::ms_since(started),
+            ..prepared.timings
+        };
         let (width, height) = (prepared.page.width(), prepared.page.height());
         let (geometry, quality) = (prepared.geometry, prepared.quality);
-        Ok::<_, Read>((width, height, prepared.boxes, geometry, quality, crops))
+        Ok::<_, Read>((
+            width,
+            height,
+            prepared.boxes,
+            geometry,
+            quality,
+            crops,
+            timings,
+        ))
     })
     .await;
-    let (width, height, boxes, geometry, quality, crops) = match prepared {
+    let (width, height, boxes, geometry, quality, crops, mut timings) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(read)) => return read,
         // A panic while reading this document would recur on every retry: record it as a
         // failure of the document instead of retrying it for ever.
         Err(_) => return Read::Unreadable("ocr_crashed"),
     };
-    match models.batcher.recognize(crops).await {
-        Ok(decoded) => {
+    match models.batcher.recognize_timed(crops).await {
+        Ok(recognised) => {
+            timings.rec = recognised.rec_ms;
+            timings.wait += recognised.wait_ms;
+            for (stage, ms) in timings.stages() {
+                metrics::histogram!(names::OCR_STAGE_MS, "stage" => stage).record(ms);
+            }
             let page = OcrPage {
                 width,
                 height,
-                lines: gpu::lines_from(&boxes, decoded),
+                lines: gpu::lines_from(&boxes, recognised.lines),
                 geometry,
                 quality,
-                det_ms: 0.0,
-                rec_ms: 0.0,
+                det_ms: timings.find + timings.det + timings.post + timings.orient,
+                rec_ms: timings.rec,
+                timings,
             };
             let today = chrono::Utc::now().date_naive();
             let placement = Placement {

@@ -1,0 +1,333 @@
+//! `filot bench-ocr --concurrency N`: the service's OCR throughput, measured on the service
+//! itself. A real `Application` (embedded SQLite and blob store in a temporary directory, the
+//! OCR pool with its workers and batchers: the code `filot serve` runs) is started on a
+//! loopback port; N clients each upload a card over HTTP, wait for it to be read, and upload
+//! the next, for the given number of seconds. It prints cards/s, latency percentiles from
+//! upload to reading, and where the OCR time went by stage (the `filot.ocr.stage_ms`
+//! histograms the workers record). Timings belong here, never in tests.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{Application, config::Settings, http::auth::Role};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub device: String,
+    /// OCR workers on the device.
+    pub workers: usize,
+    pub rec_batch: usize,
+    /// Cards in flight at once.
+    pub concurrency: usize,
+    pub seconds: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThroughputReport {
+    pub mode: &'static str,
+    pub device: String,
+    pub workers: usize,
+    pub threads: usize,
+    pub concurrency: usize,
+    pub rec_batch: usize,
+    pub cards: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub cards_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Mean milliseconds per card by stage (decode, find, det, post, orient, crops, rec, wait).
+    pub stage_ms: BTreeMap<String, f64>,
+}
+
+impl ThroughputReport {
+    pub fn summary(&self) -> String {
+        let stages: Vec<String> = self
+            .stage_ms
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.0}"))
+            .collect();
+        format!(
+            "service on {} ({} workers, {} threads), {} in flight, rec batch {}: {} cards in {:.1} s ({} failed): {:.2} cards/s, p50 {:.0} ms, p99 {:.0} ms; per card (ms): {}",
+            self.device,
+            self.workers,
+            self.threads,
+            self.concurrency,
+            self.rec_batch,
+            self.cards,
+            self.seconds,
+            self.failed,
+            self.cards_per_s,
+            self.p50_ms,
+            self.p99_ms,
+            stages.join(", ")
+        )
+    }
+}
+
+/// A card to upload: its bytes, type and file name.
+struct Card {
+    bytes: Vec<u8>,
+    doc_type: &'static str,
+    name: String,
+}
+
+fn load_cards(files: &[PathBuf]) -> Result<Vec<Card>, String> {
+    files
+        .iter()
+        .map(|f| {
+            let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let name = f
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "card.jpg".into());
+            let doc_type = if name.to_ascii_lowercase().contains("npwp") {
+                "NPWP"
+            } else {
+                "KTP"
+            };
+            Ok(Card {
+                bytes,
+                doc_type,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Runs the load against a service started for it, and stops the service.
+pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, String> {
+    let cards = Arc::new(load_cards(files)?);
+    let dir = std::env::temp_dir().join(format!("filot-bench-{}", uuid::Uuid::new_v4()));
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.clone(),
+        ..Default::default()
+    };
+    settings.ocr.devices = vec![load.device.clone(); load.workers.max(1)];
+    settings.ocr.params.rec_batch = load.rec_batch;
+    settings.ocr.poll_interval = Duration::from_millis(50);
+    let l = &mut settings.limits;
+    l.uploads_per_user_per_minute = 1_000_000;
+    l.uploads_per_ip_per_minute = 1_000_000;
+    l.requests_per_user_per_minute = 1_000_000;
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| format!("cannot start the service: {e}"))?;
+    let base = format!("http://{}", app.local_addr());
+    let token = app
+        .state()
+        .auth
+        .mint(
+            "bench",
+            Role::User,
+            Duration::from_secs(load.seconds + 3600),
+        )
+        .map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let client = Client {
+        http: client,
+        base,
+        token,
+    };
+    // One card first, unmeasured: models warm, every lazy start done.
+    let warm = client.read(&cards[0]).await?;
+    if !warm.1 {
+        return Err("the warm-up card was not read".into());
+    }
+    let before = client.stage_sums().await?;
+
+    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let failed = Arc::new(Mutex::new(0usize));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(load.seconds);
+    let mut tasks = Vec::new();
+    for k in 0..load.concurrency.max(1) {
+        let (client, cards) = (client.clone(), cards.clone());
+        let (latencies, failed) = (latencies.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut next = k;
+            while Instant::now() < deadline {
+                let (ms, read) = client.read(&cards[next % cards.len()]).await?;
+                next += load.concurrency.max(1);
+                if read {
+                    latencies.lock().expect("not poisoned").push(ms);
+                } else {
+                    *failed.lock().expect("not poisoned") += 1;
+                }
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let after = client.stage_sums().await?;
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut latencies = latencies.lock().expect("not poisoned").clone();
+    latencies.sort_by(f64::total_cmp);
+    let failed = *failed.lock().expect("not poisoned");
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let stage_ms = after
+        .iter()
+        .map(|(stage, &(sum, count))| {
+            let (sum0, count0) = before.get(stage).copied().unwrap_or((0.0, 0.0));
+            let n = (count - count0).max(1.0);
+            (stage.clone(), (sum - sum0) / n)
+        })
+        .collect();
+    Ok(ThroughputReport {
+        mode: "service",
+        device: load.device,
+        workers: load.workers,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        concurrency: load.concurrency,
+        rec_batch: load.rec_batch,
+        cards: latencies.len(),
+        failed,
+        seconds,
+        cards_per_s: (latencies.len() + failed) as f64 / seconds,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        stage_ms,
+    })
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Client {
+    /// Uploads a card and waits for its reading: (milliseconds, whether it was read).
+    async fn read(&self, card: &Card) -> Result<(f64, bool), String> {
+        let started = Instant::now();
+        let form = reqwest::multipart::Form::new()
+            .text("type", card.doc_type)
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(card.bytes.clone()).file_name(card.name.clone()),
+            );
+        let resp = self
+            .http
+            .post(format!("{}/v1/documents", self.base))
+            .bearer_auth(&self.token)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().as_u16() != 202 {
+            return Err(format!("upload answered {}", resp.status()));
+        }
+        let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+        let id = body["id"]
+            .as_str()
+            .ok_or("upload answered no id")?
+            .to_string();
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let doc: serde_json::Value = self
+                .http
+                .get(format!("{}/v1/documents/{id}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            match doc["status"].as_str() {
+                Some("extracted") => return Ok((started.elapsed().as_secs_f64() * 1e3, true)),
+                Some("failed") => return Ok((started.elapsed().as_secs_f64() * 1e3, false)),
+                _ => {}
+            }
+        }
+    }
+
+    /// The OCR stage histograms' (sum, count) from `/metrics`.
+    async fn stage_sums(&self) -> Result<BTreeMap<String, (f64, f64)>, String> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(stage_sums(&text))
+    }
+}
+
+/// (sum, count) per stage of the `filot_ocr_stage_ms` summary in Prometheus text.
+fn stage_sums(text: &str) -> BTreeMap<String, (f64, f64)> {
+    let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("filot_ocr_stage_ms_") else {
+            continue;
+        };
+        let (which, rest) = rest.split_once('{').unwrap_or((rest, ""));
+        let Some(stage) = rest
+            .split_once("stage=\"")
+            .and_then(|(_, s)| s.split_once('"'))
+            .map(|(s, _)| s.to_string())
+        else {
+            continue;
+        };
+        let value: f64 = rest
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let entry = sums.entry(stage).or_default();
+        match which {
+            "sum" => entry.0 = value,
+            "count" => entry.1 = value,
+            _ => {}
+        }
+    }
+    sums
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_sums_are_read_from_prometheus_text() {
+        let text = "# TYPE filot_ocr_stage_ms summary\n\
+                    filot_ocr_stage_ms{stage=\"det\",quantile=\"0.5\"} 300\n\
+                    filot_ocr_stage_ms_sum{stage=\"det\"} 912.5\n\
+                    filot_ocr_stage_ms_count{stage=\"det\"} 3\n\
+                    filot_ocr_stage_ms_sum{stage=\"rec\"} 40\n\
+                    filot_ocr_stage_ms_count{stage=\"rec\"} 2\n\
+                    filot_gpu_processing_time_ms_sum 7\n";
+        let sums = stage_sums(text);
+        assert_eq!(sums["det"], (912.5, 3.0));
+        assert_eq!(sums["rec"], (40.0, 2.0));
+        assert_eq!(sums.len(), 2);
+    }
+}
