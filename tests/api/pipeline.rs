@@ -23,6 +23,14 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
     assert_eq!(doc["fields"]["name"], want["name"]);
     assert_eq!(doc["fields"]["birth_date"], want["birth_date"]);
     assert!(doc["ocr_ms"].as_u64().is_some(), "OCR timing is recorded");
+    // …and where it went, stage by stage (what `filot bench-ocr --concurrency` reports).
+    let metrics = app.metrics_text().await;
+    for stage in ["decode", "find", "det", "post", "orient", "crops", "rec", "wait"] {
+        assert!(
+            metrics.contains(&format!("filot_ocr_stage_ms_count{{stage=\"{stage}\"}}")),
+            "{stage}"
+        );
+    }
     assert!(
         doc.get("issues").is_none() && doc.get("confidence").is_none(),
         "what the checks found is not shown to the owner: {doc}"
