@@ -46,3 +46,11 @@ echo "== throughput"
 "$BIN" bench-ocr --device cuda:0 --rec-batch 32 --rounds 3 --results "$OUT/bench.jsonl" $cards
 # shellcheck disable=SC2086
 "$BIN" bench-ocr --device cpu --rec-batch 8 --rounds 1 --results "$OUT/bench.jsonl" $cards
+
+echo "== service throughput (real service, N cards in flight, OCR stage split)"
+for n in 8 32; do
+  # shellcheck disable=SC2086
+  timeout 60 "$BIN" bench-ocr --device cuda:0 --workers 4 --rec-batch 64 --concurrency "$n" \
+    --seconds 20 --results "$OUT/bench.jsonl" $cards || echo "(service bench at $n in flight failed)"
+done
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader || true
