@@ -25,7 +25,9 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
     assert!(doc["ocr_ms"].as_u64().is_some(), "OCR timing is recorded");
     // …and where it went, stage by stage (what `filot bench-ocr --concurrency` reports).
     let metrics = app.metrics_text().await;
-    for stage in ["decode", "find", "det", "post", "orient", "crops", "rec", "wait"] {
+    for stage in [
+        "decode", "find", "det", "post", "orient", "crops", "rec", "wait",
+    ] {
         assert!(
             metrics.contains(&format!("filot_ocr_stage_ms_count{{stage=\"{stage}\"}}")),
             "{stage}"
