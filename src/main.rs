@@ -99,6 +99,9 @@ enum Command {
         /// With --concurrency: OCR workers on the device.
         #[arg(long, default_value_t = 1)]
         workers: usize,
+        /// With --concurrency: threads of each CPU worker's engine (0: all cores, shared).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
     /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
     OcrReport {
@@ -201,11 +204,13 @@ async fn main() -> ExitCode {
             concurrency: Some(concurrency),
             seconds,
             workers,
+            threads,
             ..
         } => {
             let load = cli::throughput::Load {
                 device,
                 workers,
+                threads,
                 rec_batch,
                 concurrency,
                 seconds,

@@ -162,6 +162,23 @@ fn a_photo_beyond_reading_asks_for_a_retake() {
     );
 }
 
+/// An engine with threads of its own (`ocr.params.threads`, as each CPU worker of a
+/// throughput-sized node has) reads exactly what the shared pool reads.
+#[test]
+fn an_engine_on_its_own_threads_reads_the_same() {
+    let shared = OcrEngine::cpu(OcrParams::default());
+    let own = OcrEngine::cpu(OcrParams {
+        threads: 1,
+        ..OcrParams::default()
+    });
+    let img = image::open(fixture("ktp_003.jpg")).unwrap().to_rgb8();
+    let a = shared.within(|e| e.read_image(&img)).unwrap();
+    let b = own.within(|e| e.read_image(&img)).unwrap();
+    let text = |p: &filot::gpu::OcrPage| p.lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>();
+    assert!(text(&a).iter().any(|t| t.contains("NIK")), "{:?}", text(&a));
+    assert_eq!(text(&a), text(&b));
+}
+
 /// A small, dim card upside down, whose only legible print is its largest (the NIK and the
 /// headings): the half turn is decided on that print, not on lines too small to read either
 /// way round, so the NIK is read, and doubted honestly where a digit is unsure.

@@ -23,6 +23,8 @@ pub struct Load {
     pub device: String,
     /// OCR workers on the device.
     pub workers: usize,
+    /// Threads per CPU engine (`ocr.params.threads`; 0: all cores, shared).
+    pub threads: usize,
     pub rec_batch: usize,
     /// Cards in flight at once.
     pub concurrency: usize,
@@ -34,6 +36,8 @@ pub struct ThroughputReport {
     pub mode: &'static str,
     pub device: String,
     pub workers: usize,
+    /// Threads per CPU engine (0: all cores, shared).
+    pub engine_threads: usize,
     pub threads: usize,
     pub concurrency: usize,
     pub rec_batch: usize,
@@ -55,9 +59,13 @@ impl ThroughputReport {
             .map(|(k, v)| format!("{k} {v:.0}"))
             .collect();
         format!(
-            "service on {} ({} workers, {} threads), {} in flight, rec batch {}: {} cards in {:.1} s ({} failed): {:.2} cards/s, p50 {:.0} ms, p99 {:.0} ms; per card (ms): {}",
+            "service on {} ({} workers of {} threads, {} cores), {} in flight, rec batch {}: {} cards in {:.1} s ({} failed): {:.2} cards/s, p50 {:.0} ms, p99 {:.0} ms; per card (ms): {}",
             self.device,
             self.workers,
+            match self.engine_threads {
+                0 => "all".to_string(),
+                n => n.to_string(),
+            },
             self.threads,
             self.concurrency,
             self.rec_batch,
@@ -113,6 +121,7 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
     };
     settings.ocr.devices = vec![load.device.clone(); load.workers.max(1)];
     settings.ocr.params.rec_batch = load.rec_batch;
+    settings.ocr.params.threads = load.threads;
     settings.ocr.poll_interval = Duration::from_millis(50);
     let l = &mut settings.limits;
     l.uploads_per_user_per_minute = 1_000_000;
@@ -200,6 +209,7 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
         mode: "service",
         device: load.device,
         workers: load.workers,
+        engine_threads: load.threads,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         concurrency: load.concurrency,
         rec_batch: load.rec_batch,

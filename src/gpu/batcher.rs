@@ -65,7 +65,7 @@ impl RecBatcher {
                     let result = engine
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .recognize_crops(&all)
+                        .within(|engine| engine.recognize_crops(&all))
                         .map_err(|e| e.to_string());
                     counter.fetch_add(1, Ordering::Relaxed);
                     let rec_ms = super::ms_since(started);

@@ -88,6 +88,10 @@ pub struct OcrParams {
     /// An ink-free gap at least this many times the text's height is a space (when it is
     /// also much wider than the line's usual gap between letters).
     pub word_gap_factor: f32,
+    /// CPU threads this engine's model calls run on: 0 shares the process's pool (every
+    /// core); n gives the engine a pool of its own, so that several CPU workers, one engine
+    /// each, read several cards side by side (small model calls scale poorly across cores).
+    pub threads: usize,
 }
 
 impl Default for OcrParams {
@@ -103,6 +107,7 @@ impl Default for OcrParams {
             rec_batch: 8,
             find_card: true,
             word_gap_factor: 0.2,
+            threads: 0,
         }
     }
 }
@@ -140,16 +145,37 @@ pub struct OcrEngine {
     dict: Vec<String>,
     device: Device,
     params: OcrParams,
+    /// The engine's own threads (`OcrParams::threads`), when it has them.
+    threads: Option<rayon::ThreadPool>,
 }
 
 impl OcrEngine {
     pub fn new(device: Device, params: OcrParams) -> Self {
+        let threads = (params.threads > 0)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(params.threads)
+                    .thread_name(|i| format!("ocr-engine-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
         Self {
             det: models::det::Model::from_embedded(&device),
             rec: models::rec::Model::from_embedded(&device),
             dict: models::dictionary(),
             device,
             params,
+            threads,
+        }
+    }
+
+    /// Runs `work` on this engine's own threads when it has them (see
+    /// `OcrParams::threads`), otherwise here: every model call inside runs there.
+    pub fn within<R: Send>(&self, work: impl FnOnce(&Self) -> R + Send) -> R {
+        match &self.threads {
+            Some(pool) => pool.install(|| work(self)),
+            None => work(self),
         }
     }
 

@@ -312,11 +312,17 @@ impl Actor for OcrPool {
         args: OcrPoolArgs,
     ) -> Result<OcrPoolState, ActorProcessingErr> {
         let n = args.devices.len();
-        // Load the models once per distinct device; its workers share them and its batcher.
+        // Load the models once per distinct GPU; its workers share them and its batcher.
+        // Each CPU worker has models (and, with `ocr.params.threads`, threads) of its own:
+        // CPU workers read cards side by side rather than take turns with one set.
         let mut loaded: HashMap<String, ModelSlot> = HashMap::new();
         let mut models = Vec::with_capacity(n);
-        for device in &args.devices {
-            if let Some(slot) = loaded.get(device) {
+        for (index, device) in args.devices.iter().enumerate() {
+            let key = match device.as_str() {
+                "cpu" => format!("cpu/{index}"),
+                gpu => gpu.to_string(),
+            };
+            if let Some(slot) = loaded.get(&key) {
                 models.push((device.clone(), slot.clone()));
                 continue;
             }
@@ -327,7 +333,7 @@ impl Actor for OcrPool {
                 engine,
                 batcher,
             }));
-            loaded.insert(device.clone(), slot.clone());
+            loaded.insert(key, slot.clone());
             models.push((device.clone(), slot));
         }
         let mut state = OcrPoolState {

@@ -291,15 +291,18 @@ async fn read(
             Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
             Some(Fault::Panic) | None => {}
         }
-        let prepared = engine
-            .prepare(&img)
-            .map_err(|e| Read::EngineError(e.to_string()))?;
-        let started = Instant::now();
-        let crops = engine.page_crops(&img, &prepared.boxes, &prepared.geometry);
+        let (prepared, crops, crops_ms) = engine
+            .within(|engine| {
+                let prepared = engine.prepare(&img)?;
+                let started = Instant::now();
+                let crops = engine.page_crops(&img, &prepared.boxes, &prepared.geometry);
+                Ok((prepared, crops, gpu::ms_since(started)))
+            })
+            .map_err(|e: gpu::OcrError| Read::EngineError(e.to_string()))?;
         let timings = gpu::Timings {
             decode,
             wait,
-            crops: gpu::ms_since(started),
+            crops: crops_ms,
             ..prepared.timings
         };
         let (width, height) = (prepared.page.width(), prepared.page.height());
