@@ -4,7 +4,8 @@
 //! loopback port; N clients each upload a card over HTTP, wait for it to be read, and upload
 //! the next, for the given number of seconds. It prints cards/s, latency percentiles from
 //! upload to reading, and where the OCR time went by stage (the `filot.ocr.stage_ms`
-//! histograms the workers record). Timings belong here, never in tests.
+//! histograms the workers record), and on CUDA the GPU's utilisation from `nvidia-smi`.
+//! Timings belong here, never in tests.
 
 use std::{
     collections::BTreeMap,
@@ -49,6 +50,10 @@ pub struct ThroughputReport {
     pub p99_ms: f64,
     /// Mean milliseconds per card by stage (decode, find, det, post, orient, crops, rec, wait).
     pub stage_ms: BTreeMap<String, f64>,
+    /// On CUDA, the GPU's mean utilisation over the run, sampled from `nvidia-smi` when it is
+    /// there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_util_pct: Option<f64>,
 }
 
 impl ThroughputReport {
@@ -58,8 +63,12 @@ impl ThroughputReport {
             .iter()
             .map(|(k, v)| format!("{k} {v:.0}"))
             .collect();
+        let gpu = self
+            .gpu_util_pct
+            .map(|u| format!("; GPU busy {u:.0}%"))
+            .unwrap_or_default();
         format!(
-            "service on {} ({} workers of {} threads, {} cores), {} in flight, rec batch {}: {} cards in {:.1} s ({} failed): {:.2} cards/s, p50 {:.0} ms, p99 {:.0} ms; per card (ms): {}",
+            "service on {} ({} workers of {} threads, {} cores), {} in flight, rec batch {}: {} cards in {:.1} s ({} failed): {:.2} cards/s, p50 {:.0} ms, p99 {:.0} ms; per card (ms): {}{gpu}",
             self.device,
             self.workers,
             match self.engine_threads {
@@ -157,6 +166,13 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
     }
     let before = client.stage_sums().await?;
 
+    let (sampling, samples) = match load.device.strip_prefix("cuda:") {
+        Some(index) => {
+            let (stop, samples) = sample_gpu(index.to_string());
+            (Some(stop), Some(samples))
+        }
+        None => (None, None),
+    };
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let failed = Arc::new(Mutex::new(0usize));
     let started = Instant::now();
@@ -183,6 +199,13 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
         t.await.map_err(|e| e.to_string())??;
     }
     let seconds = started.elapsed().as_secs_f64();
+    if let Some(stop) = sampling {
+        let _ = stop.send(());
+    }
+    let gpu_util_pct = match samples {
+        Some(task) => task.await.ok().flatten(),
+        None => None,
+    };
     let after = client.stage_sums().await?;
     let _ = stop.send(());
     let _ = server.await;
@@ -220,7 +243,46 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
         stage_ms,
+        gpu_util_pct,
     })
+}
+
+/// Samples GPU `index`'s utilisation from `nvidia-smi` twice a second until told to stop;
+/// the mean, or `None` when `nvidia-smi` is not there or answered nothing.
+fn sample_gpu(
+    index: String,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Option<f64>>,
+) {
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        loop {
+            let out = tokio::process::Command::new("nvidia-smi")
+                .args([
+                    "--query-gpu=utilization.gpu",
+                    "--format=csv,noheader,nounits",
+                    "-i",
+                    &index,
+                ])
+                .output()
+                .await
+                .ok()?;
+            samples.extend(utilisation(&String::from_utf8_lossy(&out.stdout)));
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        (!samples.is_empty()).then(|| samples.iter().sum::<f64>() / samples.len() as f64)
+    });
+    (stop, task)
+}
+
+/// The percentage `nvidia-smi --format=csv,noheader,nounits` printed, if any.
+fn utilisation(text: &str) -> Option<f64> {
+    text.lines().next()?.trim().parse().ok()
 }
 
 #[derive(Clone)]
@@ -325,6 +387,14 @@ fn stage_sums(text: &str) -> BTreeMap<String, (f64, f64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpu_utilisation_is_read_from_nvidia_smi_csv() {
+        assert_eq!(utilisation("87\n"), Some(87.0));
+        assert_eq!(utilisation(" 3 \n"), Some(3.0));
+        assert_eq!(utilisation(""), None);
+        assert_eq!(utilisation("[N/A]\n"), None);
+    }
 
     #[test]
     fn stage_sums_are_read_from_prometheus_text() {
