@@ -9,8 +9,8 @@
 
 use std::{
     collections::BTreeMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
+    path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -121,99 +121,23 @@ fn load_cards(files: &[PathBuf]) -> Result<Vec<Card>, String> {
 
 /// Runs the load against a service started for it, and stops the service.
 pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, String> {
-    let cards = Arc::new(load_cards(files)?);
+    let cards = load_cards(files)?;
+    if cards.is_empty() {
+        return Err("no card to upload".into());
+    }
     let dir = std::env::temp_dir().join(format!("filot-bench-{}", uuid::Uuid::new_v4()));
-    let mut settings = Settings {
-        listen: "127.0.0.1:0".into(),
-        data_dir: dir.clone(),
-        ..Default::default()
-    };
-    settings.ocr.devices = vec![load.device.clone(); load.workers.max(1)];
-    settings.ocr.params.rec_batch = load.rec_batch;
-    settings.ocr.params.threads = load.threads;
-    settings.ocr.poll_interval = Duration::from_millis(50);
-    let l = &mut settings.limits;
-    l.uploads_per_user_per_minute = 1_000_000;
-    l.uploads_per_ip_per_minute = 1_000_000;
-    l.requests_per_user_per_minute = 1_000_000;
-    let app = Application::build(settings)
-        .await
-        .map_err(|e| format!("cannot start the service: {e}"))?;
-    let base = format!("http://{}", app.local_addr());
-    let token = app
-        .state()
-        .auth
-        .mint(
-            "bench",
-            Role::User,
-            Duration::from_secs(load.seconds + 3600),
-        )
-        .map_err(|e| e.to_string())?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
-    let client = Client {
-        http: client,
-        base,
-        token,
-    };
-    // One card first, unmeasured: models warm, every lazy start done.
-    let warm = client.read(&cards[0]).await?;
-    if !warm.1 {
-        return Err("the warm-up card was not read".into());
-    }
-    let before = client.stage_sums().await?;
-
-    let (sampling, samples) = match load.device.strip_prefix("cuda:") {
-        Some(index) => {
-            let (stop, samples) = sample_gpu(index.to_string());
-            (Some(stop), Some(samples))
-        }
-        None => (None, None),
-    };
-    let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
-    let failed = Arc::new(Mutex::new(0usize));
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(load.seconds);
-    let mut tasks = Vec::new();
-    for k in 0..load.concurrency.max(1) {
-        let (client, cards) = (client.clone(), cards.clone());
-        let (latencies, failed) = (latencies.clone(), failed.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut next = k;
-            while Instant::now() < deadline {
-                let (ms, read) = client.read(&cards[next % cards.len()]).await?;
-                next += load.concurrency.max(1);
-                if read {
-                    latencies.lock().expect("not poisoned").push(ms);
-                } else {
-                    *failed.lock().expect("not poisoned") += 1;
-                }
-            }
-            Ok::<_, String>(())
-        }));
-    }
-    for t in tasks {
-        t.await.map_err(|e| e.to_string())??;
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    if let Some(stop) = sampling {
-        let _ = stop.send(());
-    }
-    let gpu_util_pct = match samples {
-        Some(task) => task.await.ok().flatten(),
-        None => None,
-    };
-    let after = client.stage_sums().await?;
-    let _ = stop.send(());
-    let _ = server.await;
+    let measured = serve_and_measure(&load, cards, &dir).await;
+    // The temporary service's data (database, blobs, keys) goes, however the run ended.
     let _ = std::fs::remove_dir_all(&dir);
-
-    let mut latencies = latencies.lock().expect("not poisoned").clone();
+    let Measured {
+        mut latencies,
+        failed,
+        seconds,
+        before,
+        after,
+        gpu_util_pct,
+    } = measured?;
     latencies.sort_by(f64::total_cmp);
-    let failed = *failed.lock().expect("not poisoned");
     let pct = |p: f64| {
         latencies
             .get(((latencies.len() as f64 * p).ceil() as usize).saturating_sub(1))
@@ -245,6 +169,61 @@ pub async fn run(load: Load, files: &[PathBuf]) -> Result<ThroughputReport, Stri
         stage_ms,
         gpu_util_pct,
     })
+}
+
+/// What one run under load gave.
+struct Measured {
+    /// Upload to reading, per card read.
+    latencies: Vec<f64>,
+    /// Cards the service failed.
+    failed: usize,
+    seconds: f64,
+    /// The stage histograms' (sum, count) before and after the load.
+    before: BTreeMap<String, (f64, f64)>,
+    after: BTreeMap<String, (f64, f64)>,
+    gpu_util_pct: Option<f64>,
+}
+
+/// Starts the service in `dir`, warms it with one card, keeps `load.concurrency` cards in
+/// flight for `load.seconds`, and stops it again (on every path).
+async fn serve_and_measure(load: &Load, cards: Vec<Card>, dir: &Path) -> Result<Measured, String> {
+    let mut settings = Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    settings.ocr.devices = vec![load.device.clone(); load.workers.max(1)];
+    settings.ocr.params.rec_batch = load.rec_batch;
+    settings.ocr.params.threads = load.threads;
+    settings.ocr.poll_interval = Duration::from_millis(50);
+    let l = &mut settings.limits;
+    l.uploads_per_user_per_minute = 1_000_000;
+    l.uploads_per_ip_per_minute = 1_000_000;
+    l.requests_per_user_per_minute = 1_000_000;
+    let app = Application::build(settings)
+        .await
+        .map_err(|e| format!("cannot start the service: {e}"))?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: format!("http://{}", app.local_addr()),
+        token: app
+            .state()
+            .auth
+            .mint(
+                "bench",
+                Role::User,
+                Duration::from_secs(load.seconds + 3600),
+            )
+            .map_err(|e| e.to_string())?,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let measured = client.measure(load, Arc::new(cards)).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    measured
 }
 
 /// Samples GPU `index`'s utilisation from `nvidia-smi` twice a second until told to stop;
@@ -293,6 +272,63 @@ struct Client {
 }
 
 impl Client {
+    /// One card first, unmeasured (models warm, every lazy start done), then the load.
+    async fn measure(&self, load: &Load, cards: Arc<Vec<Card>>) -> Result<Measured, String> {
+        if !self.read(&cards[0]).await?.1 {
+            return Err("the warm-up card was not read".into());
+        }
+        let before = self.stage_sums().await?;
+        let (sampling, samples) = match load.device.strip_prefix("cuda:") {
+            Some(index) => {
+                let (stop, samples) = sample_gpu(index.to_string());
+                (Some(stop), Some(samples))
+            }
+            None => (None, None),
+        };
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(load.seconds);
+        let in_flight = load.concurrency.max(1);
+        let tasks: Vec<_> = (0..in_flight)
+            .map(|k| {
+                let (client, cards) = (self.clone(), cards.clone());
+                tokio::spawn(async move {
+                    let (mut latencies, mut failed) = (Vec::new(), 0usize);
+                    let mut next = k;
+                    while Instant::now() < deadline {
+                        match client.read(&cards[next % cards.len()]).await? {
+                            (ms, true) => latencies.push(ms),
+                            (_, false) => failed += 1,
+                        }
+                        next += in_flight;
+                    }
+                    Ok::<_, String>((latencies, failed))
+                })
+            })
+            .collect();
+        let (mut latencies, mut failed) = (Vec::new(), 0);
+        for task in tasks {
+            let (l, f) = task.await.map_err(|e| e.to_string())??;
+            latencies.extend(l);
+            failed += f;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(stop) = sampling {
+            let _ = stop.send(());
+        }
+        let gpu_util_pct = match samples {
+            Some(task) => task.await.ok().flatten(),
+            None => None,
+        };
+        Ok(Measured {
+            latencies,
+            failed,
+            seconds,
+            before,
+            after: self.stage_sums().await?,
+            gpu_util_pct,
+        })
+    }
+
     /// Uploads a card and waits for its reading: (milliseconds, whether it was read).
     async fn read(&self, card: &Card) -> Result<(f64, bool), String> {
         let started = Instant::now();
