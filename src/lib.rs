@@ -31,11 +31,13 @@ pub mod actors;
 pub mod buli2;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod gpu;
 pub mod http;
 pub mod kyc;
 pub mod media;
+pub mod ocr_node;
 pub mod resilience;
 pub mod secrets;
 pub mod store;
@@ -78,6 +80,8 @@ pub enum StartError {
     Actors(String),
     #[error("redis_url: {0}")]
     Redis(String),
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 /// Opens the database named by the settings, creating the data directory, and migrates it.
@@ -104,6 +108,8 @@ pub struct Application {
     root: ActorRef<RootMsg>,
     root_handle: tokio::task::JoinHandle<()>,
     janitor: tokio::task::JoinHandle<()>,
+    /// This node's cluster membership, when it is in a cluster.
+    cluster: Option<cluster::Cluster>,
 }
 
 impl Application {
@@ -188,11 +194,22 @@ impl Application {
             webhooks: Poller::every(settings.outbox.poll_interval),
             workflow: Poller::every(settings.workflow.poll_interval),
         };
+        let has_role = |role: &str| settings.node.roles.iter().any(|r| r == role);
+        // An `api` node reads with its own devices when it has the `ocr` role, and with
+        // every OCR-only node's over the cluster.
+        let cluster = cluster::Cluster::start(&settings, 0).await?;
+        let local_devices = if has_role("ocr") {
+            settings.ocr.devices.clone()
+        } else {
+            Vec::new()
+        };
+        let runs_ocr = !local_devices.is_empty() || cluster.is_some();
         let ocr = actors::ocr::OcrPoolArgs {
+            roster: cluster.as_ref().map(|c| c.roster.clone()),
             documents: documents.clone(),
             blobs: blobs.clone(),
             leases: leases.clone(),
-            devices: settings.ocr.devices.clone(),
+            devices: local_devices,
             params: settings.ocr.params.clone(),
             poll: pollers.ocr.clone(),
             restarts: restarts.ocr,
@@ -233,7 +250,7 @@ impl Application {
         // BULI2 delivery needs both settings (config validation refuses a URL without a
         // secret); without them decisions wait in the outbox. Webhooks are delivered either way.
         let outbox = match (&settings.buli2_url, &settings.buli2_secret) {
-            (Some(url), Some(secret)) => Some(actors::outbox::OutboxArgs {
+            (Some(url), Some(secret)) if has_role("outbox") => Some(actors::outbox::OutboxArgs {
                 common: common.clone(),
                 client: Arc::new(
                     buli2::client::Buli2Client::new(
@@ -269,7 +286,7 @@ impl Application {
             documents: (ctx.clone(), slot.clone(), restarts.document),
             verifications: (verification_ctx, verification_slot, restarts.verification),
             supervisors: restarts.supervisors,
-            ocr: Some(ocr),
+            ocr: runs_ocr.then_some(ocr),
             driver: actors::workflow_driver::DriverArgs {
                 db: db.clone(),
                 clock: clock.clone(),
@@ -301,6 +318,7 @@ impl Application {
             leases,
             redis,
             ocr_pool: pool_slot,
+            cluster: cluster.as_ref().map(|c| c.roster.clone()),
             pollers,
             upload_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.limits.max_concurrent_uploads as usize,
@@ -329,6 +347,7 @@ impl Application {
             root,
             root_handle,
             janitor,
+            cluster,
         })
     }
 
@@ -361,6 +380,7 @@ impl Application {
             root,
             mut root_handle,
             janitor,
+            cluster,
             ..
         } = self;
         let (tree_down_tx, tree_down_rx) = tokio::sync::oneshot::channel::<()>();
@@ -402,6 +422,9 @@ impl Application {
         }
         janitor.abort();
         root.stop(Some("shutdown".into()));
+        if let Some(cluster) = &cluster {
+            cluster.stop();
+        }
         let _ = tokio::time::timeout(Duration::from_secs(10), root_handle).await;
         state.db.close().await;
         telemetry::metrics::flush();

@@ -57,6 +57,9 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
         Err(code) => return code,
     };
     crate::telemetry::init(&settings);
+    if !settings.node.roles.iter().any(|r| r == "api") {
+        return serve_ocr_node(settings).await;
+    }
     let data_dir = settings.data_dir.clone();
     let app = match Application::build(settings).await {
         Ok(app) => app,
@@ -74,6 +77,31 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
         addr = app.local_addr()
     );
     match app.run_until_stopped(stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("filot: server error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `filot serve` on a node without the `api` role: OCR for the cluster, health and metrics.
+async fn serve_ocr_node(settings: crate::config::Settings) -> ExitCode {
+    let name = settings.node.name.clone();
+    let node = match crate::ocr_node::OcrNode::build(settings).await {
+        Ok(node) => node,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("filot: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = crate::shutdown_signal();
+    println!(
+        "filot OCR node {name} listening on http://{} (health and metrics only)",
+        node.local_addr()
+    );
+    match node.run_until_stopped(stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("filot: server error: {e}");

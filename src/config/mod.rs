@@ -27,9 +27,11 @@ use serde::{Deserialize, Serialize};
 
 pub mod duration;
 mod keys;
+mod peers;
 mod sections;
 mod validate;
 
+pub use peers::PeerAddr;
 pub use sections::*;
 
 /// A configured secret. `Debug`, `Display` and `Serialize` all redact it.

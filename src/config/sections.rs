@@ -368,15 +368,40 @@ pub struct NodeSettings {
     pub roles: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ClusterSettings {
     /// Address the cluster listener binds; empty = no cluster listener.
     pub listen: String,
     /// Other nodes, `name@host:port`. Empty = single node.
     pub peers: Vec<String>,
-    /// Erlang-style magic cookie shared by all nodes.
+    /// Erlang-style magic cookie shared by all nodes (env `FILOT_CLUSTER__COOKIE`).
     pub cookie: Option<Secret>,
+    /// How often each peer is pinged (and missing peers re-dialled).
+    #[serde(with = "super::duration")]
+    pub heartbeat_interval: Duration,
+    /// A peer that has not answered for this long is declared down and its work rerouted.
+    #[serde(with = "super::duration")]
+    pub heartbeat_deadline: Duration,
+    /// The longest wait between two dials of a peer that stays away.
+    #[serde(with = "super::duration")]
+    pub redial_max: Duration,
+    /// The largest cluster frame accepted (a card's bytes travel in one).
+    pub max_frame_bytes: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            peers: Vec::new(),
+            cookie: None,
+            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_deadline: Duration::from_secs(5),
+            redial_max: Duration::from_secs(10),
+            max_frame_bytes: 16 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for DatabaseSettings {

@@ -252,8 +252,51 @@ impl Settings {
                 ));
             }
         }
-        if !self.cluster.peers.is_empty() && self.cluster.cookie.is_none() {
+        let c = &self.cluster;
+        if !c.peers.is_empty() && c.cookie.is_none() {
             p.push("cluster.cookie: required when cluster.peers is not empty".into());
+        }
+        if !c.listen.is_empty() {
+            if c.listen.parse::<SocketAddr>().is_err() {
+                p.push(format!(
+                    "cluster.listen: `{}` is not a socket address (e.g. 127.0.0.1:4370)",
+                    c.listen
+                ));
+            }
+            if c.cookie.is_none() {
+                p.push("cluster.cookie: required when cluster.listen is set".into());
+            }
+        } else if !c.peers.is_empty() {
+            p.push("cluster.listen: required when cluster.peers is not empty".into());
+        }
+        for peer in &c.peers {
+            if super::PeerAddr::parse(peer).is_none() {
+                p.push(format!(
+                    "cluster.peers: `{peer}` must look like name@host:port"
+                ));
+            }
+        }
+        if c.heartbeat_deadline <= c.heartbeat_interval {
+            p.push("cluster.heartbeat_deadline: must be longer than heartbeat_interval".into());
+        }
+        if c.max_frame_bytes < self.limits.max_file_bytes + 64 * 1024 {
+            p.push(format!(
+                "cluster.max_frame_bytes: must exceed limits.max_file_bytes ({}) by 64 KiB: a card travels in one frame",
+                self.limits.max_file_bytes
+            ));
+        }
+        let roles = &self.node.roles;
+        if roles.is_empty() {
+            p.push("node.roles: at least one of api, ocr, outbox".into());
+        }
+        if !roles.iter().any(|r| r == "api") && c.listen.is_empty() {
+            p.push("node.roles: a node without `api` works for others over the cluster: set cluster.listen".into());
+        }
+        if roles.iter().any(|r| r == "outbox") && !roles.iter().any(|r| r == "api") {
+            p.push(
+                "node.roles: `outbox` delivers from the database, which only `api` nodes open"
+                    .into(),
+            );
         }
         p
     }

@@ -53,6 +53,8 @@ pub struct AppState {
     pub redis: Option<crate::store::redis::Redis>,
     /// This node's OCR pool while it runs (readiness reports it).
     pub ocr_pool: crate::actors::PoolSlot,
+    /// The cluster as this node sees it, when it is in one.
+    pub cluster: Option<crate::cluster::Roster>,
     /// The node's pollers and the rounds each has finished.
     pub pollers: crate::resilience::Pollers,
     /// Uploads that may be received at once (`limits.max_concurrent_uploads`).
@@ -170,6 +172,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     route
         .around(move |next, req| guard_body(next, req, gate_state.clone()))
         .with(CatchPanic::new().with_handler(errors::panic_response))
+        .data(state.settings.clone())
         .data(state)
         .around(move |next, req| errors::normalize(next, req, allow.clone()))
         .around(move |next, req| record_request(next, req, table.clone()))
@@ -182,7 +185,55 @@ pub fn metrics_app(state: Arc<AppState>) -> impl poem::Endpoint {
     let table = Arc::new(table);
     Route::new()
         .at("/metrics", poem::get(metrics_text))
-        .data(state)
+        .data(state.settings.clone())
+        .around(move |next, req| errors::normalize(next, req, table.clone()))
+}
+
+/// What an OCR-only node serves over HTTP: `/health/live`, `/health/ready` (its OCR server
+/// runs and how many cluster peers are up) and `/metrics`; nothing else.
+pub fn ocr_node_app(
+    settings: Arc<Settings>,
+    roster: crate::cluster::Roster,
+    server: ractor::ActorRef<crate::cluster::wire::OcrServerMsg>,
+) -> impl poem::Endpoint {
+    let mut table = routes::RouteTable::default();
+    table
+        .add("/metrics", Method::GET)
+        .add("/health/live", Method::GET)
+        .add("/health/ready", Method::GET);
+    let table = Arc::new(table);
+    let ready = move |_: Request| {
+        let (up, down) = roster.counts();
+        let running = server.get_status() == ractor::ActorStatus::Running;
+        let body = serde_json::json!({
+            "status": if running { "ready" } else { "not_ready" },
+            "checks": [
+                if running { "ocr: ok".to_string() } else { "ocr: stopped".to_string() },
+                format!("cluster: {} up, {down} down", up - 1),
+            ],
+        });
+        let status = if running {
+            poem::http::StatusCode::OK
+        } else {
+            poem::http::StatusCode::SERVICE_UNAVAILABLE
+        };
+        Response::builder()
+            .status(status)
+            .content_type("application/json")
+            .body(body.to_string())
+    };
+    Route::new()
+        .at("/metrics", poem::get(metrics_text))
+        .at(
+            "/health/live",
+            poem::get(poem::endpoint::make_sync(|_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(r#"{"status":"ok","checks":[]}"#)
+            })),
+        )
+        .at("/health/ready", poem::get(poem::endpoint::make_sync(ready)))
+        .data(settings)
         .around(move |next, req| errors::normalize(next, req, table.clone()))
 }
 
@@ -190,10 +241,10 @@ pub fn metrics_app(state: Arc<AppState>) -> impl poem::Endpoint {
 /// `metrics.token` set, only for `Authorization: Bearer <token>`.
 #[poem::handler]
 fn metrics_text(req: &Request) -> poem::Result<Response> {
-    let state = req
-        .data::<Arc<AppState>>()
+    let settings = req
+        .data::<Arc<Settings>>()
         .ok_or(errors::ApiError::Internal)?;
-    if let Some(token) = &state.settings.metrics.token {
+    if let Some(token) = &settings.metrics.token {
         let given = req
             .headers()
             .get(header::AUTHORIZATION)

@@ -145,7 +145,7 @@ impl RootState {
             }
             Child::Ocr if self.ocr.is_none() => {
                 if let Some(args) = self.args.ocr.clone()
-                    && !args.devices.is_empty()
+                    && (!args.devices.is_empty() || args.roster.is_some())
                 {
                     let (pool, _) =
                         Actor::spawn_linked(None, OcrPool, args, myself.get_cell()).await?;

@@ -41,6 +41,9 @@ pub mod names {
     pub const LEASES_AVAILABLE: &str = "filot.leases.available";
     pub const HTTP_REQUESTS: &str = "filot.http.requests";
     pub const HTTP_LATENCY_MS: &str = "filot.http.latency_ms";
+    pub const CLUSTER_NODES: &str = "filot.cluster.nodes";
+    pub const CLUSTER_DISPATCH_LATENCY_MS: &str = "filot.cluster.dispatch_latency_ms";
+    pub const CLUSTER_REFUSED_COUNT: &str = "filot.cluster.refused_count";
 }
 
 /// EMF output settings (see `config::MetricsSettings`).
@@ -168,6 +171,19 @@ fn describe() {
     describe_counter!(
         ACTOR_RESTART_COUNT,
         "Actor restarts by their supervisor, by kind"
+    );
+    describe_gauge!(
+        CLUSTER_NODES,
+        "Cluster nodes as this node sees them (itself included), by state: up, down"
+    );
+    describe_histogram!(
+        CLUSTER_DISPATCH_LATENCY_MS,
+        Unit::Milliseconds,
+        "Sending a card to another node's OCR pool until its reading is back"
+    );
+    describe_counter!(
+        CLUSTER_REFUSED_COUNT,
+        "Cluster nodes refused for speaking another protocol version"
     );
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by method, route and status");
     describe_histogram!(

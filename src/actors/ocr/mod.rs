@@ -17,16 +17,27 @@
 //! decides (see `supervision::root`). When the lease service (Redis) is unavailable the pool
 //! takes no new work until it answers again.
 //!
-//! This file is the pool; `worker` is one worker's run (claim, read, record, or abandon).
+//! In a cluster the pool also dispatches to other nodes' OCR pools (`remote`): one slot per
+//! card each up member of an `ocr:*` process group reads at once, filled least-loaded first.
+//! A remote slot's worker claims and records exactly like a local one; only the pixels are
+//! read elsewhere. When a member leaves or its node is declared down, its slots' documents
+//! are requeued at once. An OCR-only node runs `server` instead of a pool.
+//!
+//! This file is the pool; `worker` is one worker's run (claim, read, record, or abandon);
+//! `loading` puts the models on their devices.
 //! Test builds inject faults into runs through `crate::testing::OcrFaults`.
 
+mod loading;
+mod remote;
+mod server;
 mod worker;
 
-use worker::ACTOR;
+use loading::{load_devices, load_engine};
+pub use server::{OcrServer, OcrServerArgs};
+use worker::{ACTOR, Reader};
 pub use worker::{Abandon, OcrWorker, WorkerArgs, abandon};
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
@@ -89,6 +100,8 @@ pub struct OcrPoolArgs {
     pub max_attempts: u32,
     /// The decoder limits every stored card is decoded within.
     pub image_limits: crate::media::ImageLimits,
+    /// The cluster, when this node is in one: other nodes' OCR pools take work too.
+    pub roster: Option<crate::cluster::Roster>,
 }
 
 /// The models loaded on one device, and that device's recognition batcher.
@@ -116,6 +129,8 @@ pub struct OcrPoolState {
     given_up: Vec<bool>,
     /// The lease service, when it is away: no new work is taken.
     leases_down: Outage,
+    /// Slots on other nodes' pools (indices after the local workers').
+    remote: remote::RemoteSlots,
 }
 
 /// Between a worker's failure and its restart on reloaded models.
@@ -130,9 +145,22 @@ impl OcrPoolState {
         pool: &ActorRef<OcrPoolMsg>,
         index: usize,
     ) -> Result<(), ActorProcessingErr> {
+        let reader = Reader::Local(self.models[index].1.clone());
+        let worker = self.start_worker(pool, index, reader).await?;
+        self.workers[index] = Some(worker);
+        self.idle.push(index);
+        Ok(())
+    }
+
+    async fn start_worker(
+        &self,
+        pool: &ActorRef<OcrPoolMsg>,
+        index: usize,
+        reader: Reader,
+    ) -> Result<ActorRef<OcrWorkerMsg>, ActorProcessingErr> {
         let args = WorkerArgs {
             index,
-            models: self.models[index].1.clone(),
+            reader,
             documents: self.args.documents.clone(),
             blobs: self.args.blobs.clone(),
             leases: self.args.leases.clone(),
@@ -142,15 +170,32 @@ impl OcrPoolState {
             pool: pool.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;
-        self.workers[index] = Some(worker);
-        self.idle.push(index);
-        Ok(())
+        Ok(worker)
     }
 
     fn running(&self, id: &DocumentId) -> Option<usize> {
-        self.busy
-            .iter()
-            .position(|b| b.as_ref().is_some_and(|(d, _)| d == id))
+        let on = |b: &Option<(DocumentId, Lease)>| b.as_ref().is_some_and(|(d, _)| d == id);
+        self.busy.iter().position(on).or_else(|| {
+            self.remote
+                .slots
+                .iter()
+                .find(|(_, s)| on(&s.run))
+                .map(|(i, _)| *i)
+        })
+    }
+
+    fn worker(&self, index: usize) -> Option<ActorRef<OcrWorkerMsg>> {
+        match self.workers.get(index) {
+            Some(w) => w.clone(),
+            None => self.remote.slots.get(&index)?.worker.clone(),
+        }
+    }
+
+    fn run_of(&mut self, index: usize) -> Option<&mut Option<(DocumentId, Lease)>> {
+        match self.busy.get_mut(index) {
+            Some(run) => Some(run),
+            None => self.remote.slots.get_mut(&index).map(|s| &mut s.run),
+        }
     }
 
     async fn dispatch(&mut self) {
@@ -173,7 +218,7 @@ impl OcrPoolState {
             if self.running(&id).is_some() {
                 continue;
             }
-            let leases = &self.args.leases;
+            let leases = self.args.leases.clone();
             let lease = match leases
                 .try_acquire(LeaseKind::Document, &id.to_string(), fence)
                 .await
@@ -191,13 +236,15 @@ impl OcrPoolState {
             if self.leases_down.record(true, &"ok") {
                 metrics::gauge!(names::LEASES_AVAILABLE).set(1.0);
             }
-            let Some(index) = self.idle.pop() else { break };
-            let Some(worker) = self.workers[index].clone() else {
+            let Some(index) = self.pick_idle() else { break };
+            let Some(worker) = self.worker(index) else {
                 leases.release(&lease).await;
                 continue;
             };
             if worker.cast(OcrWorkerMsg::Run(id, lease.clone())).is_ok() {
-                self.busy[index] = Some((id, lease));
+                if let Some(run) = self.run_of(index) {
+                    *run = Some((id, lease));
+                }
             } else {
                 leases.release(&lease).await;
                 self.idle.push(index);
@@ -270,37 +317,6 @@ impl OcrPoolState {
     }
 }
 
-/// Loads the models on `device`; a GPU that cannot start (no driver, no memory) falls back to
-/// the CPU instead of leaving the node without OCR, and says so in a metric and the log. The
-/// engine is built and wrapped on the blocking thread: the models are large values, kept off
-/// the async stack.
-async fn load_engine(
-    device: &str,
-    params: &crate::gpu::OcrParams,
-) -> Result<(Arc<Mutex<OcrEngine>>, String), ActorProcessingErr> {
-    let load = |name: String, p: crate::gpu::OcrParams| {
-        tokio::task::spawn_blocking(move || {
-            std::panic::catch_unwind(|| OcrEngine::on(&name, p).map(|e| Arc::new(Mutex::new(e))))
-                .map_err(|_| "the device panicked while loading the models".to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
-        })
-    };
-    match load(device.to_string(), params.clone()).await? {
-        Ok(engine) => {
-            tracing::info!(device, "OCR models loaded");
-            Ok((engine, device.to_string()))
-        }
-        Err(e) if device != "cpu" => {
-            tracing::error!(device, error = %e, "OCR device unavailable; falling back to the CPU");
-            metrics::counter!(names::GPU_FALLBACK_COUNT, "device" => device.to_string())
-                .increment(1);
-            let engine = load("cpu".into(), params.clone()).await??;
-            Ok((engine, "cpu".into()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 impl Actor for OcrPool {
     type Msg = OcrPoolMsg;
     type State = OcrPoolState;
@@ -312,30 +328,13 @@ impl Actor for OcrPool {
         args: OcrPoolArgs,
     ) -> Result<OcrPoolState, ActorProcessingErr> {
         let n = args.devices.len();
-        // Load the models once per distinct GPU; its workers share them and its batcher.
-        // Each CPU worker has models (and, with `ocr.params.threads`, threads) of its own:
-        // CPU workers read cards side by side rather than take turns with one set.
-        let mut loaded: HashMap<String, ModelSlot> = HashMap::new();
-        let mut models = Vec::with_capacity(n);
-        for (index, device) in args.devices.iter().enumerate() {
-            let key = match device.as_str() {
-                "cpu" => format!("cpu/{index}"),
-                gpu => gpu.to_string(),
-            };
-            if let Some(slot) = loaded.get(&key) {
-                models.push((device.clone(), slot.clone()));
-                continue;
-            }
-            let (engine, runs_on) = load_engine(device, &args.params).await?;
-            let batcher = RecBatcher::spawn(engine.clone(), args.batch_lines, args.batch_wait);
-            let slot = Arc::new(RwLock::new(DeviceModels {
-                device: runs_on,
-                engine,
-                batcher,
-            }));
-            loaded.insert(key, slot.clone());
-            models.push((device.clone(), slot));
-        }
+        let models = load_devices(
+            &args.devices,
+            &args.params,
+            args.batch_lines,
+            args.batch_wait,
+        )
+        .await?;
         let mut state = OcrPoolState {
             models,
             workers: vec![None; n],
@@ -344,12 +343,13 @@ impl Actor for OcrPool {
             failures: vec![args.restarts.budget(); n],
             given_up: vec![false; n],
             leases_down: Outage::new("OCR"),
+            remote: remote::RemoteSlots::default(),
             args,
         };
         for index in 0..n {
             state.spawn_worker(&myself, index).await?;
         }
-        if n > 0 {
+        if n > 0 || state.args.roster.is_some() {
             state.args.poll.start(&myself, || OcrPoolMsg::Poll);
         }
         Ok(state)
@@ -365,6 +365,12 @@ impl Actor for OcrPool {
         for index in 0..state.busy.len() {
             let run = state.busy[index].take();
             state.abandon_run(run, Abandon::NodeLost);
+        }
+        let remote: Vec<_> = std::mem::take(&mut state.remote.slots)
+            .into_values()
+            .collect();
+        for slot in remote {
+            state.abandon_run(slot.run, Abandon::NodeLost);
         }
         Ok(())
     }
@@ -383,16 +389,14 @@ impl Actor for OcrPool {
                 if let Ok(n) = documents::count_awaiting_ocr(db).await {
                     metrics::gauge!(names::QUEUE_LENGTH).set(n as f64);
                 }
+                state.reconcile(&myself).await;
                 state.dispatch().await
             }
             OcrPoolMsg::Done { worker, id } => {
-                if state
-                    .busy
-                    .get(worker)
-                    .and_then(|b| b.as_ref().map(|(d, _)| *d))
-                    == Some(id)
+                if let Some(run) = state.run_of(worker)
+                    && run.as_ref().map(|(d, _)| *d) == Some(id)
                 {
-                    state.busy[worker] = None;
+                    *run = None;
                     state.idle.push(worker);
                 }
                 state.dispatch().await;
@@ -413,6 +417,14 @@ impl Actor for OcrPool {
                     return Ok(());
                 };
                 tracing::error!(worker = index, document_id = %id, "OCR run past its deadline; stopping its worker");
+                if index >= state.workers.len() {
+                    // A remote slot: dropped here, added again by the next reconcile.
+                    if let Some((_, lease)) = state.drop_remote(&myself, index) {
+                        state.args.leases.release(&lease).await;
+                    }
+                    let _ = reply.send(true);
+                    return Ok(());
+                }
                 if let Some(worker) = state.workers[index].take() {
                     // Stop the actor; a blocking model call cannot be interrupted, so its
                     // thread is left to finish on its own with the old models.
@@ -444,6 +456,16 @@ impl Actor for OcrPool {
                     .iter()
                     .position(|w| w.as_ref().is_some_and(|w| w.get_id() == cell.get_id()))
                 else {
+                    let remote = state.remote.slots.iter().find(|(_, s)| {
+                        s.worker
+                            .as_ref()
+                            .is_some_and(|w| w.get_id() == cell.get_id())
+                    });
+                    if let Some(index) = remote.map(|(i, _)| *i) {
+                        tracing::error!(worker = index, error = %err, "remote OCR slot's worker failed; replacing it");
+                        let run = state.drop_remote(&myself, index);
+                        state.abandon_run(run, Abandon::Crashed);
+                    }
                     return Ok(());
                 };
                 tracing::error!(worker = index, error = %err, "OCR worker failed; restarting it");

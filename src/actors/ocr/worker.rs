@@ -88,9 +88,29 @@ pub async fn abandon(
     Ok(())
 }
 
+/// Where a worker's cards are read: this node's models, or another node's OCR pool.
+pub(super) enum Reader {
+    Local(ModelSlot),
+    Remote(super::remote::RemoteOcr),
+}
+
+impl Reader {
+    /// The metrics label of where it reads: `cpu`, `cuda:0`, or `node:<name>`.
+    fn device(&self) -> String {
+        match self {
+            Self::Local(slot) => slot
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .device
+                .clone(),
+            Self::Remote(r) => format!("node:{}", r.node),
+        }
+    }
+}
+
 pub struct WorkerArgs {
     pub(super) index: usize,
-    pub(super) models: ModelSlot,
+    pub(super) reader: Reader,
     pub(super) documents: Documents,
     pub(super) blobs: Arc<BlobStore>,
     pub(super) leases: Leases,
@@ -122,18 +142,13 @@ impl Actor for OcrWorker {
         state: &mut WorkerArgs,
     ) -> Result<(), ActorProcessingErr> {
         let OcrWorkerMsg::Run(id, lease) = msg;
-        let models = state
-            .models
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => models.device.clone());
+        let device = state.reader.device();
+        let active = metrics::gauge!(names::GPU_ACTIVE_JOBS, "device" => device.clone());
         active.increment(1.0);
         let started = std::time::Instant::now();
-        let outcome =
-            leases::while_held(&state.leases, &lease, run(state, &models, id, &lease)).await;
+        let outcome = leases::while_held(&state.leases, &lease, run(state, id, &lease)).await;
         active.decrement(1.0);
-        metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => models.device)
+        metrics::histogram!(names::GPU_PROCESSING_TIME_MS, "device" => device)
             .record(started.elapsed().as_secs_f64() * 1e3);
         match outcome {
             Ok(()) => {}
@@ -160,15 +175,12 @@ enum Read {
     Unreadable(&'static str),
     /// The model failed, not the document: another attempt may succeed.
     EngineError(String),
+    /// The node reading it was lost: requeued.
+    NodeLost(String),
 }
 
 /// Claims document `id` with `lease`, reads it, and records the outcome with the same token.
-async fn run(
-    state: &WorkerArgs,
-    models: &DeviceModels,
-    id: DocumentId,
-    lease: &Lease,
-) -> Result<(), DocumentError> {
+async fn run(state: &WorkerArgs, id: DocumentId, lease: &Lease) -> Result<(), DocumentError> {
     let claim = Claim {
         node: state.leases.node().to_string(),
         token: lease.token,
@@ -188,22 +200,21 @@ async fn run(
         correlation_id = record.correlation_id.as_deref().unwrap_or(""),
         attempt = record.ocr_attempts,
     );
-    read_and_record(state, models, id, lease, key, record.doc_type)
+    read_and_record(state, id, lease, key, record)
         .instrument(span)
         .await
 }
 
 async fn read_and_record(
     state: &WorkerArgs,
-    models: &DeviceModels,
     id: DocumentId,
     lease: &Lease,
     key: String,
-    doc_type: kyc::DocumentType,
+    record: documents::DocumentRecord,
 ) -> Result<(), DocumentError> {
-    tracing::info!(device = %models.device, "OCR run started");
+    tracing::info!(device = %state.reader.device(), "OCR run started");
     let started = std::time::Instant::now();
-    let read = read(state, models, key, doc_type).await;
+    let read = read(state, id, record.correlation_id, key, record.doc_type).await;
     let token = lease.token;
     let change = match read {
         Read::Card(card, placement) => {
@@ -246,37 +257,127 @@ async fn read_and_record(
             )
             .await;
         }
+        Read::NodeLost(e) => {
+            tracing::warn!(error = %e, "the node reading the document was lost");
+            return abandon(
+                &state.documents,
+                id,
+                token,
+                state.max_attempts,
+                Abandon::NodeLost,
+                ACTOR,
+            )
+            .await;
+        }
     };
     state.documents.apply(id, change, ACTOR).await?;
     Ok(())
 }
 
-/// Decodes and reads one stored card. Detection runs on a blocking thread holding the device's
-/// models; recognition goes through the device's batcher.
+/// How reading a card's pixels ended (on this node or another).
+pub(super) enum PageRead {
+    Page(Box<OcrPage>),
+    /// The file cannot be read: a final failure, with its reason code.
+    Unreadable(&'static str),
+    /// The model failed, not the document: another attempt may succeed.
+    EngineError(String),
+    /// The node reading it went away (or stopped answering): requeued at once.
+    NodeLost(String),
+}
+
+/// Reads one stored card: fetched here, its pixels read by this node's models or by
+/// another node's pool, its fields made sense of here.
 async fn read(
     state: &WorkerArgs,
-    models: &DeviceModels,
+    id: DocumentId,
+    correlation_id: Option<String>,
     key: String,
     doc_type: kyc::DocumentType,
 ) -> Read {
-    let (blobs, engine) = (state.blobs.clone(), models.engine.clone());
-    let limits = state.image_limits;
-    #[cfg(feature = "test-hooks")]
-    let (faults, fault) = {
-        let faults = state.documents.context().ocr_faults.clone();
-        let fault = faults.next(state.index);
-        if fault == Some(Fault::Panic) {
-            panic!("injected fault: OCR worker panics");
-        }
-        (faults, fault)
+    let blobs = state.blobs.clone();
+    let bytes = match tokio::task::spawn_blocking(move || blobs.get(&key)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return Read::EngineError(format!("blob: {e}")),
+        Err(_) => return Read::EngineError("blob read panicked".into()),
     };
+    let page = match &state.reader {
+        Reader::Local(slot) => {
+            let models = slot
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            #[cfg(feature = "test-hooks")]
+            let before = {
+                let faults = state.documents.context().ocr_faults.clone();
+                let fault = faults.next(state.index);
+                if fault == Some(Fault::Panic) {
+                    panic!("injected fault: OCR worker panics");
+                }
+                move || match fault {
+                    Some(Fault::Hang) => {
+                        faults.hang();
+                        Ok(())
+                    }
+                    Some(Fault::Slow(ms)) => {
+                        std::thread::sleep(Duration::from_millis(ms));
+                        Ok(())
+                    }
+                    Some(Fault::Error) => Err(PageRead::EngineError("injected model error".into())),
+                    Some(Fault::Panic) | None => Ok(()),
+                }
+            };
+            #[cfg(not(feature = "test-hooks"))]
+            let before = || Ok(());
+            read_page(&models, bytes, state.image_limits, before).await
+        }
+        Reader::Remote(remote) => {
+            let request = crate::cluster::wire::ReadRequest {
+                document_id: id.to_string(),
+                correlation_id,
+                bytes,
+            };
+            remote.read(request, state.job_deadline).await
+        }
+    };
+    match page {
+        PageRead::Page(page) => card_of(&page, doc_type),
+        PageRead::Unreadable(code) => Read::Unreadable(code),
+        PageRead::EngineError(e) => Read::EngineError(e),
+        PageRead::NodeLost(e) => Read::NodeLost(e),
+    }
+}
+
+/// The card's fields from a read page; a photo with no key field readable, and a reason to
+/// retake it, is unreadable.
+fn card_of(page: &OcrPage, doc_type: kyc::DocumentType) -> Read {
+    let today = chrono::Utc::now().date_naive();
+    let placement = Placement {
+        orientation: page.geometry.orientation,
+        card_quad: page.geometry.card_quad,
+    };
+    let card = report::read_page(page, Some(doc_type), today).1;
+    // Nothing to review when no key field could be read: the photo must be retaken,
+    // and the reason says why.
+    match kyc::retake::among(&card.issues) {
+        Some(code) if !kyc::retake::any_key_field(doc_type, &card) => Read::Unreadable(code),
+        _ => Read::Card(card, placement),
+    }
+}
+
+/// Decodes and reads one card's pixels on `models`. Detection runs on a blocking thread
+/// holding the device's models (`before` runs there first: test builds inject faults);
+/// recognition goes through the device's batcher.
+pub(super) async fn read_page(
+    models: &DeviceModels,
+    bytes: Vec<u8>,
+    limits: crate::media::ImageLimits,
+    before: impl FnOnce() -> Result<(), PageRead> + Send + 'static,
+) -> PageRead {
+    let engine = models.engine.clone();
     let prepared = tokio::task::spawn_blocking(move || {
-        let bytes = blobs
-            .get(&key)
-            .map_err(|e| Read::EngineError(format!("blob: {e}")))?;
         let started = Instant::now();
-        let img =
-            image_ops::decode(&bytes, &limits).map_err(|_| Read::Unreadable("ocr_unreadable"))?;
+        let img = image_ops::decode(&bytes, &limits)
+            .map_err(|_| PageRead::Unreadable("ocr_unreadable"))?;
         let decode = gpu::ms_since(started);
         let started = Instant::now();
         // The models are read-only: a panic in an earlier read leaves nothing half-changed.
@@ -284,13 +385,7 @@ async fn read(
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let wait = gpu::ms_since(started);
-        #[cfg(feature = "test-hooks")]
-        match fault {
-            Some(Fault::Hang) => faults.hang(),
-            Some(Fault::Slow(ms)) => std::thread::sleep(Duration::from_millis(ms)),
-            Some(Fault::Error) => return Err(Read::EngineError("injected model error".into())),
-            Some(Fault::Panic) | None => {}
-        }
+        before()?;
         let (prepared, crops, crops_ms) = engine
             .within(|engine| {
                 let prepared = engine.prepare(&img)?;
@@ -298,65 +393,46 @@ async fn read(
                 let crops = engine.page_crops(&img, &prepared.boxes, &prepared.geometry);
                 Ok((prepared, crops, gpu::ms_since(started)))
             })
-            .map_err(|e: gpu::OcrError| Read::EngineError(e.to_string()))?;
+            .map_err(|e: gpu::OcrError| PageRead::EngineError(e.to_string()))?;
         let timings = gpu::Timings {
             decode,
             wait,
             crops: crops_ms,
             ..prepared.timings
         };
-        let (width, height) = (prepared.page.width(), prepared.page.height());
-        let (geometry, quality) = (prepared.geometry, prepared.quality);
-        Ok::<_, Read>((
-            width,
-            height,
-            prepared.boxes,
-            geometry,
-            quality,
-            crops,
+        let page = OcrPage {
+            width: prepared.page.width(),
+            height: prepared.page.height(),
+            lines: Vec::new(),
+            geometry: prepared.geometry,
+            quality: prepared.quality,
+            det_ms: 0.0,
+            rec_ms: 0.0,
             timings,
-        ))
+        };
+        Ok::<_, PageRead>((page, prepared.boxes, crops))
     })
     .await;
-    let (width, height, boxes, geometry, quality, crops, mut timings) = match prepared {
+    let (mut page, boxes, crops) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(read)) => return read,
         // A panic while reading this document would recur on every retry: record it as a
         // failure of the document instead of retrying it for ever.
-        Err(_) => return Read::Unreadable("ocr_crashed"),
+        Err(_) => return PageRead::Unreadable("ocr_crashed"),
     };
     match models.batcher.recognize_timed(crops).await {
         Ok(recognised) => {
-            timings.rec = recognised.rec_ms;
-            timings.wait += recognised.wait_ms;
-            for (stage, ms) in timings.stages() {
+            let t = &mut page.timings;
+            t.rec = recognised.rec_ms;
+            t.wait += recognised.wait_ms;
+            for (stage, ms) in t.stages() {
                 metrics::histogram!(names::OCR_STAGE_MS, "stage" => stage).record(ms);
             }
-            let page = OcrPage {
-                width,
-                height,
-                lines: gpu::lines_from(&boxes, recognised.lines),
-                geometry,
-                quality,
-                det_ms: timings.find + timings.det + timings.post + timings.orient,
-                rec_ms: timings.rec,
-                timings,
-            };
-            let today = chrono::Utc::now().date_naive();
-            let placement = Placement {
-                orientation: page.geometry.orientation,
-                card_quad: page.geometry.card_quad,
-            };
-            let card = report::read_page(&page, Some(doc_type), today).1;
-            // Nothing to review when no key field could be read: the photo must be retaken,
-            // and the reason says why.
-            match kyc::retake::among(&card.issues) {
-                Some(code) if !kyc::retake::any_key_field(doc_type, &card) => {
-                    Read::Unreadable(code)
-                }
-                _ => Read::Card(card, placement),
-            }
+            page.det_ms = t.find + t.det + t.post + t.orient;
+            page.rec_ms = t.rec;
+            page.lines = gpu::lines_from(&boxes, recognised.lines);
+            PageRead::Page(Box::new(page))
         }
-        Err(e) => Read::EngineError(e.to_string()),
+        Err(e) => PageRead::EngineError(e.to_string()),
     }
 }
