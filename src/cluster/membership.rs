@@ -201,9 +201,14 @@ impl MemberState {
                     Some(deadline),
                 )
                 .await;
+            // Where it listens (what it says), not the port it dialled in from.
             let address = session
                 .as_ref()
-                .map(|s| s.peer_addr.clone())
+                .map(|s| {
+                    s.peer_name
+                        .as_ref()
+                        .map_or_else(|| s.peer_addr.clone(), |n| n.connection_string.clone())
+                })
                 .unwrap_or_default();
             match answer {
                 Ok(ractor::rpc::CallResult::Success(Frame(Ok(hello)))) => {

@@ -16,10 +16,10 @@ use crate::gpu::{self, OcrLine, OcrPage, page::PageGeometry, page::PageQuality, 
 pub const PROTOCOL: u8 = 1;
 
 /// The protocol this process speaks: [`PROTOCOL`], or in test builds the one
-/// `FILOT_TEST_CLUSTER_PROTOCOL` names (a node "built" with other messages).
+/// `TEST_FILOT_CLUSTER_PROTOCOL` names (a node "built" with other messages).
 pub fn protocol() -> u8 {
     #[cfg(feature = "test-hooks")]
-    if let Some(p) = std::env::var("FILOT_TEST_CLUSTER_PROTOCOL")
+    if let Some(p) = std::env::var("TEST_FILOT_CLUSTER_PROTOCOL")
         .ok()
         .and_then(|v| v.parse().ok())
     {

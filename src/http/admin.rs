@@ -1,4 +1,4 @@
-//! Operators' endpoints: the outbox's dead letters and their retry.
+//! Operators' endpoints: the outbox's dead letters and their retry; the cluster's nodes.
 
 use std::sync::Arc;
 
@@ -87,8 +87,82 @@ fn entry(r: OutboxRow) -> OutboxEntry {
     }
 }
 
+/// One node of the cluster, as this node sees it.
+#[derive(Debug, Object)]
+pub struct ClusterNode {
+    /// `name@host`.
+    pub name: String,
+    /// `api`, `ocr`, `outbox`.
+    pub roles: Vec<String>,
+    /// Its cluster address (`host:port`), empty for a node outside a cluster.
+    pub address: String,
+    /// `up` or `down` (its session closed, or no heartbeat answer within
+    /// `cluster.heartbeat_deadline`).
+    pub state: String,
+    /// OCR devices it serves other nodes with.
+    pub devices: Vec<String>,
+    /// Cards its OCR server is reading now (at its last heartbeat).
+    pub in_flight: u32,
+    /// Cards its OCR server has read since it started.
+    pub processed: u64,
+    /// Its last heartbeat answer (now, for this node).
+    pub last_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Object)]
+pub struct ClusterView {
+    /// This node first, then its peers by name.
+    pub nodes: Vec<ClusterNode>,
+}
+
 #[poem_openapi::OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
+    /// The cluster's nodes
+    ///
+    /// This node and every peer it has met: roles, address, up or down, OCR devices and
+    /// load, last heartbeat. A single node lists itself. Admins only.
+    #[oai(path = "/v1/admin/cluster", method = "get", operation_id = "cluster")]
+    async fn cluster(&self, auth: BearerAuth) -> Result<Json<ClusterView>, ApiError> {
+        auth.0.require(&[Role::Admin])?;
+        let settings = &self.state.settings;
+        let Some(roster) = &self.state.cluster else {
+            return Ok(Json(ClusterView {
+                nodes: vec![ClusterNode {
+                    name: settings.node.name.clone(),
+                    roles: settings.node.roles.clone(),
+                    address: String::new(),
+                    state: "up".into(),
+                    devices: Vec::new(),
+                    in_flight: 0,
+                    processed: 0,
+                    last_seen: Utc::now(),
+                }],
+            }));
+        };
+        let pong = roster.load.pong();
+        let mut nodes = vec![ClusterNode {
+            name: roster.me.name.clone(),
+            roles: roster.me.roles.clone(),
+            address: roster.address.clone(),
+            state: "up".into(),
+            devices: roster.me.devices.clone(),
+            in_flight: pong.in_flight,
+            processed: pong.processed,
+            last_seen: Utc::now(),
+        }];
+        nodes.extend(roster.peers().into_iter().map(|p| ClusterNode {
+            name: p.hello.name,
+            roles: p.hello.roles,
+            address: p.address,
+            state: p.state.as_str().into(),
+            devices: p.hello.devices,
+            in_flight: p.in_flight,
+            processed: p.processed,
+            last_seen: p.last_seen.into(),
+        }));
+        Ok(Json(ClusterView { nodes }))
+    }
+
     /// List outbox rows
     ///
     /// Deliveries in `state` (default `dead`: dead letters), oldest first. Admins only.

@@ -75,12 +75,24 @@ impl HealthApi {
                 }
             }
         }
-        if !self.state.settings.ocr.devices.is_empty() {
-            if self.state.ocr_pool.read().is_ok_and(|p| p.is_some()) {
-                checks.push("ocr: ok".into());
-            } else {
+        let settings = &self.state.settings;
+        let local =
+            settings.node.roles.iter().any(|r| r == "ocr") && !settings.ocr.devices.is_empty();
+        let remote = self.state.cluster.as_ref().map(|roster| {
+            roster
+                .peers()
+                .iter()
+                .any(|p| p.state == crate::cluster::PeerState::Up && p.hello.capacity > 0)
+        });
+        if local || remote.is_some() {
+            if !self.state.ocr_pool.read().is_ok_and(|p| p.is_some()) {
                 degraded = true;
                 checks.push("ocr: stopped after repeated failures; uploads wait queued".into());
+            } else if !local && remote == Some(false) {
+                degraded = true;
+                checks.push("ocr: no OCR capacity (no OCR node is up); uploads wait queued".into());
+            } else {
+                checks.push("ocr: ok".into());
             }
         }
         Ok(HealthResponse::Ok(Json(HealthStatus {

@@ -399,6 +399,8 @@ impl Actor for OcrPool {
                     *run = None;
                     state.idle.push(worker);
                 }
+                // A remote run may have ended because its node went: never refill its slots.
+                state.reconcile(&myself).await;
                 state.dispatch().await;
             }
             OcrPoolMsg::Respawn(index) => {

@@ -98,12 +98,18 @@ pub(super) struct Wanted {
     capacity: u32,
 }
 
+/// A remote member's local stand-in stops the moment its session closes, before the
+/// process group or the roster have heard.
+fn running(cell: &ActorCell) -> bool {
+    cell.get_status() == ractor::ActorStatus::Running
+}
+
 /// The remote OCR pools of every device kind whose nodes are up now.
 pub(super) fn wanted(roster: &Roster) -> Vec<Wanted> {
     ["cuda", "cpu"]
         .into_iter()
         .flat_map(|kind| pg::get_members(&wire::ocr_group(kind)))
-        .filter(|cell| !cell.get_id().is_local())
+        .filter(|cell| !cell.get_id().is_local() && running(cell))
         .filter_map(|cell| {
             let hello = roster.up(cell.get_id().node())?;
             Some(Wanted {
@@ -123,7 +129,7 @@ impl RemoteSlots {
         let gone: Vec<usize> = self
             .slots
             .iter()
-            .filter(|(_, s)| !keep.contains(&s.member))
+            .filter(|(_, s)| !keep.contains(&s.member) || !running(&s.ocr.server.get_cell()))
             .map(|(i, _)| *i)
             .collect();
         gone.into_iter()

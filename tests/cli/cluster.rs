@@ -1,0 +1,340 @@
+//! The cluster as real processes on loopback: one `api` node on SQLite and OCR-only nodes
+//! with empty data directories, joined only through `FILOT_CLUSTER__*` / `FILOT_NODE__*`.
+//! Work spreads over the OCR nodes, survives one being killed or paused, and waits `queued`
+//! while there is none; a node with the wrong cookie or another protocol never joins.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::harness::*;
+
+const COOKIE: &str = "loopback-cluster-cookie";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An OCR-only node: its own empty directory, one CPU device on one thread.
+struct OcrNode {
+    child: Child,
+    dir: tempfile::TempDir,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl OcrNode {
+    fn start(name: &str, port: u16, api_port: u16, extra: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = filot(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FILOT_LOG_FORMAT", "json")
+            .env("FILOT_NODE__NAME", format!("{name}@127.0.0.1"))
+            .env("FILOT_NODE__ROLES", r#"["ocr"]"#)
+            .env("FILOT_CLUSTER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "FILOT_CLUSTER__PEERS",
+                format!(r#"["api@127.0.0.1:{api_port}"]"#),
+            )
+            .env("FILOT_CLUSTER__COOKIE", COOKIE)
+            .env("FILOT_OCR__PARAMS__THREADS", "1")
+            .envs(extra.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn an OCR node");
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("OCR node"), "startup line: {line}");
+        Self {
+            child,
+            dir,
+            stderr: Some(stderr),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(
+            std::process::Command::new("kill")
+                .args([sig, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
+    /// SIGKILL; returns its log.
+    fn kill(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.stderr.take().unwrap().join().unwrap();
+        // It wrote nothing anywhere: no database, no blobs, no secrets.
+        let left: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "an OCR node keeps no files: {left:?}");
+        log
+    }
+}
+
+/// The `api` node (SQLite, no local OCR) with the OCR nodes as peers.
+fn api_node(dir: &std::path::Path, port: u16, peers: &[(&str, u16)]) -> Server {
+    let peers: Vec<String> = peers
+        .iter()
+        .map(|(name, p)| format!(r#""{name}@127.0.0.1:{p}""#))
+        .collect();
+    let peers = format!("[{}]", peers.join(","));
+    let listen = format!("127.0.0.1:{port}");
+    serve_with(
+        dir,
+        &[
+            ("FILOT_NODE__NAME", "api@127.0.0.1"),
+            ("FILOT_NODE__ROLES", r#"["api","outbox"]"#),
+            ("FILOT_CLUSTER__LISTEN", listen.as_str()),
+            ("FILOT_CLUSTER__PEERS", peers.as_str()),
+            ("FILOT_CLUSTER__COOKIE", COOKIE),
+            ("FILOT_OCR__POLL_INTERVAL", "200ms"),
+        ],
+    )
+}
+
+/// `name → (state, processed)` from the admin view.
+async fn cluster(api: &Api, admin: &str) -> std::collections::BTreeMap<String, (String, u64)> {
+    let view = api.get(admin, "/v1/admin/cluster").await;
+    view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().to_string(),
+                (
+                    n["state"].as_str().unwrap().to_string(),
+                    n["processed"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    started.elapsed()
+}
+
+/// A fixture's ground truth.
+fn truth(file: &str) -> serde_json::Value {
+    let json = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/{}.json",
+        env!("CARGO_MANIFEST_DIR"),
+        file.rsplit_once('.').unwrap().0
+    ))
+    .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_ocr_nodes_share_a_burst_and_losing_one_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_port, p1, p2, p_bad, p_old) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let server = api_node(
+        dir.path(),
+        api_port,
+        &[
+            ("ocr1", p1),
+            ("ocr2", p2),
+            ("intruder", p_bad),
+            ("old", p_old),
+        ],
+    );
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let alice = token(dir.path(), "alice", "user");
+    let admin = token(dir.path(), "ops", "admin");
+
+    // No OCR member yet: uploads are accepted and wait queued; readiness says why.
+    let early = api.upload(&alice, "KTP", "ktp_003.jpg").await;
+    let ready: serde_json::Value = api
+        .client
+        .get(format!("{}/health/ready", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    assert!(ready.to_string().contains("no OCR capacity"), "{ready}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(api.status(&alice, &early).await, "queued");
+
+    // A node with the wrong cookie and one built with other cluster messages never join.
+    let intruder = OcrNode::start(
+        "intruder",
+        p_bad,
+        api_port,
+        &[("FILOT_CLUSTER__COOKIE", "wrong")],
+    );
+    let old = OcrNode::start(
+        "old",
+        p_old,
+        api_port,
+        &[("TEST_FILOT_CLUSTER_PROTOCOL", "99")],
+    );
+    let ocr1 = OcrNode::start("ocr1", p1, api_port, &[]);
+    let ocr2 = OcrNode::start("ocr2", p2, api_port, &[]);
+    wait_for("both OCR nodes up", 60, async || {
+        let nodes = cluster(&api, &admin).await;
+        ["ocr1@127.0.0.1", "ocr2@127.0.0.1"]
+            .iter()
+            .all(|n| nodes.get(*n).is_some_and(|(s, _)| s == "up"))
+    })
+    .await;
+    // The early upload is read once a node joined.
+    api.all_final(&alice, std::slice::from_ref(&early)).await;
+    assert_eq!(api.status(&alice, &early).await, "extracted");
+
+    // A burst of 24; once both nodes have read some, one is killed mid-burst.
+    let mut files = Vec::new();
+    let mut uploads = Vec::new();
+    for (kind, file) in BURST.iter().cycle().take(24) {
+        files.push((*kind, *file));
+        uploads.push(api.upload(&alice, kind, file));
+    }
+    let ids = futures_util::future::join_all(uploads).await;
+    wait_for("both OCR nodes took work", 300, async || {
+        let nodes = cluster(&api, &admin).await;
+        nodes["ocr1@127.0.0.1"].1 >= 1 && nodes["ocr2@127.0.0.1"].1 >= 1
+    })
+    .await;
+    let log2 = ocr2.kill();
+    assert!(log2.contains("reading a card for another node"), "{log2}");
+    let noticed = wait_for("the killed node marked down", 30, async || {
+        cluster(&api, &admin).await["ocr2@127.0.0.1"].0 == "down"
+    })
+    .await;
+    assert!(noticed < Duration::from_secs(30));
+    api.all_final(&alice, &ids).await;
+
+    for (id, (kind, file)) in ids.iter().zip(&files) {
+        let doc = api.get(&alice, &format!("/v1/documents/{id}")).await;
+        assert_eq!(doc["status"], "extracted", "{file}: {doc}");
+        let truth = truth(file);
+        assert_eq!(doc["fields"]["name"], truth["name"], "{file}");
+        if *kind == "KTP" {
+            assert_eq!(doc["fields"]["birth_date"], truth["birth_date"], "{file}");
+        }
+    }
+    let nodes = cluster(&api, &admin).await;
+    assert!(!nodes.contains_key("intruder@127.0.0.1"), "{nodes:?}");
+    assert!(!nodes.contains_key("old@127.0.0.1"), "{nodes:?}");
+    let log1 = ocr1.kill();
+    assert!(log1.contains("cluster node joined"), "{log1}");
+    let log_old = old.kill();
+    assert!(log_old.contains("refusing cluster node"), "{log_old}");
+    intruder.kill();
+    let log = server.terminate();
+    assert!(log.contains("refusing cluster node"), "{log}");
+    assert!(log.contains("cluster node left"), "{log}");
+
+    let url = format!("sqlite://{}", dir.path().join("data/filot.db").display());
+    let mut all = ids.clone();
+    all.push(early);
+    for (id, events) in document_logs(&url, &all).await {
+        runs_never_overlap(&id, &events);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answer_fenced_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_port, p1, p2) = (free_port(), free_port(), free_port());
+    let server = api_node(dir.path(), api_port, &[("ocr1", p1), ("ocr2", p2)]);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let alice = token(dir.path(), "alice", "user");
+    let admin = token(dir.path(), "ops", "admin");
+    let ocr1 = OcrNode::start("ocr1", p1, api_port, &[]);
+    wait_for("ocr1 up", 60, async || {
+        cluster(&api, &admin)
+            .await
+            .get("ocr1@127.0.0.1")
+            .is_some_and(|(s, _)| s == "up")
+    })
+    .await;
+    // ocr1 takes the card, then freezes mid-read.
+    let id = api.upload(&alice, "KTP", "ktp_006.jpg").await;
+    wait_for("the card is being read", 30, async || {
+        api.status(&alice, &id).await == "processing"
+    })
+    .await;
+    ocr1.signal("-STOP");
+    wait_for("the paused node declared down", 30, async || {
+        cluster(&api, &admin).await["ocr1@127.0.0.1"].0 == "down"
+    })
+    .await;
+    let ocr2 = OcrNode::start("ocr2", p2, api_port, &[]);
+    api.all_final(&alice, std::slice::from_ref(&id)).await;
+    assert_eq!(api.status(&alice, &id).await, "extracted");
+    // Woken, it finishes its stale read and rejoins; its answer changes nothing.
+    ocr1.signal("-CONT");
+    wait_for("ocr1 back up", 30, async || {
+        cluster(&api, &admin).await["ocr1@127.0.0.1"].0 == "up"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    ocr1.kill();
+    ocr2.kill();
+    let log = server.terminate();
+    assert!(log.contains("declared down"), "{log}");
+    let url = format!("sqlite://{}", dir.path().join("data/filot.db").display());
+    let (_, events) = document_logs(&url, std::slice::from_ref(&id))
+        .await
+        .remove(0);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "uploaded",
+            "queued",
+            "processing",
+            "requeued",
+            "processing",
+            "extracted"
+        ],
+        "one run lost with its node, one that finished; nothing after"
+    );
+    runs_never_overlap(&id, &events);
+}
