@@ -181,11 +181,33 @@ pub async fn migrate(config: &Path, overrides: Overrides) -> ExitCode {
     }
 }
 
+/// What this node will be in the cluster, in one line.
+fn cluster_summary(settings: &Settings) -> String {
+    let c = &settings.cluster;
+    let roles = settings.node.roles.join(", ");
+    if c.listen.is_empty() {
+        return format!("single node {} ({roles})", settings.node.name);
+    }
+    let needs = if settings.node.roles.iter().any(|r| r == "api") {
+        "the database"
+    } else {
+        "no database and no shared disk"
+    };
+    format!(
+        "node {} ({roles}) listens on {}, dials {} peer(s), declares a peer down after {:?} without a heartbeat; needs {needs}",
+        settings.node.name,
+        c.listen,
+        c.peers.len(),
+        c.heartbeat_deadline
+    )
+}
+
 /// `filot config check`: prints the effective settings (secrets redacted), or every problem.
 pub fn config_check(config: &Path) -> ExitCode {
     match Settings::load(Some(config)) {
         Ok(settings) => {
             print!("{}", settings.redacted_toml());
+            println!("# cluster: {}", cluster_summary(&settings));
             println!("# configuration is valid");
             ExitCode::SUCCESS
         }

@@ -157,6 +157,7 @@ fn config_check_prints_redacted_settings_or_every_problem() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("listen = \"127.0.0.1:8080\""), "{stdout}");
+    assert!(stdout.contains("# cluster: single node"), "{stdout}");
     assert!(
         !stdout.contains("a-very-secret-value") && !stdout.contains("hunter2"),
         "{stdout}"
@@ -174,6 +175,49 @@ fn config_check_prints_redacted_settings_or_every_problem() {
     for key in ["listen", "limits.max_file_bytes", "database_url"] {
         assert!(stderr.contains(key), "{key} not reported:\n{stderr}");
     }
+
+    // A cluster node's settings are checked too: an OCR-only node must listen, a listener
+    // needs the cookie, a peer must say name@host:port.
+    let out = filot(dir.path())
+        .args(["config", "check"])
+        .env("FILOT_NODE__ROLES", r#"["ocr"]"#)
+        .env("FILOT_CLUSTER__PEERS", r#"["ocr1@10.0.0.2"]"#)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for problem in [
+        "set cluster.listen",
+        "cluster.cookie: required",
+        "cluster.peers: `ocr1@10.0.0.2` must look like name@host:port",
+    ] {
+        assert!(
+            stderr.contains(problem),
+            "{problem} not reported:\n{stderr}"
+        );
+    }
+    let out = filot(dir.path())
+        .args(["config", "check"])
+        .env("FILOT_NODE__NAME", "gpu1@10.0.0.3")
+        .env("FILOT_NODE__ROLES", r#"["ocr"]"#)
+        .env("FILOT_CLUSTER__LISTEN", "10.0.0.3:4370")
+        .env("FILOT_CLUSTER__PEERS", r#"["api@10.0.0.2:4370"]"#)
+        .env("FILOT_CLUSTER__COOKIE", "the-cluster-cookie")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("the-cluster-cookie"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "# cluster: node gpu1@10.0.0.3 (ocr) listens on 10.0.0.3:4370, dials 1 peer(s)"
+        ) && stdout.contains("needs no database and no shared disk"),
+        "{stdout}"
+    );
 }
 
 #[test]
