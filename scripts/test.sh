@@ -15,17 +15,17 @@ pg_bin() {
 }
 
 install_services() {
-  if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1; then
+  if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    echo "PostgreSQL/Redis missing; install them: sudo apt-get install -y postgresql redis-server" >&2
+    echo "PostgreSQL/Redis/OpenSSL missing; install them: sudo apt-get install -y postgresql redis-server openssl" >&2
     return
   fi
-  echo "== installing postgresql and redis-server from Debian"
+  echo "== installing postgresql, redis-server and openssl (the cluster TLS test's certificates) from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql redis-server >/dev/null
+  apt-get install -y -qq postgresql redis-server openssl >/dev/null
 }
 
 free_port() {

@@ -25,6 +25,8 @@ pub struct MemberArgs {
     pub heartbeat: Duration,
     pub deadline: Duration,
     pub redial: Backoff,
+    /// Dial over TLS with this, when `cluster.tls` is set.
+    pub tls: Option<tokio_rustls::TlsConnector>,
 }
 
 /// Dialling one configured peer.
@@ -167,7 +169,21 @@ impl MemberState {
             // Reset only once the peer is up: a refused cookie or version also backs off.
             dial.failures += 1;
             dial.next = Some(Instant::now() + self.args.redial.jittered(dial.failures));
-            let connect = ractor_cluster::client_connect(&self.args.server, peer.address.as_str());
+            let server = &self.args.server;
+            let address = peer.address.as_str();
+            let connect = async {
+                match &self.args.tls {
+                    None => ractor_cluster::client_connect(server, address).await,
+                    Some(tls) => {
+                        let Some(name) = super::tls::ClusterTls::server_name(address) else {
+                            return Err(ractor_cluster::ClientConnectErr::Encryption(
+                                std::io::Error::other("no host name in the peer's address"),
+                            ));
+                        };
+                        ractor_cluster::client_connect_enc(server, address, tls.clone(), name).await
+                    }
+                }
+            };
             match tokio::time::timeout(Duration::from_secs(2), connect).await {
                 Ok(Ok(())) => {
                     tracing::info!(peer = %peer.name, address = %peer.address, "cluster: dialled peer")

@@ -7,6 +7,7 @@
 
 pub mod membership;
 pub mod roster;
+pub mod tls;
 pub mod wire;
 
 use std::{net::SocketAddr, time::Duration};
@@ -27,6 +28,8 @@ pub enum ClusterError {
     Cookie,
     #[error("cluster node server did not start: {0}")]
     Start(String),
+    #[error("cluster TLS: {0}")]
+    Tls(String),
 }
 
 /// A running cluster membership.
@@ -66,12 +69,18 @@ impl Cluster {
             },
             capacity,
         };
+        let tls = if c.tls.cert.is_empty() {
+            None
+        } else {
+            Some(tls::ClusterTls::load(&c.tls.cert, &c.tls.key, &c.tls.ca)?)
+        };
         let server = NodeServer::new(
             listen.port(),
             cookie.expose().to_string(),
             node_name.to_string(),
             host.to_string(),
-            None,
+            tls.as_ref()
+                .map(|t| ractor_cluster::IncomingEncryptionMode::Tls(t.acceptor.clone())),
             // Only the configured peers; no introductions through third nodes.
             Some(NodeConnectionMode::Isolated),
         )
@@ -88,11 +97,12 @@ impl Cluster {
             heartbeat: c.heartbeat_interval,
             deadline: c.heartbeat_deadline,
             redial: Backoff::new(Duration::from_millis(500), c.redial_max),
+            tls: tls.map(|t| t.connector),
         };
         let (member, _) = Actor::spawn(None, membership::Membership, args)
             .await
             .map_err(|e| ClusterError::Start(e.to_string()))?;
-        tracing::info!(node = %settings.node.name, listen = %listen, peers = c.peers.len(), protocol = wire::protocol(), "cluster node started");
+        tracing::info!(node = %settings.node.name, listen = %listen, peers = c.peers.len(), protocol = wire::protocol(), tls = !c.tls.cert.is_empty(), "cluster node started");
         Ok(Some(Self {
             roster,
             server,

@@ -388,6 +388,18 @@ pub struct ClusterSettings {
     pub redial_max: Duration,
     /// The largest cluster frame accepted (a card's bytes travel in one).
     pub max_frame_bytes: u64,
+    /// Mutual TLS on the cluster link; off while `cert` is empty.
+    pub tls: ClusterTlsSettings,
+}
+
+/// PEM files: this node's certificate chain and key, and the CA every peer's chain must
+/// lead to (peers are checked both ways).
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct ClusterTlsSettings {
+    pub cert: String,
+    pub key: String,
+    pub ca: String,
 }
 
 impl Default for ClusterSettings {
@@ -399,7 +411,9 @@ impl Default for ClusterSettings {
             heartbeat_interval: Duration::from_secs(1),
             heartbeat_deadline: Duration::from_secs(5),
             redial_max: Duration::from_secs(10),
-            max_frame_bytes: 16 * 1024 * 1024,
+            // A 2 MB card and its envelope, with room; ractor_cluster's own default is 16 MiB.
+            max_frame_bytes: 4 * 1024 * 1024,
+            tls: ClusterTlsSettings::default(),
         }
     }
 }

@@ -285,6 +285,19 @@ impl Settings {
                 self.limits.max_file_bytes
             ));
         }
+        let t = &c.tls;
+        let set = [&t.cert, &t.key, &t.ca]
+            .iter()
+            .filter(|v| !v.is_empty())
+            .count();
+        if set != 0 && set != 3 {
+            p.push("cluster.tls: cert, key and ca go together (PEM files)".into());
+        }
+        for (key, path) in [("cert", &t.cert), ("key", &t.key), ("ca", &t.ca)] {
+            if !path.is_empty() && !std::path::Path::new(path).is_file() {
+                p.push(format!("cluster.tls.{key}: no file at `{path}`"));
+            }
+        }
         let roles = &self.node.roles;
         if roles.is_empty() {
             p.push("node.roles: at least one of api, ocr, outbox".into());

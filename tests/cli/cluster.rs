@@ -11,9 +11,9 @@ use std::{
 
 use crate::harness::*;
 
-const COOKIE: &str = "loopback-cluster-cookie";
+pub(crate) const COOKIE: &str = "loopback-cluster-cookie";
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -22,14 +22,20 @@ fn free_port() -> u16 {
 }
 
 /// An OCR-only node: its own empty directory, one CPU device on one thread.
-struct OcrNode {
+pub(crate) struct OcrNode {
     child: Child,
     dir: tempfile::TempDir,
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl OcrNode {
-    fn start(name: &str, port: u16, api_port: u16, extra: &[(&str, &str)]) -> Self {
+    /// Started with `peers` (`name`, cluster port) to dial.
+    pub(crate) fn start(
+        name: &str,
+        port: u16,
+        peers: &[(&str, u16)],
+        extra: &[(&str, &str)],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut child = filot(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -37,10 +43,7 @@ impl OcrNode {
             .env("FILOT_NODE__NAME", format!("{name}@127.0.0.1"))
             .env("FILOT_NODE__ROLES", r#"["ocr"]"#)
             .env("FILOT_CLUSTER__LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "FILOT_CLUSTER__PEERS",
-                format!(r#"["api@127.0.0.1:{api_port}"]"#),
-            )
+            .env("FILOT_CLUSTER__PEERS", peer_list(peers))
             .env("FILOT_CLUSTER__COOKIE", COOKIE)
             .env("FILOT_OCR__PARAMS__THREADS", "1")
             .envs(extra.iter().copied())
@@ -78,7 +81,7 @@ impl OcrNode {
     }
 
     /// SIGKILL; returns its log.
-    fn kill(mut self) -> String {
+    pub(crate) fn kill(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let log = self.stderr.take().unwrap().join().unwrap();
@@ -92,13 +95,18 @@ impl OcrNode {
     }
 }
 
-/// The `api` node (SQLite, no local OCR) with the OCR nodes as peers.
-fn api_node(dir: &std::path::Path, port: u16, peers: &[(&str, u16)]) -> Server {
+/// `FILOT_CLUSTER__PEERS` for nodes on loopback.
+pub(crate) fn peer_list(peers: &[(&str, u16)]) -> String {
     let peers: Vec<String> = peers
         .iter()
         .map(|(name, p)| format!(r#""{name}@127.0.0.1:{p}""#))
         .collect();
-    let peers = format!("[{}]", peers.join(","));
+    format!("[{}]", peers.join(","))
+}
+
+/// The `api` node (SQLite, no local OCR) with the OCR nodes as peers.
+fn api_node(dir: &std::path::Path, port: u16, peers: &[(&str, u16)]) -> Server {
+    let peers = peer_list(peers);
     let listen = format!("127.0.0.1:{port}");
     serve_with(
         dir,
@@ -202,17 +210,17 @@ async fn two_ocr_nodes_share_a_burst_and_losing_one_loses_nothing() {
     let intruder = OcrNode::start(
         "intruder",
         p_bad,
-        api_port,
+        &[("api", api_port)],
         &[("FILOT_CLUSTER__COOKIE", "wrong")],
     );
     let old = OcrNode::start(
         "old",
         p_old,
-        api_port,
+        &[("api", api_port)],
         &[("TEST_FILOT_CLUSTER_PROTOCOL", "99")],
     );
-    let ocr1 = OcrNode::start("ocr1", p1, api_port, &[]);
-    let ocr2 = OcrNode::start("ocr2", p2, api_port, &[]);
+    let ocr1 = OcrNode::start("ocr1", p1, &[("api", api_port)], &[]);
+    let ocr2 = OcrNode::start("ocr2", p2, &[("api", api_port)], &[]);
     wait_for("both OCR nodes up", 60, async || {
         let nodes = cluster(&api, &admin).await;
         ["ocr1@127.0.0.1", "ocr2@127.0.0.1"]
@@ -286,7 +294,7 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
     };
     let alice = token(dir.path(), "alice", "user");
     let admin = token(dir.path(), "ops", "admin");
-    let ocr1 = OcrNode::start("ocr1", p1, api_port, &[]);
+    let ocr1 = OcrNode::start("ocr1", p1, &[("api", api_port)], &[]);
     wait_for("ocr1 up", 60, async || {
         cluster(&api, &admin)
             .await
@@ -305,7 +313,7 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
         cluster(&api, &admin).await["ocr1@127.0.0.1"].0 == "down"
     })
     .await;
-    let ocr2 = OcrNode::start("ocr2", p2, api_port, &[]);
+    let ocr2 = OcrNode::start("ocr2", p2, &[("api", api_port)], &[]);
     api.all_final(&alice, std::slice::from_ref(&id)).await;
     assert_eq!(api.status(&alice, &id).await, "extracted");
     // Woken, it finishes its stale read and rejoins; its answer changes nothing.
@@ -337,4 +345,150 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
         "one run lost with its node, one that finished; nothing after"
     );
     runs_never_overlap(&id, &events);
+}
+
+/// A CA and a certificate it signed for 127.0.0.1 (client and server use), as PEM files in
+/// `dir`: `<name>-ca.pem`, `<name>.pem`, `<name>.key`.
+fn certificates(dir: &std::path::Path, name: &str) -> [String; 3] {
+    let path = |f: &str| dir.join(f).display().to_string();
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path(&format!("{name}-ca.key")),
+        path(&format!("{name}-ca.pem")),
+        path(&format!("{name}.key")),
+        path(&format!("{name}.csr")),
+        path(&format!("{name}.pem")),
+        path(&format!("{name}.ext")),
+    );
+    let [ca_key_s, ca_s, key_s, csr_s, cert_s, ext_s] = [&ca_key, &ca, &key, &csr, &cert, &ext];
+    let (ca_key, ca, key, csr, ext) = (
+        ca_key_s.as_str(),
+        ca_s.as_str(),
+        key_s.as_str(),
+        csr_s.as_str(),
+        ext_s.as_str(),
+    );
+    let out_cert = cert_s.as_str();
+    std::fs::write(
+        ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                ca_key,
+                "-out",
+                ca,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=filot test CA",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", key, "-out", csr, "-subj", "/CN=node"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-CAcreateserial",
+            "-out",
+            out_cert,
+            "-days",
+            "2",
+            "-extfile",
+            ext,
+        ],
+    ];
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl (Debian's openssl package)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    [cert_s.clone(), key_s.clone(), ca_s.clone()]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_mutual_tls_a_card_is_read_and_a_node_without_the_clusters_certificate_never_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let [cert, key, ca] = certificates(dir.path(), "cluster");
+    let [rogue_cert, rogue_key, rogue_ca] = certificates(dir.path(), "rogue");
+    let tls = |cert: &str, key: &str, ca: &str| {
+        vec![
+            ("FILOT_CLUSTER__TLS__CERT".to_string(), cert.to_string()),
+            ("FILOT_CLUSTER__TLS__KEY".to_string(), key.to_string()),
+            ("FILOT_CLUSTER__TLS__CA".to_string(), ca.to_string()),
+        ]
+    };
+    let (api_port, p1, p_rogue) = (free_port(), free_port(), free_port());
+    let peers = peer_list(&[("ocr1", p1), ("rogue", p_rogue)]);
+    let listen = format!("127.0.0.1:{api_port}");
+    let mut env: Vec<(String, String)> = vec![
+        ("FILOT_NODE__NAME".into(), "api@127.0.0.1".into()),
+        ("FILOT_NODE__ROLES".into(), r#"["api","outbox"]"#.into()),
+        ("FILOT_CLUSTER__LISTEN".into(), listen),
+        ("FILOT_CLUSTER__PEERS".into(), peers),
+        ("FILOT_CLUSTER__COOKIE".into(), COOKIE.into()),
+    ];
+    env.extend(tls(&cert, &key, &ca));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = serve_with(dir.path(), &env);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let alice = token(dir.path(), "alice", "user");
+    let admin = token(dir.path(), "ops", "admin");
+    let own = tls(&cert, &key, &ca);
+    let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let ocr1 = OcrNode::start("ocr1", p1, &[("api", api_port)], &own);
+    // The right cookie, a certificate from another CA.
+    let rogue = tls(&rogue_cert, &rogue_key, &rogue_ca);
+    let rogue: Vec<(&str, &str)> = rogue
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let rogue = OcrNode::start("rogue", p_rogue, &[("api", api_port)], &rogue);
+    wait_for("ocr1 up over TLS", 60, async || {
+        cluster(&api, &admin)
+            .await
+            .get("ocr1@127.0.0.1")
+            .is_some_and(|(s, _)| s == "up")
+    })
+    .await;
+    let id = api.upload(&alice, "KTP", "ktp_003.jpg").await;
+    api.all_final(&alice, std::slice::from_ref(&id)).await;
+    assert_eq!(api.status(&alice, &id).await, "extracted");
+    assert!(!cluster(&api, &admin).await.contains_key("rogue@127.0.0.1"));
+    let log = ocr1.kill();
+    assert!(log.contains(r#""tls":true"#), "{log}");
+    rogue.kill();
+    server.terminate();
 }

@@ -1,9 +1,14 @@
-//! Two `filot` nodes on one Postgres and one Redis: every document is read exactly once and
-//! every decision delivered once, whichever node takes the work.
+//! Two `filot` API nodes on one Postgres and one Redis, their OCR on a third, OCR-only node
+//! joined over the cluster: every document is read exactly once and every decision delivered
+//! once, whichever API node takes the work.
 
 use std::time::{Duration, Instant};
 
-use crate::{harness::*, support};
+use crate::{
+    cluster::{COOKIE, OcrNode, free_port, peer_list},
+    harness::*,
+    support,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once() {
@@ -20,8 +25,19 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     // One data directory: the nodes share the blob store and the generated secrets, as
     // nodes on shared storage would.
     let dir = tempfile::tempdir().unwrap();
-    let node = |name: &'static str| {
+    let (port_a, port_b, port_ocr) = (free_port(), free_port(), free_port());
+    let ocr = OcrNode::start(
+        "ocr",
+        port_ocr,
+        &[("a", port_a), ("b", port_b)],
+        &[("FILOT_OCR__DEVICES", r#"["cpu","cpu"]"#)],
+    );
+    let node = |name: &'static str, port: u16| {
         vec![
+            ("FILOT_NODE__ROLES", r#"["api","outbox"]"#.to_string()),
+            ("FILOT_CLUSTER__LISTEN", format!("127.0.0.1:{port}")),
+            ("FILOT_CLUSTER__PEERS", peer_list(&[("ocr", port_ocr)])),
+            ("FILOT_CLUSTER__COOKIE", COOKIE.to_string()),
             ("FILOT_DATABASE_URL", db_url.clone()),
             ("FILOT_REDIS_URL", redis_url.clone()),
             ("FILOT_NODE__NAME", name.to_string()),
@@ -32,10 +48,10 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
             (MANY_ACTIVE[0].0, MANY_ACTIVE[0].1.to_string()),
         ]
     };
-    let env_a = node("a@localhost");
+    let env_a = node("a@127.0.0.1", port_a);
     let env_a: Vec<(&str, &str)> = env_a.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let a = serve_with(dir.path(), &env_a);
-    let env_b = node("b@localhost");
+    let env_b = node("b@127.0.0.1", port_b);
     let env_b: Vec<(&str, &str)> = env_b.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let b = serve_with(dir.path(), &env_b);
     let alice = token(dir.path(), "alice", "user");
@@ -87,6 +103,11 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     }
     a.terminate();
     b.terminate();
+    let log = ocr.kill();
+    assert!(
+        log.contains("reading a card for another node"),
+        "the OCR node read the cards: {log}"
+    );
 
     let mut by_node = std::collections::BTreeMap::<String, usize>::new();
     for (id, events) in document_logs(&db_url, &ids).await {
@@ -103,7 +124,7 @@ async fn two_nodes_on_one_postgres_and_redis_process_each_document_exactly_once(
     }
     assert_eq!(
         by_node.keys().collect::<Vec<_>>(),
-        ["a@localhost", "b@localhost"],
+        ["a@127.0.0.1", "b@127.0.0.1"],
         "both nodes took work: {by_node:?}"
     );
     // Every decision reached BULI2 exactly once: no node sent a row the other was sending.
