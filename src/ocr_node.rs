@@ -44,6 +44,7 @@ impl OcrNode {
             batch_wait: settings.ocr.batch_wait,
             image_limits: settings.limits.image(),
             load: cluster.roster.load.clone(),
+            job_deadline: settings.ocr.job_deadline,
         };
         let (server, server_handle) = Actor::spawn(None, OcrServer, args)
             .await

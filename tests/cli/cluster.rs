@@ -492,3 +492,46 @@ async fn over_mutual_tls_a_card_is_read_and_a_node_without_the_clusters_certific
     rogue.kill();
     server.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wedged_device_on_an_ocr_node_gets_new_models_and_the_card_is_read_on_its_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api_port, p1) = (free_port(), free_port());
+    let server = api_node(dir.path(), api_port, &[("ocr1", p1)]);
+    let api = Api {
+        client: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let alice = token(dir.path(), "alice", "user");
+    let ocr1 = OcrNode::start(
+        "ocr1",
+        p1,
+        &[("api", api_port)],
+        &[
+            ("TEST_FILOT_OCR_SERVER_HANG_FIRST", "1"),
+            ("FILOT_OCR__JOB_DEADLINE", "20s"),
+        ],
+    );
+    let id = api.upload(&alice, "KTP", "ktp_003.jpg").await;
+    api.all_final(&alice, std::slice::from_ref(&id)).await;
+    assert_eq!(api.status(&alice, &id).await, "extracted");
+    let log = ocr1.kill();
+    assert!(log.contains("reloading the device's models"), "{log}");
+    server.terminate();
+    let url = format!("sqlite://{}", dir.path().join("data/filot.db").display());
+    let (_, events) = document_logs(&url, std::slice::from_ref(&id))
+        .await
+        .remove(0);
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "uploaded",
+            "queued",
+            "processing",
+            "requeued",
+            "processing",
+            "extracted"
+        ]
+    );
+}

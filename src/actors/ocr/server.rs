@@ -3,11 +3,16 @@
 //! first free device (a card waits in its own task while all are busy; the mailbox never
 //! does), answering with the page. It keeps no documents, no database and no files: the
 //! `api` node that asked claims, fences and records. A frame it cannot decode is logged and
-//! dropped.
+//! dropped. A read past `ocr.job_deadline` is answered as a model error (the `api` node
+//! requeues the card) and its device gets freshly loaded models: the hung call keeps the old
+//! ones, as a restarted local worker's does.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex, atomic::Ordering},
+    time::Duration,
+};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, pg};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, pg};
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
@@ -18,7 +23,7 @@ use super::{
 use crate::{
     cluster::{
         Load,
-        wire::{self, Frame, OcrServerMsg, PageWire, ReadReply},
+        wire::{self, Frame, OcrServerMsg, PageWire, ReadReply, ReadRequest},
     },
     gpu::OcrParams,
     media::ImageLimits,
@@ -33,14 +38,127 @@ pub struct OcrServerArgs {
     pub image_limits: ImageLimits,
     /// This node's counters, reported in its heartbeats.
     pub load: Arc<Load>,
+    /// How long one read may take before its device is given new models.
+    pub job_deadline: Duration,
 }
 
+/// What reloading a device needs.
+#[derive(Clone)]
+struct Reload {
+    params: OcrParams,
+    batch_lines: usize,
+    batch_wait: Duration,
+}
+
+/// The server's state; each read takes a clone.
+#[derive(Clone)]
 pub struct OcrServerState {
-    /// Devices free to take a card.
-    free: Arc<Mutex<Vec<ModelSlot>>>,
+    free: Arc<Mutex<Vec<(String, ModelSlot)>>>,
     permits: Arc<Semaphore>,
     limits: ImageLimits,
     load: Arc<Load>,
+    deadline: Duration,
+    reload: Reload,
+}
+
+/// Reads one card on the first free device and answers.
+async fn serve(s: OcrServerState, request: ReadRequest, reply: RpcReplyPort<Frame<ReadReply>>) {
+    let answer = |a| {
+        let _ = reply.send(Frame::new(a));
+    };
+    let Ok(permit) = s.permits.clone().acquire_owned().await else {
+        return answer(ReadReply::EngineError("OCR server stopping".into()));
+    };
+    let taken = s
+        .free
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop();
+    let Some((device, slot)) = taken else {
+        return answer(ReadReply::EngineError("no OCR device free".into()));
+    };
+    s.load.in_flight.fetch_add(1, Ordering::Relaxed);
+    let models = slot
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let span = tracing::info_span!(
+        "ocr_serve",
+        document_id = %request.document_id,
+        correlation_id = request.correlation_id.as_deref().unwrap_or(""),
+    );
+    let read = async {
+        tracing::info!(device = %models.device, "reading a card for another node");
+        tokio::time::timeout(
+            s.deadline,
+            read_page(&models, request.bytes, s.limits, before_read()),
+        )
+        .await
+    }
+    .instrument(span.clone())
+    .await;
+    s.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    s.load.processed.fetch_add(1, Ordering::Relaxed);
+    let page = match read {
+        Ok(page) => {
+            s.free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((device, slot));
+            page
+        }
+        Err(_) => {
+            span.in_scope(|| tracing::error!(deadline = ?s.deadline, %device, "OCR read past its deadline; reloading the device's models"));
+            let r = &s.reload;
+            match load_devices(
+                std::slice::from_ref(&device),
+                &r.params,
+                r.batch_lines,
+                r.batch_wait,
+            )
+            .await
+            {
+                Ok(mut fresh) => s
+                    .free
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .append(&mut fresh),
+                Err(e) => {
+                    tracing::error!(%device, error = %e, "cannot reload the device; serving with one device fewer");
+                    permit.forget();
+                }
+            }
+            PageRead::EngineError(format!("read past its deadline ({:?})", s.deadline))
+        }
+    };
+    answer(match page {
+        PageRead::Page(page) => ReadReply::Page(PageWire::from(&*page)),
+        PageRead::Unreadable(code) => ReadReply::Unreadable(code.into()),
+        PageRead::EngineError(e) | PageRead::NodeLost(e) => ReadReply::EngineError(e),
+    });
+}
+
+/// Runs on the read's blocking thread before the model; test builds can make the first read
+/// hang (`TEST_FILOT_OCR_SERVER_HANG_FIRST`), as a wedged device would.
+fn before_read() -> impl FnOnce() -> Result<(), PageRead> + Send + 'static {
+    #[cfg(feature = "test-hooks")]
+    {
+        static HUNG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let hang = std::env::var_os("TEST_FILOT_OCR_SERVER_HANG_FIRST").is_some()
+            && !HUNG.swap(true, Ordering::SeqCst);
+        move || {
+            if hang {
+                loop {
+                    std::thread::park();
+                }
+            }
+            Ok(())
+        }
+    }
+    #[cfg(not(feature = "test-hooks"))]
+    {
+        || Ok(())
+    }
 }
 
 pub struct OcrServer;
@@ -73,9 +191,15 @@ impl Actor for OcrServer {
         );
         Ok(OcrServerState {
             permits: Arc::new(Semaphore::new(models.len())),
-            free: Arc::new(Mutex::new(models.into_iter().map(|(_, m)| m).collect())),
+            free: Arc::new(Mutex::new(models)),
             limits: args.image_limits,
             load: args.load,
+            deadline: args.job_deadline,
+            reload: Reload {
+                params: args.params,
+                batch_lines: args.batch_lines,
+                batch_wait: args.batch_wait,
+            },
         })
     }
 
@@ -93,52 +217,7 @@ impl Actor for OcrServer {
                 return Ok(());
             }
         };
-        let (free, permits, limits, load) = (
-            state.free.clone(),
-            state.permits.clone(),
-            state.limits,
-            state.load.clone(),
-        );
-        tokio::spawn(async move {
-            let Ok(_permit) = permits.acquire_owned().await else {
-                return;
-            };
-            let slot = free
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .pop();
-            let Some(slot) = slot else { return };
-            load.in_flight
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let models = slot
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            let span = tracing::info_span!(
-                "ocr_serve",
-                document_id = %request.document_id,
-                correlation_id = request.correlation_id.as_deref().unwrap_or(""),
-            );
-            let page = async {
-                tracing::info!(device = %models.device, "reading a card for another node");
-                read_page(&models, request.bytes, limits, || Ok(())).await
-            }
-            .instrument(span)
-            .await;
-            free.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(slot);
-            load.in_flight
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            load.processed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let answer = match page {
-                PageRead::Page(page) => ReadReply::Page(PageWire::from(&*page)),
-                PageRead::Unreadable(code) => ReadReply::Unreadable(code.into()),
-                PageRead::EngineError(e) | PageRead::NodeLost(e) => ReadReply::EngineError(e),
-            };
-            let _ = reply.send(Frame::new(answer));
-        });
+        tokio::spawn(serve(state.clone(), request, reply));
         Ok(())
     }
 }
