@@ -115,12 +115,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
-        let m = &settings.metrics;
-        telemetry::metrics::install(m.emf_enabled.then(|| telemetry::metrics::EmfOptions {
-            namespace: m.emf_namespace.clone(),
-            output: m.emf_output.clone(),
-            interval: m.emf_interval,
-        }));
+        telemetry::metrics::install_for(&settings.metrics);
         let db = open_database(&settings).await?;
         let auth = http::auth::AuthKeys::from_settings(&settings)?;
         let blob_key = secrets::blob_key(&settings)?;
@@ -383,19 +378,7 @@ impl Application {
             cluster,
             ..
         } = self;
-        let (tree_down_tx, tree_down_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            tokio::select! {
-                _ = shutdown => tracing::info!("shutdown requested; draining requests"),
-                _ = tree_down_rx => tracing::error!("actor tree stopped; shutting down"),
-            }
-        };
-        let h = &state.settings.http;
-        let limits = http::server::ConnectionLimits {
-            header_read_timeout: h.header_read_timeout,
-            idle_timeout: h.idle_timeout,
-            shutdown_grace: h.shutdown_grace,
-        };
+        let limits = http::server::ConnectionLimits::from(&state.settings.http);
         let (stop_metrics, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
         let metrics_server = metrics_listener.map(|l| {
             let app = http::metrics_app(state.clone());
@@ -403,19 +386,16 @@ impl Application {
                 let _ = metrics_stopped.await;
             }))
         });
-        let server = http::server::serve(listener, http::app(state.clone()), limits, signal);
-        tokio::pin!(server);
-        let mut tree_down_tx = Some(tree_down_tx);
-        let result = loop {
-            tokio::select! {
-                r = &mut server => break r,
-                _ = &mut root_handle, if tree_down_tx.is_some() => {
-                    if let Some(tx) = tree_down_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        };
+        let app = http::app(state.clone());
+        let result = http::server::serve_while(
+            listener,
+            app,
+            limits,
+            shutdown,
+            &mut root_handle,
+            "actor tree",
+        )
+        .await;
         let _ = stop_metrics.send(());
         if let Some(m) = metrics_server {
             let _ = m.await;

@@ -27,12 +27,7 @@ pub struct OcrNode {
 impl OcrNode {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let settings = Arc::new(settings);
-        let m = &settings.metrics;
-        telemetry::metrics::install(m.emf_enabled.then(|| telemetry::metrics::EmfOptions {
-            namespace: m.emf_namespace.clone(),
-            output: m.emf_output.clone(),
-            interval: m.emf_interval,
-        }));
+        telemetry::metrics::install_for(&settings.metrics);
         let devices = settings.ocr.devices.clone();
         let cluster = Cluster::start(&settings, devices.len() as u32)
             .await?
@@ -83,33 +78,17 @@ impl OcrNode {
             mut server_handle,
             ..
         } = self;
-        let h = &settings.http;
-        let limits = http::server::ConnectionLimits {
-            header_read_timeout: h.header_read_timeout,
-            idle_timeout: h.idle_timeout,
-            shutdown_grace: h.shutdown_grace,
-        };
+        let limits = http::server::ConnectionLimits::from(&settings.http);
         let app = http::ocr_node_app(settings.clone(), cluster.roster.clone(), server.clone());
-        let (down_tx, down_rx) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            tokio::select! {
-                _ = shutdown => tracing::info!("shutdown requested"),
-                _ = down_rx => tracing::error!("OCR server stopped; shutting down"),
-            }
-        };
-        let serve = http::server::serve(listener, app, limits, signal);
-        tokio::pin!(serve);
-        let mut down_tx = Some(down_tx);
-        let result = loop {
-            tokio::select! {
-                r = &mut serve => break r,
-                _ = &mut server_handle, if down_tx.is_some() => {
-                    if let Some(tx) = down_tx.take() {
-                        let _ = tx.send(());
-                    }
-                }
-            }
-        };
+        let result = http::server::serve_while(
+            listener,
+            app,
+            limits,
+            shutdown,
+            &mut server_handle,
+            "OCR server",
+        )
+        .await;
         server.stop(Some("shutdown".into()));
         let _ = tokio::time::timeout(Duration::from_secs(10), server_handle).await;
         cluster.stop();

@@ -61,13 +61,8 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
         return serve_ocr_node(settings).await;
     }
     let data_dir = settings.data_dir.clone();
-    let app = match Application::build(settings).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("filot: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(app) = started(Application::build(settings).await) else {
+        return ExitCode::FAILURE;
     };
     // Handle SIGTERM from before the line that tells a supervisor (or a test) we are up.
     let stop = crate::shutdown_signal();
@@ -76,7 +71,22 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
         data_dir.display(),
         addr = app.local_addr()
     );
-    match app.run_until_stopped(stop).await {
+    stopped(app.run_until_stopped(stop).await)
+}
+
+/// The built node, or `None` once the reason it could not start is logged and printed.
+fn started<T>(built: Result<T, crate::StartError>) -> Option<T> {
+    built
+        .inspect_err(|e| {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("filot: cannot start: {e}");
+        })
+        .ok()
+}
+
+/// How serving ended, as the process's exit code.
+fn stopped(served: std::io::Result<()>) -> ExitCode {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("filot: server error: {e}");
@@ -88,26 +98,15 @@ pub async fn serve(config: &Path, overrides: Overrides) -> ExitCode {
 /// `filot serve` on a node without the `api` role: OCR for the cluster, health and metrics.
 async fn serve_ocr_node(settings: crate::config::Settings) -> ExitCode {
     let name = settings.node.name.clone();
-    let node = match crate::ocr_node::OcrNode::build(settings).await {
-        Ok(node) => node,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start");
-            eprintln!("filot: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(node) = started(crate::ocr_node::OcrNode::build(settings).await) else {
+        return ExitCode::FAILURE;
     };
     let stop = crate::shutdown_signal();
     println!(
         "filot OCR node {name} listening on http://{} (health and metrics only)",
         node.local_addr()
     );
-    match node.run_until_stopped(stop).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("filot: server error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    stopped(node.run_until_stopped(stop).await)
 }
 
 /// `filot token`: prints a JWT signed with this deployment's keys.

@@ -49,6 +49,51 @@ pub struct ConnectionLimits {
     pub shutdown_grace: Duration,
 }
 
+impl From<&crate::config::HttpSettings> for ConnectionLimits {
+    fn from(h: &crate::config::HttpSettings) -> Self {
+        Self {
+            header_read_timeout: h.header_read_timeout,
+            idle_timeout: h.idle_timeout,
+            shutdown_grace: h.shutdown_grace,
+        }
+    }
+}
+
+/// [`serve`] until `shutdown` resolves or the task `watched` ends (`what` the node cannot
+/// go on without: its actor tree, its OCR server), then drains.
+pub async fn serve_while<E>(
+    listener: TcpListener,
+    ep: E,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+    watched: &mut tokio::task::JoinHandle<()>,
+    what: &'static str,
+) -> io::Result<()>
+where
+    E: Endpoint + 'static,
+{
+    let (down_tx, down_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        tokio::select! {
+            _ = shutdown => tracing::info!("shutdown requested; draining requests"),
+            _ = down_rx => tracing::error!("{what} stopped; shutting down"),
+        }
+    };
+    let server = serve(listener, ep, limits, signal);
+    tokio::pin!(server);
+    let mut down_tx = Some(down_tx);
+    loop {
+        tokio::select! {
+            r = &mut server => return r,
+            _ = &mut *watched, if down_tx.is_some() => {
+                if let Some(tx) = down_tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}
+
 /// Serves `ep` on `listener` until `shutdown` resolves, then drains (see the module docs).
 pub async fn serve<E>(
     listener: TcpListener,

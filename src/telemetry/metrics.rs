@@ -62,6 +62,15 @@ struct Installed {
 
 static INSTALLED: OnceLock<Installed> = OnceLock::new();
 
+/// [`install`] as the `metrics.*` settings say.
+pub fn install_for(m: &crate::config::MetricsSettings) {
+    install(m.emf_enabled.then(|| EmfOptions {
+        namespace: m.emf_namespace.clone(),
+        output: m.emf_output.clone(),
+        interval: m.emf_interval,
+    }));
+}
+
 /// Installs the process-wide recorder (the first call wins; later calls reuse it) and
 /// describes the catalogue. With `emf`, also starts the EMF flusher.
 pub fn install(emf: Option<EmfOptions>) {

@@ -4,8 +4,7 @@
 //! while there is none; a node with the wrong cookie or another protocol never joins.
 
 use std::{
-    io::{BufRead, BufReader, Read},
-    process::{Child, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -37,30 +36,19 @@ impl OcrNode {
         extra: &[(&str, &str)],
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = filot(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("FILOT_LOG_FORMAT", "json")
-            .env("FILOT_NODE__NAME", format!("{name}@127.0.0.1"))
-            .env("FILOT_NODE__ROLES", r#"["ocr"]"#)
-            .env("FILOT_CLUSTER__LISTEN", format!("127.0.0.1:{port}"))
-            .env("FILOT_CLUSTER__PEERS", peer_list(peers))
-            .env("FILOT_CLUSTER__COOKIE", COOKIE)
-            .env("FILOT_OCR__PARAMS__THREADS", "1")
-            .envs(extra.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn an OCR node");
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let name = format!("{name}@127.0.0.1");
+        let listen = format!("127.0.0.1:{port}");
+        let peers = peer_list(peers);
+        let mut env = vec![
+            ("FILOT_NODE__NAME", name.as_str()),
+            ("FILOT_NODE__ROLES", r#"["ocr"]"#),
+            ("FILOT_CLUSTER__LISTEN", listen.as_str()),
+            ("FILOT_CLUSTER__PEERS", peers.as_str()),
+            ("FILOT_CLUSTER__COOKIE", COOKIE),
+            ("FILOT_OCR__PARAMS__THREADS", "1"),
+        ];
+        env.extend_from_slice(extra);
+        let (child, stderr, line) = spawn_serve(dir.path(), &env);
         assert!(line.contains("OCR node"), "startup line: {line}");
         Self {
             child,
@@ -150,6 +138,14 @@ async fn wait_for(what: &str, secs: u64, mut check: impl AsyncFnMut() -> bool) -
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     started.elapsed()
+}
+
+/// The kinds of document `id`'s events, from the api node's SQLite database in `dir`.
+async fn event_kinds(dir: &std::path::Path, id: &str) -> Vec<String> {
+    let url = format!("sqlite://{}", dir.join("data/filot.db").display());
+    let (_, events) = document_logs(&url, &[id.to_string()]).await.remove(0);
+    runs_never_overlap(id, &events);
+    events.into_iter().map(|e| e.kind).collect()
 }
 
 /// A fixture's ground truth.
@@ -327,13 +323,8 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
     ocr2.kill();
     let log = server.terminate();
     assert!(log.contains("declared down"), "{log}");
-    let url = format!("sqlite://{}", dir.path().join("data/filot.db").display());
-    let (_, events) = document_logs(&url, std::slice::from_ref(&id))
-        .await
-        .remove(0);
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
-        kinds,
+        event_kinds(dir.path(), &id).await,
         [
             "uploaded",
             "queued",
@@ -344,7 +335,6 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
         ],
         "one run lost with its node, one that finished; nothing after"
     );
-    runs_never_overlap(&id, &events);
 }
 
 /// A CA and a certificate it signed for 127.0.0.1 (client and server use), as PEM files in
@@ -518,13 +508,8 @@ async fn a_wedged_device_on_an_ocr_node_gets_new_models_and_the_card_is_read_on_
     let log = ocr1.kill();
     assert!(log.contains("reloading the device's models"), "{log}");
     server.terminate();
-    let url = format!("sqlite://{}", dir.path().join("data/filot.db").display());
-    let (_, events) = document_logs(&url, std::slice::from_ref(&id))
-        .await
-        .remove(0);
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
-        kinds,
+        event_kinds(dir.path(), &id).await,
         [
             "uploaded",
             "queued",

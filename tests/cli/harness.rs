@@ -35,8 +35,12 @@ pub(crate) fn serve(dir: &std::path::Path) -> Server {
     serve_with(dir, &[])
 }
 
-/// `filot serve` with some FILOT_* settings in its environment.
-pub(crate) fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+/// `filot serve` on port 0 in `dir` with JSON logs and `env`: the child, its log as it will
+/// be once it exits, and the line it printed when it was up.
+pub(crate) fn spawn_serve(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, std::thread::JoinHandle<String>, String) {
     let mut child = filot(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("FILOT_LOG_FORMAT", "json")
@@ -55,6 +59,12 @@ pub(crate) fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server 
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .expect("startup line");
+    (child, stderr, line)
+}
+
+/// `filot serve` with some FILOT_* settings in its environment.
+pub(crate) fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
+    let (child, stderr, line) = spawn_serve(dir, env);
     assert!(
         line.contains("filot token --sub"),
         "startup line says how to mint a token: {line}"
