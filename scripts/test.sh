@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, as CI does: installs PostgreSQL (and Redis) from Debian when they
-# are missing, starts a throwaway PostgreSQL on loopback so the store tests run on both SQLite
-# and Postgres, runs `cargo test`, and stops the server again.
+# Runs the whole test suite, as CI does: installs PostgreSQL, Redis, OpenSSL and Chromium with its
+# WebDriver from Debian when they are missing, starts a throwaway PostgreSQL on loopback so the
+# store tests run on both SQLite and Postgres, runs `cargo test`, and stops the server again.
 #
 #   scripts/test.sh              # everything
 #   scripts/test.sh --test api   # extra arguments go to `cargo test`
@@ -15,17 +15,18 @@ pg_bin() {
 }
 
 install_services() {
-  if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1; then
+  if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 \
+    && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    echo "PostgreSQL/Redis/OpenSSL missing; install them: sudo apt-get install -y postgresql redis-server openssl" >&2
+    echo "PostgreSQL/Redis/OpenSSL/Chromium missing; install them: sudo apt-get install -y postgresql redis-server openssl chromium chromium-driver" >&2
     return
   fi
-  echo "== installing postgresql, redis-server and openssl (the cluster TLS test's certificates) from Debian"
+  echo "== installing postgresql, redis-server, openssl (the cluster TLS test's certificates), chromium and chromium-driver (the console's browser test) from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql redis-server openssl >/dev/null
+  apt-get install -y -qq postgresql redis-server openssl chromium chromium-driver >/dev/null
 }
 
 free_port() {

@@ -170,6 +170,7 @@ impl Application {
                 four_eyes: w.four_eyes,
             },
             review_sla: w.review_sla,
+            claim_ttl: w.claim_ttl,
             idle_after: w.actor_idle,
             leases: leases.clone(),
             lease_wait: settings.redis.lease_wait,

@@ -168,6 +168,9 @@ pub struct WorkflowSettings {
     /// A verification waiting for a reviewer longer than this moves to `expired`.
     #[serde(with = "super::duration")]
     pub review_sla: Duration,
+    /// How long a reviewer's claim on a case holds (renewed by claiming again).
+    #[serde(with = "super::duration")]
+    pub claim_ttl: Duration,
     /// How often the workflow driver looks for verifications whose documents are ready and
     /// for due timers.
     #[serde(with = "super::duration")]
@@ -198,6 +201,7 @@ impl Default for WorkflowSettings {
                 "nik_region_invalid".into(),
             ],
             review_sla: Duration::from_secs(168 * 3_600),
+            claim_ttl: Duration::from_secs(30 * 60),
             poll_interval: Duration::from_millis(500),
             actor_idle: Duration::from_secs(60),
             max_restarts: 5,

@@ -7,12 +7,14 @@
 pub mod admin;
 pub mod auth;
 pub mod buli2;
+pub mod console;
 pub mod documents;
 pub mod errors;
 pub mod health;
 pub mod ids;
 pub mod paging;
 pub mod rate_limit;
+pub mod readings;
 pub mod routes;
 pub mod server;
 pub mod spec;
@@ -84,6 +86,7 @@ pub fn openapi(
         webhooks::WebhooksApi,
         admin::AdminApi,
         health::HealthApi,
+        readings::ReadingsApi,
     ),
     (),
 > {
@@ -102,6 +105,9 @@ pub fn openapi(
                 state: state.clone(),
             },
             health::HealthApi {
+                state: state.clone(),
+            },
+            readings::ReadingsApi {
                 state: state.clone(),
             },
         ),
@@ -133,7 +139,9 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     table
         .add("/openapi.json", Method::GET)
         .add_prefix("/docs", Method::GET)
-        .add("/internal/buli2/callbacks", Method::POST);
+        .add("/internal/buli2/callbacks", Method::POST)
+        .add("/console", Method::GET)
+        .add_prefix("/console/", Method::GET);
     let metrics_here = state.settings.metrics.listen.is_empty();
     if metrics_here {
         table.add("/metrics", Method::GET);
@@ -156,6 +164,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
                     .body(spec_text.clone())
             })),
         );
+    let route = console::routes(route);
     let route = if metrics_here {
         route.at("/metrics", poem::get(metrics_text))
     } else {

@@ -6,26 +6,7 @@ use std::time::Duration;
 use filot::{http::auth::Role, kyc::workflow::FourEyes};
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_error, spawn_app_with};
-
-const KTP: &[(&str, &str)] = &[
-    ("nik", "3275024612894728"),
-    ("name", "KARTIKA SUSANTO"),
-    ("birth_date", "1989-12-06"),
-];
-
-/// A case of `owner`'s (a user, or a reviewer who also applied) waiting for a reviewer.
-async fn in_review(app: &TestApp, owner: &str) -> String {
-    let uploader = app.token(owner, Role::User);
-    let ktp = app.upload_id(&uploader, "KTP", "ktp_003.jpg").await;
-    app.extract(&ktp, KTP, &["nik_gender_mismatch"]).await;
-    let id = app.start_verification(&uploader, &ktp, None).await;
-    app.wait_for(&uploader, &format!("/v1/verifications/{id}"), 20, |v| {
-        v["state"] == "pending_manual_review"
-    })
-    .await;
-    id
-}
+use crate::helpers::{assert_error, in_review, spawn_app_with};
 
 fn decision(signal_id: &str, corrected: Value) -> Value {
     json!({
@@ -268,4 +249,108 @@ async fn owners_see_the_state_and_outcome_never_the_score() {
     assert_eq!(mine["state"], "manually_approved");
     assert_eq!(mine["outcome"], "approved");
     assert!(mine.get("score").is_none() && mine.get("reasons").is_none());
+}
+
+#[tokio::test]
+async fn a_claimed_case_is_decided_only_by_its_claimant_until_released_or_expired() {
+    let app = spawn_app_with(|s| s.workflow.four_eyes = FourEyes::Off).await;
+    let id = in_review(&app, "alice").await;
+    let (rita, sam) = (
+        app.token("rita", Role::Reviewer),
+        app.token("sam", Role::Reviewer),
+    );
+    let (ops, alice) = (
+        app.token("ops", Role::Admin),
+        app.token("alice", Role::User),
+    );
+    let view = |token: String| {
+        let app = &app;
+        let id = id.clone();
+        async move {
+            app.get(&token, &format!("/v1/verifications/{id}"))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let claim = |s: &str| json!({ "signal_id": s });
+
+    // Nothing to release yet; then Rita takes the case.
+    let resp = app.signal(&rita, &id, "release", claim("r0")).await;
+    assert_error(resp, 409, "not_claimed").await;
+    let resp = app.signal(&rita, &id, "claim", claim("c1")).await;
+    assert_eq!(resp.status(), 200);
+    let v = view(sam.clone()).await;
+    assert_eq!(v["claimed_by"], "rita");
+    assert!(v["claim_expires_at"].is_string(), "{v}");
+    let owner_view = view(alice.clone()).await;
+    assert!(owner_view.get("claimed_by").is_none(), "{owner_view}");
+
+    // Sam can neither decide, cancel, claim nor release it while Rita holds it.
+    for (signal, body) in [
+        ("review-decision", decision("s1", json!({}))),
+        (
+            "cancel-review",
+            json!({ "signal_id": "x1", "reason": "dup" }),
+        ),
+        ("claim", claim("c2")),
+        ("release", claim("r1")),
+    ] {
+        let resp = app.signal(&sam, &id, signal, body).await;
+        assert_error(resp, 409, "claimed_by_other").await;
+    }
+    // The same claim signal again answers as before (idempotent by signal id).
+    let resp = app.signal(&rita, &id, "claim", claim("c1")).await;
+    assert_eq!(resp.status(), 200);
+
+    // An admin releases it; Sam claims it, lets the claim run out, and Rita decides.
+    let resp = app.signal(&ops, &id, "release", claim("r2")).await;
+    assert_eq!(resp.status(), 200);
+    assert!(view(sam.clone()).await.get("claimed_by").is_none());
+    let resp = app.signal(&sam, &id, "claim", claim("c3")).await;
+    assert_eq!(resp.status(), 200);
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s2", json!({})))
+        .await;
+    assert_error(resp, 409, "claimed_by_other").await;
+    app.state.clock.advance(Duration::from_secs(31 * 60));
+    let resp = app
+        .signal(&rita, &id, "review-decision", decision("s3", json!({})))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(view(rita.clone()).await["state"], "manually_approved");
+
+    // The audit trail says who held the case when.
+    let events: Value = app
+        .get(&rita, &format!("/v1/verifications/{id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let trail: Vec<(String, String)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .filter(|(k, _)| ["claimed", "released", "review_decided"].contains(&k.as_str()))
+        .collect();
+    let trail: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|(k, a)| (k.as_str(), a.as_str()))
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            ("claimed", "rita"),
+            ("released", "ops"),
+            ("claimed", "sam"),
+            ("review_decided", "rita")
+        ]
+    );
 }

@@ -153,6 +153,7 @@ impl TestApp {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             confidence: fields.iter().map(|(k, _)| (k.to_string(), 0.95)).collect(),
+            ..Default::default()
         };
         let doc = id.parse().unwrap();
         let sealed = SealedReading::seal(&self.state.blobs, &doc, &reading, Some(1), None).unwrap();
@@ -403,4 +404,25 @@ pub async fn wait_final(app: &TestApp, token: &str, id: &str) -> serde_json::Val
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The KTP fields the review tests extract.
+pub const REVIEW_KTP: &[(&str, &str)] = &[
+    ("nik", "3275024612894728"),
+    ("name", "KARTIKA SUSANTO"),
+    ("birth_date", "1989-12-06"),
+];
+
+/// A case of `owner`'s (a user, or a reviewer who also applied) waiting for a reviewer.
+pub async fn in_review(app: &TestApp, owner: &str) -> String {
+    let uploader = app.token(owner, Role::User);
+    let ktp = app.upload_id(&uploader, "KTP", "ktp_003.jpg").await;
+    app.extract(&ktp, REVIEW_KTP, &["nik_gender_mismatch"])
+        .await;
+    let id = app.start_verification(&uploader, &ktp, None).await;
+    app.wait_for(&uploader, &format!("/v1/verifications/{id}"), 20, |v| {
+        v["state"] == "pending_manual_review"
+    })
+    .await;
+    id
 }

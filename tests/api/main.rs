@@ -4,6 +4,7 @@ mod abuse;
 mod actors;
 mod auth;
 mod buli2;
+mod console;
 mod db_outage;
 mod documents;
 mod errors;

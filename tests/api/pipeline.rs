@@ -51,6 +51,31 @@ async fn an_upload_is_read_checked_and_shown_masked_to_its_owner() {
     assert_eq!(full["issues"], serde_json::json!([]));
     assert!(full["confidence"]["nik"].as_f64().unwrap() > 0.5);
 
+    // Reviewers see what was read line by line, where it lies in the photo; owners do not.
+    let reading: serde_json::Value = app
+        .get(&reviewer, &format!("/v1/documents/{id}/reading"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let lines = reading["lines"].as_array().unwrap();
+    let nik_line = lines
+        .iter()
+        .find(|l| l["text"].as_str().unwrap().contains(nik))
+        .unwrap_or_else(|| panic!("the NIK's line: {reading}"));
+    let img = image::load_from_memory(&fixture("ktp_003.jpg")).unwrap();
+    for corner in nik_line["quad"].as_array().unwrap() {
+        let (x, y) = (corner[0].as_f64().unwrap(), corner[1].as_f64().unwrap());
+        assert!(
+            (0.0..=img.width() as f64).contains(&x) && (0.0..=img.height() as f64).contains(&y),
+            "corners in the photo: {nik_line}"
+        );
+    }
+    let resp = app
+        .get(&alice, &format!("/v1/documents/{id}/reading"))
+        .await;
+    assert_eq!(resp.status(), 403);
+
     // Personal fields are sealed at rest: the NIK is not in the database in the clear.
     let record = documents::get(&app.state.db, &id.parse().unwrap())
         .await

@@ -6,6 +6,7 @@
 
 pub mod postgres;
 pub mod redis;
+pub mod webdriver;
 
 use std::path::PathBuf;
 

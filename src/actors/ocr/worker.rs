@@ -21,7 +21,7 @@ use crate::{
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
-        documents::{self, Claim, DocumentChange, Placement, Reading, SealedReading},
+        documents::{self, Claim, DocumentChange, Placement, ReadLine, Reading, SealedReading},
         leases::{self, Lease, Leases},
         now_millis,
     },
@@ -170,7 +170,7 @@ pub(super) const ACTOR: &str = "ocr";
 
 /// How one read ended.
 enum Read {
-    Card(kyc::card::CardReading, Placement),
+    Card(kyc::card::CardReading, Placement, Vec<ReadLine>),
     /// The document cannot be read (not an image, nothing found): a final failure.
     Unreadable(&'static str),
     /// The model failed, not the document: another attempt may succeed.
@@ -217,13 +217,14 @@ async fn read_and_record(
     let read = read(state, id, record.correlation_id, key, record.doc_type).await;
     let token = lease.token;
     let change = match read {
-        Read::Card(card, placement) => {
+        Read::Card(card, placement, lines) => {
             metrics::counter!(names::OCR_SUCCESS_COUNT).increment(1);
             let ocr_ms = started.elapsed().as_millis() as u64;
             tracing::info!(ocr_ms, issues = card.issues.len(), "document read");
             let reading = Reading {
                 fields: card.fields,
                 confidence: card.confidence,
+                lines,
             };
             match SealedReading::seal(&state.blobs, &id, &reading, Some(ocr_ms), Some(placement)) {
                 Ok(fields) => DocumentChange::Extracted {
@@ -360,8 +361,21 @@ fn card_of(page: &OcrPage, doc_type: kyc::DocumentType) -> Read {
     // and the reason says why.
     match kyc::retake::among(&card.issues) {
         Some(code) if !kyc::retake::any_key_field(doc_type, &card) => Read::Unreadable(code),
-        _ => Read::Card(card, placement),
+        _ => Read::Card(card, placement, photo_lines(page)),
     }
+}
+
+/// The page's lines with their corners in the photo's pixels (where a reviewer sees them).
+fn photo_lines(page: &OcrPage) -> Vec<ReadLine> {
+    let to_photo = &page.geometry.to_photo;
+    page.lines
+        .iter()
+        .map(|l| ReadLine {
+            text: l.text.clone(),
+            confidence: l.confidence,
+            quad: l.quad.map(|p| to_photo.apply(p)),
+        })
+        .collect()
 }
 
 /// Decodes and reads one card's pixels on `models`. Detection runs on a blocking thread

@@ -103,6 +103,17 @@ pub(super) async fn apply_signal(
     let v = load(state).await?;
     let docs = outcomes(&state.ctx, &v).await?;
     let by = signal.principal.as_str();
+    let now = state.ctx.clock.now_millis();
+    // Nobody acts on a case another reviewer holds (an admin may cancel it).
+    match &signal.kind {
+        SignalKind::ReviewDecision { .. }
+        | SignalKind::SecondReview { .. }
+        | SignalKind::Cancel { admin: false, .. } => {
+            workflow::check_claim(&v, by, now).map_err(VerificationError::from)?
+        }
+        SignalKind::Cancel { admin: true, .. } | SignalKind::Claim | SignalKind::Release { .. } => {
+        }
+    }
     let events = match &signal.kind {
         SignalKind::ReviewDecision {
             decision,
@@ -141,7 +152,14 @@ pub(super) async fn apply_signal(
                 docs,
             )
         }
-        SignalKind::Cancel { reason } => workflow::on_cancel(&v, &signal.signal_id, reason, by),
+        SignalKind::Cancel { reason, .. } => workflow::on_cancel(&v, &signal.signal_id, reason, by),
+        SignalKind::Claim => {
+            let ttl = state.ctx.claim_ttl.as_millis() as i64;
+            workflow::on_claim(&v, &signal.signal_id, by, now, ttl)
+        }
+        SignalKind::Release { admin } => {
+            workflow::on_release(&v, &signal.signal_id, by, *admin, now)
+        }
     }
     .map_err(VerificationError::from)?;
 
@@ -155,7 +173,6 @@ pub(super) async fn apply_signal(
             (e, principal)
         })
         .collect();
-    let now = state.ctx.clock.now_millis();
     let after = advance(&v, &events, now)?;
     let receipt = SignalReceipt {
         verification_id: id.clone(),

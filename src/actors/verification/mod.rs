@@ -65,6 +65,12 @@ pub enum VerificationError {
     /// The second review came from the reviewer who proposed the decision.
     #[error("the second review must come from another reviewer")]
     FourEyesRequired,
+    /// Another reviewer holds the case (until the service-clock time, ms).
+    #[error("another reviewer holds the case")]
+    ClaimedByOther { expires_at: i64 },
+    /// A release of a case nobody holds.
+    #[error("nobody holds the case")]
+    NotClaimed,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -75,6 +81,8 @@ impl From<Refused> for VerificationError {
             Refused::State(current) => Self::State(current),
             Refused::SelfReview => Self::SelfReview,
             Refused::FourEyes => Self::FourEyesRequired,
+            Refused::ClaimedByOther { expires_at } => Self::ClaimedByOther { expires_at },
+            Refused::NotClaimed => Self::NotClaimed,
         }
     }
 }
@@ -98,13 +106,16 @@ pub enum SignalKind {
         corrected: BTreeMap<String, String>,
     },
     /// A second reviewer's verdict on a proposed decision (v3, four-eyes).
-    SecondReview {
-        verdict: Verdict,
-        reason: String,
-    },
+    SecondReview { verdict: Verdict, reason: String },
     Cancel {
         reason: String,
+        /// Sent by an admin (who may act on a case a reviewer holds).
+        admin: bool,
     },
+    /// Take the case for `workflow.claim_ttl` (or renew one's own claim).
+    Claim,
+    /// Give a claim back (an admin may release anyone's).
+    Release { admin: bool },
 }
 
 impl SignalKind {
@@ -113,6 +124,8 @@ impl SignalKind {
             Self::ReviewDecision { .. } => "review-decision",
             Self::SecondReview { .. } => "second-review",
             Self::Cancel { .. } => "cancel-review",
+            Self::Claim => "claim",
+            Self::Release { .. } => "release",
         }
     }
 }
@@ -205,6 +218,8 @@ pub struct VerificationContext {
     pub clock: Clock,
     pub policy: Policy,
     pub review_sla: Duration,
+    /// How long a reviewer's claim holds.
+    pub claim_ttl: Duration,
     pub idle_after: Duration,
     /// Every commit holds the verification's lease and writes with its token.
     pub leases: Leases,

@@ -95,6 +95,19 @@ impl From<VerificationError> for ApiError {
                 code: "four_eyes_required",
                 message: "the second review must come from a reviewer other than the first",
             },
+            VerificationError::ClaimedByOther { expires_at } => ApiError::Conflict {
+                code: "claimed_by_other",
+                message: format!(
+                    "another reviewer is working on this case until {}; wait for their claim to end or ask an admin to release it",
+                    chrono::DateTime::from_timestamp_millis(expires_at)
+                        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                        .unwrap_or_default()
+                ),
+            },
+            VerificationError::NotClaimed => ApiError::Conflict {
+                code: "not_claimed",
+                message: "nobody holds this case; there is nothing to release".into(),
+            },
             VerificationError::SignalReused => ApiError::Conflict {
                 code: "signal_id_reused",
                 message: "this signal_id was already used with a different request".into(),

@@ -1,10 +1,12 @@
 //! The KYC review workflow over HTTP: start a verification, query it and its audit trail,
 //! the reviewers' queue, and the signals (`review-decision`, `second-review`,
-//! `cancel-review`). Queries read the database; every change goes through the verification's
+//! `cancel-review`, `claim`, `release`). Queries read the database; every change goes through the verification's
 //! actor, which answers only after the change is committed. The shapes on the wire, and who
 //! sees what, are in `views`.
 
 mod checks;
+mod claims;
+mod encodes;
 mod views;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use poem_openapi::{
 use checks::{
     HashedDecision, answer, check_correction, check_reason, check_signal_id, request_hash,
 };
+pub use claims::{ClaimRequest, ReleaseRequest};
 pub use views::*;
 
 use super::{
@@ -102,12 +105,14 @@ impl VerificationsApi {
         &self,
         subject: Subject,
         id: VerificationId,
-        (signal_id, reason): (&str, &str),
+        (signal_id, reason): (&str, Option<&str>),
         request_hash: String,
         kind: SignalKind,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         check_signal_id(signal_id)?;
-        check_reason(reason)?;
+        if let Some(reason) = reason {
+            check_reason(reason)?;
+        }
         self.visible(&subject, id).await?;
         let signal = Signal {
             signal_id: signal_id.to_string(),
@@ -283,6 +288,8 @@ impl VerificationsApi {
             ReviewDocument {
                 id: record.id.to_string(),
                 status: record.status.as_str().into(),
+                nik_encodes: encodes::of(fields.as_ref())
+                    .filter(|_| record.doc_type == DocumentType::Ktp),
                 fields,
                 confidence,
                 issues: record.issues.clone(),
@@ -355,7 +362,7 @@ impl VerificationsApi {
             reason: body.reason.to_string(),
             corrected,
         };
-        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        let texts = (body.signal_id.as_str(), Some(body.reason.as_str()));
         self.signal(subject, id.0.0, texts, hash, kind).await
     }
 
@@ -389,7 +396,7 @@ impl VerificationsApi {
             },
             reason: body.reason.to_string(),
         };
-        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        let texts = (body.signal_id.as_str(), Some(body.reason.as_str()));
         self.signal(subject, id.0.0, texts, hash, kind).await
     }
 
@@ -415,8 +422,64 @@ impl VerificationsApi {
         let hash = request_hash("cancel-review", &body);
         let kind = SignalKind::Cancel {
             reason: body.reason.to_string(),
+            admin: subject.role == Role::Admin,
         };
-        let texts = (body.signal_id.as_str(), body.reason.as_str());
+        let texts = (body.signal_id.as_str(), Some(body.reason.as_str()));
+        self.signal(subject, id.0.0, texts, hash, kind).await
+    }
+
+    /// Signal: claim a case
+    ///
+    /// A reviewer takes a case waiting for a person (`pending_manual_review`, or
+    /// `awaiting_second_review` for anyone but the proposer) for `workflow.claim_ttl`
+    /// (default 30 min); claiming it again renews the claim. While the claim holds, another
+    /// reviewer's decision, second review or cancel answers 409 `claimed_by_other`, and the
+    /// view shows `claimed_by` and `claim_expires_at`. The claim ends when the case moves on.
+    /// Idempotent by `signal_id`; the claim is in the audit trail.
+    #[oai(
+        path = "/v1/verifications/:id/signals/claim",
+        method = "post",
+        operation_id = "signalClaim"
+    )]
+    async fn claim(
+        &self,
+        auth: BearerAuth,
+        id: Path<PathId<VerificationId>>,
+        body: Json<ClaimRequest>,
+    ) -> Result<Json<SignalAnswer>, ApiError> {
+        let subject = auth.0;
+        subject.require(&[Role::Reviewer])?;
+        let body = body.0;
+        let hash = request_hash("claim", &body);
+        let texts = (body.signal_id.as_str(), None);
+        self.signal(subject, id.0.0, texts, hash, SignalKind::Claim)
+            .await
+    }
+
+    /// Signal: release a claim
+    ///
+    /// The claimant gives the case back, or an admin releases anyone's claim. 409
+    /// `not_claimed` when nobody holds the case; 409 `claimed_by_other` when a reviewer
+    /// releases someone else's. Idempotent by `signal_id`; the release is in the audit trail.
+    #[oai(
+        path = "/v1/verifications/:id/signals/release",
+        method = "post",
+        operation_id = "signalRelease"
+    )]
+    async fn release(
+        &self,
+        auth: BearerAuth,
+        id: Path<PathId<VerificationId>>,
+        body: Json<ReleaseRequest>,
+    ) -> Result<Json<SignalAnswer>, ApiError> {
+        let subject = auth.0;
+        subject.require(&[Role::Reviewer, Role::Admin])?;
+        let body = body.0;
+        let hash = request_hash("release", &body);
+        let kind = SignalKind::Release {
+            admin: subject.role == Role::Admin,
+        };
+        let texts = (body.signal_id.as_str(), None);
         self.signal(subject, id.0.0, texts, hash, kind).await
     }
 }

@@ -95,6 +95,16 @@ pub struct VerificationView {
     /// Reviewers and admins, while `awaiting_second_review`: the first reviewer's decision.
     #[oai(skip_serializing_if_is_none)]
     pub proposal: Option<ProposalView>,
+    /// Reviewers and admins, while a reviewer holds the case: who.
+    #[oai(skip_serializing_if_is_none)]
+    pub claimed_by: Option<String>,
+    /// Reviewers and admins, while a reviewer holds the case: until when.
+    #[oai(skip_serializing_if_is_none)]
+    pub claim_expires_at: Option<DateTime<Utc>>,
+    /// Reviewers and admins, while the case waits for a person: when the review SLA runs
+    /// out (the case then expires).
+    #[oai(skip_serializing_if_is_none)]
+    pub sla_due_at: Option<DateTime<Utc>>,
 }
 
 /// A first reviewer's decision waiting for a second reviewer.
@@ -114,8 +124,8 @@ pub struct ProposalView {
 pub struct VerificationEventView {
     pub seq: i64,
     /// `started`, `documents_ready`, `checked`, `review_proposed`, `second_reviewed`,
-    /// `review_decided`, `npwp_rechecked`, `cancelled`, `expired`, `delivery_changed`,
-    /// `buli2_answered`.
+    /// `review_decided`, `npwp_rechecked`, `claimed`, `released`, `cancelled`, `expired`,
+    /// `delivery_changed`, `buli2_answered`.
     pub kind: String,
     /// Who caused it: the owner, a reviewer, or `system:workflow`.
     pub actor: String,
@@ -136,6 +146,9 @@ pub struct ReviewDocument {
     pub issues: Vec<String>,
     #[oai(skip_serializing_if_is_none)]
     pub failure_reason: Option<String>,
+    /// A KTP's NIK read digit by digit (reviewers compare it with the printed values).
+    #[oai(skip_serializing_if_is_none)]
+    pub nik_encodes: Option<super::encodes::NikEncodes>,
 }
 
 #[derive(Debug, Object)]
@@ -507,7 +520,15 @@ pub fn view(state: &AppState, subject: &Subject, row: &VerificationRow) -> Verif
         .then(|| open_corrections(state, &row.id, row.corrections.as_ref()))
         .flatten();
     let reviewers = |v| full.then_some(v);
+    let now = state.clock.now_millis();
+    let claim = row
+        .claim
+        .as_ref()
+        .filter(|c| full && c.expires_at > now && row.state.awaits_review());
     VerificationView {
+        claimed_by: claim.map(|c| c.reviewer.clone()),
+        sla_due_at: row.sla_due_at.filter(|_| full).map(millis),
+        claim_expires_at: claim.map(|c| millis(c.expires_at)),
         id: row.id.clone(),
         state: row.state.as_str().into(),
         outcome: row.state.outcome().map(str::to_string),

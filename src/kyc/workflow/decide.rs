@@ -151,6 +151,10 @@ pub enum Refused {
     SelfReview,
     /// The second review must come from someone other than the first reviewer.
     FourEyes,
+    /// Another reviewer holds the case until `expires_at`.
+    ClaimedByOther { expires_at: i64 },
+    /// A release of a case nobody holds.
+    NotClaimed,
 }
 
 /// Documents settled: the checks and the decision, as events. `None` while a document is

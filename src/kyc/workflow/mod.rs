@@ -23,10 +23,12 @@
 
 use serde::{Deserialize, Serialize};
 
+mod claims;
 mod decide;
 #[cfg(test)]
 mod tests;
 
+pub use claims::*;
 pub use decide::*;
 
 /// The version new verifications start under unless configured otherwise.
@@ -259,6 +261,17 @@ pub enum Event {
         signal_id: String,
         reason: String,
     },
+    /// A reviewer took the case until `expires_at` (see [`claims`]).
+    Claimed {
+        signal_id: String,
+        reviewer: String,
+        expires_at: i64,
+    },
+    /// The claim held by `reviewer` was given back (by them, or by an admin).
+    Released {
+        signal_id: String,
+        reviewer: String,
+    },
     Expired {
         timer_id: String,
     },
@@ -301,6 +314,8 @@ impl Event {
             Self::ReviewProposed { .. } => "review_proposed",
             Self::SecondReviewed { .. } => "second_reviewed",
             Self::Cancelled { .. } => "cancelled",
+            Self::Claimed { .. } => "claimed",
+            Self::Released { .. } => "released",
             Self::Expired { .. } => "expired",
             Self::DeliveryChanged { .. } => "delivery_changed",
             Self::Buli2Answered { .. } => "buli2_answered",
@@ -330,6 +345,8 @@ pub struct Verification {
     pub loan_reference: Option<String>,
     /// v3: the first reviewer's decision while it awaits a second reviewer.
     pub proposal: Option<Proposal>,
+    /// The last claim taken in the current state (it may have expired since).
+    pub claim: Option<Claim>,
     /// Number of events applied (the row's version).
     pub seq: i64,
     pub created_at: i64,
@@ -380,6 +397,7 @@ impl Verification {
             buli2_outcome: None,
             loan_reference: None,
             proposal: None,
+            claim: None,
             seq: 1,
             created_at: at,
             updated_at: at,
@@ -404,8 +422,15 @@ impl Verification {
             kind: event.kind(),
             state: self.state.as_str(),
         };
+        let before = self.state;
         match event {
             Event::Started { .. } => return Err(misfit()),
+            Event::Claimed { .. } | Event::Released { .. } => {
+                if !claims::fits(self, event) {
+                    return Err(misfit());
+                }
+                claims::apply(self, event);
+            }
             Event::DocumentsReady { .. } => {
                 if self.state != State::AwaitingDocuments {
                     return Err(misfit());
@@ -546,6 +571,10 @@ impl Verification {
                     self.loan_reference = loan_reference.clone();
                 }
             }
+        }
+        // A claim holds in the state it was taken in, no further.
+        if self.state != before {
+            self.claim = None;
         }
         self.seq += 1;
         self.updated_at = at;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
 pub use change::DocumentChange;
-pub use reading::{Placement, Reading, SealedReading};
+pub use reading::{Placement, ReadLine, Reading, SealedReading};
 pub use write::{apply, insert};
 
 use super::{Db, Page, StoreError};

@@ -17,6 +17,20 @@ use crate::{
 pub struct Reading {
     pub fields: BTreeMap<String, String>,
     pub confidence: BTreeMap<String, f32>,
+    /// Every line of text found, where it lies in the photo (readings from before lines
+    /// were kept have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lines: Vec<ReadLine>,
+}
+
+/// One line of text as read, sealed with the rest of the reading (it is personal data).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadLine {
+    pub text: String,
+    pub confidence: f32,
+    /// Corners in the uploaded photo's pixels: top-left, top-right, bottom-right,
+    /// bottom-left of the text as read.
+    pub quad: [[f32; 2]; 4],
 }
 
 /// Never prints a value: only which fields were read.
@@ -87,6 +101,7 @@ mod tests {
         let reading = Reading {
             fields: [("nik".to_string(), "3201234567890001".to_string())].into(),
             confidence: [("nik".to_string(), 0.97)].into(),
+            ..Default::default()
         };
         let sealed = SealedReading::seal(&blobs, &id, &reading, Some(12), None).unwrap();
         assert!(!sealed.sealed.contains("3201234567890001"));

@@ -65,7 +65,7 @@ pub struct StoredEvent {
 
 const COLUMNS: &str = "id, owner, ktp_document_id, npwp_document_id, state, workflow_version, score, \
     reasons_json, review_id, delivery_state, corrections, buli2_outcome, loan_reference, version, \
-    created_at, updated_at, decided_at, proposal, correlation_id";
+    created_at, updated_at, decided_at, proposal, correlation_id, claimed_by, claim_expires_at, sla_due_at";
 
 /// The projection row, for queries (the actor replays events instead).
 #[derive(Debug, Clone, PartialEq)]
@@ -91,6 +91,10 @@ pub struct VerificationRow {
     pub proposal: Option<Proposal>,
     /// The correlation id of the request that started it.
     pub correlation_id: Option<String>,
+    /// The last claim taken in the current state (it may have expired since).
+    pub claim: Option<crate::kyc::workflow::Claim>,
+    /// While the case waits for a person: when its review SLA runs out.
+    pub sla_due_at: Option<i64>,
 }
 
 fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
@@ -129,6 +133,17 @@ fn from_row(row: &AnyRow) -> Result<VerificationRow, StoreError> {
             .transpose()
             .map_err(|_| StoreError::Corrupt("proposal".into()))?,
         correlation_id: row.try_get("correlation_id")?,
+        claim: match (
+            row.try_get::<Option<String>, _>("claimed_by")?,
+            row.try_get::<Option<i64>, _>("claim_expires_at")?,
+        ) {
+            (Some(reviewer), Some(expires_at)) => Some(crate::kyc::workflow::Claim {
+                reviewer,
+                expires_at,
+            }),
+            _ => None,
+        },
+        sla_due_at: row.try_get("sla_due_at")?,
     })
 }
 

@@ -117,7 +117,8 @@ pub async fn append(
     let updated = sqlx::query(
         "UPDATE verifications SET state = $1, score = $2, reasons_json = $3, review_id = $4, \
          delivery_state = $5, corrections = $6, version = $7, updated_at = $8, decided_at = $9, \
-         buli2_outcome = $10, loan_reference = $11, fence = $14, proposal = $15 \
+         buli2_outcome = $10, loan_reference = $11, fence = $14, proposal = $15, \
+         claimed_by = $16, claim_expires_at = $17, sla_due_at = $18 \
          WHERE id = $12 AND version = $13 AND fence <= $14",
     )
     .bind(after.state.as_str())
@@ -140,6 +141,9 @@ pub async fn append(
             .as_ref()
             .map(|p| serde_json::to_string(p).expect("proposals serialize")),
     )
+    .bind(after.claim.as_ref().map(|c| c.reviewer.clone()))
+    .bind(after.claim.as_ref().map(|c| c.expires_at))
+    .bind(after.sla_due_at.filter(|_| after.state.awaits_review()))
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() != 1 {

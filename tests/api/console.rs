@@ -1,0 +1,197 @@
+//! The reviewer console in a real browser (Debian's chromium through chromedriver): a
+//! reviewer signs in, opens the case, sees the card and its NIK, claims it, corrects a field
+//! and approves; a second reviewer, in another browser, cannot act while it is claimed and
+//! then confirms the second review; the page never asks another host for anything.
+
+use filot::{http::auth::Role, kyc::workflow::FourEyes};
+use serde_json::Value;
+
+use crate::{
+    helpers::{TestApp, in_review, spawn_app_with},
+    support::webdriver::{Browser, Driver},
+};
+
+/// Opens the console in `browser` signed in with `token`, and the case `id` from the queue.
+async fn sign_in_and_open(app: &TestApp, browser: &Browser, token: &str, id: &str) {
+    browser.goto(&format!("{}/console", app.base)).await;
+    // The token stays for the tab's session: sign in only the first time.
+    let signed_in = browser
+        .run("return !!sessionStorage.getItem('filot.console.token');")
+        .await;
+    if signed_in != Value::Bool(true) {
+        let field = browser.testid("token").await;
+        browser.type_text(&field, token).await;
+        browser.click(&browser.testid("sign-in").await).await;
+    }
+    let row = browser
+        .find(&format!("[data-testid=\"queue-row\"][data-id=\"{id}\"]"))
+        .await;
+    browser.click(&row).await;
+    browser.testid("card-image").await;
+}
+
+async fn value(browser: &Browser, testid: &str) -> String {
+    let e = browser.testid(testid).await;
+    browser
+        .property(&e, "value")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn text(browser: &Browser, testid: &str) -> String {
+    let e = browser.testid(testid).await;
+    browser
+        .property(&e, "textContent")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every resource the page loaded came from its own origin (or a blob it made).
+async fn only_own_origin(browser: &Browser) {
+    let foreign = browser
+        .run(
+            "return performance.getEntriesByType('resource').map(e => e.name)\
+             .filter(n => !n.startsWith(location.origin + '/') && !n.startsWith('blob:'));",
+        )
+        .await;
+    assert_eq!(foreign, serde_json::json!([]), "requests to another host");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
+    let app = spawn_app_with(|s| s.workflow.four_eyes = FourEyes::IdentityCorrections).await;
+    let id = in_review(&app, "alice").await;
+    let (rita, sam) = (
+        app.token("rita", Role::Reviewer),
+        app.token("sam", Role::Reviewer),
+    );
+    let driver = Driver::start().await;
+
+    // The page is locked down: everything from this origin.
+    let page = app
+        .client
+        .get(format!("{}/console", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+
+    // Rita signs in, opens the case, sees the card and the NIK, and claims it.
+    let a = driver.browser().await;
+    sign_in_and_open(&app, &a, &rita, &id).await;
+    a.until(
+        "the card image loaded",
+        "const i = document.querySelector('[data-testid=card-image]'); \
+         return i.complete && i.naturalWidth > 0 && i.getBoundingClientRect().width > 0;",
+    )
+    .await;
+    assert_eq!(value(&a, "field-nik").await, "3275024612894728");
+    a.click(&a.testid("claim").await).await;
+    a.until(
+        "the claim shows",
+        "return document.querySelector('[data-testid=claim-status]').textContent.includes('you');",
+    )
+    .await;
+
+    // Sam, in another browser, sees who holds it and cannot decide it.
+    let b = driver.browser().await;
+    sign_in_and_open(&app, &b, &sam, &id).await;
+    assert!(text(&b, "claim-status").await.contains("rita"));
+    let approve = b.testid("approve").await;
+    assert_eq!(b.property(&approve, "disabled").await, Value::Bool(true));
+    let resp = app
+        .signal(
+            &sam,
+            &id,
+            "review-decision",
+            serde_json::json!({ "signal_id": "sam-1", "decision": "approve", "reason": "looks fine" }),
+        )
+        .await;
+    assert_eq!(resp.status(), 409);
+
+    // Rita corrects the name and approves (a double click sends one decision); the
+    // correction of an identity field waits for a second reviewer.
+    let name = a.testid("field-name").await;
+    a.clear(&name).await;
+    a.type_text(&name, "KARTIKA SUSANTI").await;
+    let reason = a.testid("reason").await;
+    a.type_text(&reason, "name misread; checked against the photo")
+        .await;
+    let approve = a.testid("approve").await;
+    a.click(&approve).await;
+    a.click(&approve).await;
+    a.until(
+        "the decision was sent",
+        "return document.querySelector('[data-testid=message]').textContent.startsWith('Sent');",
+    )
+    .await;
+    let v = app.get(&rita, &format!("/v1/verifications/{id}")).await;
+    let v: Value = v.json().await.unwrap();
+    assert_eq!(v["state"], "awaiting_second_review", "{v}");
+    std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/docs")).unwrap();
+    let shot = a.screenshot().await;
+    assert!(shot.starts_with(b"\x89PNG"));
+    std::fs::write(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docs/console.png"),
+        shot,
+    )
+    .unwrap();
+
+    // Sam opens it again, claims it and confirms.
+    sign_in_and_open(&app, &b, &sam, &id).await;
+    b.click(&b.testid("claim").await).await;
+    b.until(
+        "sam holds it",
+        "return document.querySelector('[data-testid=claim-status]').textContent.includes('you');",
+    )
+    .await;
+    let reason = b.testid("reason").await;
+    b.type_text(&reason, "second look: agreed").await;
+    b.click(&b.testid("confirm-second-review").await).await;
+    b.until(
+        "the second review was sent",
+        "return document.querySelector('[data-testid=message]').textContent.startsWith('Second review sent');",
+    )
+    .await;
+    only_own_origin(&a).await;
+    only_own_origin(&b).await;
+    a.close().await;
+    b.close().await;
+
+    let v: Value = app
+        .get(&rita, &format!("/v1/verifications/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["state"], "manually_approved", "{v}");
+    assert_eq!(v["corrected_fields"]["name"], "KARTIKA SUSANTI");
+    let events: Value = app
+        .get(&rita, &format!("/v1/verifications/{id}/events"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let by = |kind: &str| -> Vec<String> {
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| e["actor"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        by("review_proposed"),
+        ["rita"],
+        "one decision for two clicks"
+    );
+    assert_eq!(by("second_reviewed"), ["sam"]);
+    assert_eq!(by("claimed"), ["rita", "sam"]);
+}
