@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Opens the console in `browser` signed in with `token`, and the case `id` from the queue.
-async fn sign_in_and_open(app: &TestApp, browser: &Browser, token: &str, id: &str) {
+async fn sign_in_and_open(app: &TestApp, browser: &Browser, token: &str, id: &str, keyboard: bool) {
     browser.goto(&format!("{}/console", app.base)).await;
     // The token stays for the tab's session: sign in only the first time.
     let signed_in = browser
@@ -26,7 +26,12 @@ async fn sign_in_and_open(app: &TestApp, browser: &Browser, token: &str, id: &st
     let row = browser
         .find(&format!("[data-testid=\"queue-row\"][data-id=\"{id}\"]"))
         .await;
-    browser.click(&row).await;
+    if keyboard {
+        // j / k move through the queue, Enter opens the selected case.
+        browser.keys("jk\u{E007}").await;
+    } else {
+        browser.click(&row).await;
+    }
     browser.testid("card-image").await;
 }
 
@@ -84,7 +89,7 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
 
     // Rita signs in, opens the case, sees the card and the NIK, and claims it.
     let a = driver.browser().await;
-    sign_in_and_open(&app, &a, &rita, &id).await;
+    sign_in_and_open(&app, &a, &rita, &id, false).await;
     a.until(
         "the card image loaded",
         "const i = document.querySelector('[data-testid=card-image]'); \
@@ -101,7 +106,7 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
 
     // Sam, in another browser, sees who holds it and cannot decide it.
     let b = driver.browser().await;
-    sign_in_and_open(&app, &b, &sam, &id).await;
+    sign_in_and_open(&app, &b, &sam, &id, true).await;
     assert!(text(&b, "claim-status").await.contains("rita"));
     let approve = b.testid("approve").await;
     assert_eq!(b.property(&approve, "disabled").await, Value::Bool(true));
@@ -144,7 +149,7 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
     .unwrap();
 
     // Sam opens it again, claims it and confirms.
-    sign_in_and_open(&app, &b, &sam, &id).await;
+    sign_in_and_open(&app, &b, &sam, &id, false).await;
     b.click(&b.testid("claim").await).await;
     b.until(
         "sam holds it",
@@ -161,6 +166,16 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
     .await;
     only_own_origin(&a).await;
     only_own_origin(&b).await;
+    // A token that no longer works is said in words, and the page asks to sign in again.
+    a.run("sessionStorage.setItem('filot.console.token', 'x.e30.x'); return true;")
+        .await;
+    a.goto(&format!("{}/console", app.base)).await;
+    a.until(
+        "an expired sign-in is said in words",
+        "return document.querySelector('[data-testid=who]').textContent.includes('expired');",
+    )
+    .await;
+    a.testid("token").await;
     a.close().await;
     b.close().await;
 
