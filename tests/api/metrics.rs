@@ -99,6 +99,8 @@ async fn http_labels_stay_a_fixed_set_whatever_clients_send() {
             "/docs",
             "/metrics",
             "/internal/buli2/callbacks",
+            "/console",
+            "/console/",
             "unmatched",
         ]
         .map(String::from),

@@ -5,8 +5,8 @@
 //! sees what, are in `views`.
 
 mod checks;
-mod claims;
 mod encodes;
+mod signals;
 mod views;
 
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use poem_openapi::{
 use checks::{
     HashedDecision, answer, check_correction, check_reason, check_signal_id, request_hash,
 };
-pub use claims::{ClaimRequest, ReleaseRequest};
+pub use signals::*;
 pub use views::*;
 
 use super::{
