@@ -88,7 +88,7 @@ if [ -z "${FILOT_TEST_POSTGRES_URL:-}" ]; then
 fi
 LOG="$(mktemp)"
 status=0
-cargo test "$@" 2>&1 | tee "$LOG" || status=$?
+cargo test --no-fail-fast "$@" 2>&1 | tee "$LOG" || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG"

@@ -148,6 +148,17 @@ async fn event_kinds(dir: &std::path::Path, id: &str) -> Vec<String> {
     events.into_iter().map(|e| e.kind).collect()
 }
 
+/// Waits until the API node sees `node` up.
+async fn wait_up(api: &Api, admin: &str, node: &str) {
+    wait_for(&format!("{node} up"), 60, async || {
+        cluster(api, admin)
+            .await
+            .get(node)
+            .is_some_and(|(s, _)| s == "up")
+    })
+    .await;
+}
+
 /// A fixture's ground truth.
 fn truth(file: &str) -> serde_json::Value {
     let json = std::fs::read_to_string(format!(
@@ -217,13 +228,8 @@ async fn two_ocr_nodes_share_a_burst_and_losing_one_loses_nothing() {
     );
     let ocr1 = OcrNode::start("ocr1", p1, &[("api", api_port)], &[]);
     let ocr2 = OcrNode::start("ocr2", p2, &[("api", api_port)], &[]);
-    wait_for("both OCR nodes up", 60, async || {
-        let nodes = cluster(&api, &admin).await;
-        ["ocr1@127.0.0.1", "ocr2@127.0.0.1"]
-            .iter()
-            .all(|n| nodes.get(*n).is_some_and(|(s, _)| s == "up"))
-    })
-    .await;
+    wait_up(&api, &admin, "ocr1@127.0.0.1").await;
+    wait_up(&api, &admin, "ocr2@127.0.0.1").await;
     // The early upload is read once a node joined.
     api.all_final(&alice, std::slice::from_ref(&early)).await;
     assert_eq!(api.status(&alice, &early).await, "extracted");
@@ -291,13 +297,7 @@ async fn a_paused_ocr_node_is_declared_down_its_work_rerouted_and_its_late_answe
     let alice = token(dir.path(), "alice", "user");
     let admin = token(dir.path(), "ops", "admin");
     let ocr1 = OcrNode::start("ocr1", p1, &[("api", api_port)], &[]);
-    wait_for("ocr1 up", 60, async || {
-        cluster(&api, &admin)
-            .await
-            .get("ocr1@127.0.0.1")
-            .is_some_and(|(s, _)| s == "up")
-    })
-    .await;
+    wait_up(&api, &admin, "ocr1@127.0.0.1").await;
     // ocr1 takes the card, then freezes mid-read.
     let id = api.upload(&alice, "KTP", "ktp_006.jpg").await;
     wait_for("the card is being read", 30, async || {
@@ -466,13 +466,7 @@ async fn over_mutual_tls_a_card_is_read_and_a_node_without_the_clusters_certific
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let rogue = OcrNode::start("rogue", p_rogue, &[("api", api_port)], &rogue);
-    wait_for("ocr1 up over TLS", 60, async || {
-        cluster(&api, &admin)
-            .await
-            .get("ocr1@127.0.0.1")
-            .is_some_and(|(s, _)| s == "up")
-    })
-    .await;
+    wait_up(&api, &admin, "ocr1@127.0.0.1").await;
     let id = api.upload(&alice, "KTP", "ktp_003.jpg").await;
     api.all_final(&alice, std::slice::from_ref(&id)).await;
     assert_eq!(api.status(&alice, &id).await, "extracted");

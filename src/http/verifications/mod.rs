@@ -445,7 +445,7 @@ impl VerificationsApi {
         &self,
         auth: BearerAuth,
         id: Path<PathId<VerificationId>>,
-        body: Json<ClaimRequest>,
+        body: Json<ClaimSignal>,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         let subject = auth.0;
         subject.require(&[Role::Reviewer])?;
@@ -470,7 +470,7 @@ impl VerificationsApi {
         &self,
         auth: BearerAuth,
         id: Path<PathId<VerificationId>>,
-        body: Json<ReleaseRequest>,
+        body: Json<ClaimSignal>,
     ) -> Result<Json<SignalAnswer>, ApiError> {
         let subject = auth.0;
         subject.require(&[Role::Reviewer, Role::Admin])?;

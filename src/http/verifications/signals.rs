@@ -290,36 +290,19 @@ impl Example for CancelReviewRequest {
     }
 }
 
-/// Take a case (or renew one's claim on it).
+/// A claim, or its release: nothing but the signal's id.
 #[derive(Debug, Object, serde::Serialize)]
 #[oai(example)]
-pub struct ClaimRequest {
+pub struct ClaimSignal {
     /// Chosen by the client (1–128 visible ASCII characters).
     #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
     pub signal_id: Text,
 }
 
-impl Example for ClaimRequest {
+impl Example for ClaimSignal {
     fn example() -> Self {
         Self {
             signal_id: "claim-2f6c1e".into(),
-        }
-    }
-}
-
-/// Give a claimed case back.
-#[derive(Debug, Object, serde::Serialize)]
-#[oai(example)]
-pub struct ReleaseRequest {
-    /// Chosen by the client (1–128 visible ASCII characters).
-    #[oai(validator(min_length = 1, max_length = 128, pattern = r"^[!-~]+$"))]
-    pub signal_id: Text,
-}
-
-impl Example for ReleaseRequest {
-    fn example() -> Self {
-        Self {
-            signal_id: "release-2f6c1e".into(),
         }
     }
 }
