@@ -35,17 +35,21 @@ const SENTENCES = {
 const ISSUES = {
   nik_gender_mismatch: "The gender printed on the card does not match the NIK.",
   nik_birth_date_mismatch: "The birth date printed on the card does not match the NIK.",
+  nik_birth_date_invalid: "The NIK's date digits are not a date.",
   nik_unknown_province: "The NIK starts with a province code that does not exist.",
   nik_region_invalid: "The NIK's region digits are not valid.",
+  nik_serial_invalid: "The NIK's serial number is not valid.",
+  nik_unreadable: "The NIK could not be read.",
   holder_under_17: "The card holder is younger than 17.",
-  name_mismatch: "The names on the KTP and the NPWP differ.",
+  npwp_name_mismatch: "The names on the KTP and the NPWP differ.",
   npwp_nik_mismatch: "The NIK on the NPWP differs from the KTP's.",
-  low_confidence: "Some fields were hard to read.",
-  card_expired: "The card has expired.",
+  npwp_check_digit_invalid: "The NPWP's check digit is wrong.",
+  npwp_unreadable: "The NPWP number could not be read.",
+  no_card_found: "No card was found in the photo.",
+  card_too_small: "The card is small in the photo.",
   too_blurry: "The photo is blurred.",
   too_dark: "The photo is too dark.",
   glare_over_field: "Glare covers a field.",
-  card_too_small: "The card is small in the photo.",
 };
 
 const FIELDS = ["nik", "name", "birth_place", "birth_date", "gender", "address", "rt_rw",
@@ -177,12 +181,13 @@ async function cardImage(documentId, img) {
   await img.decode().catch(() => {});
 }
 
-async function drawBoxes(documentId) {
+// The lines OCR read, drawn over the loaded card (quads are in the photo's pixels).
+async function drawBoxes(documentId, img) {
   const svg = $("boxes");
   svg.replaceChildren();
   let reading;
   try { reading = await (await api(`/v1/documents/${documentId}/reading`)).json(); } catch { return; }
-  svg.setAttribute("viewBox", `0 0 ${reading.width} ${reading.height}`);
+  svg.setAttribute("viewBox", `0 0 ${img.naturalWidth} ${img.naturalHeight}`);
   svg.setAttribute("preserveAspectRatio", "none");
   for (const line of reading.lines) {
     const poly = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
@@ -291,9 +296,8 @@ async function openCase(id) {
   renderActions();
   try {
     await Promise.all([
-      current.ktp ? cardImage(current.ktp.id, $("card-image")) : null,
+      current.ktp ? cardImage(current.ktp.id, $("card-image")).then(() => drawBoxes(current.ktp.id, $("card-image"))) : null,
       current.npwp ? cardImage(current.npwp.id, $("npwp-image")) : null,
-      current.ktp ? drawBoxes(current.ktp.id) : null,
       renderTimeline(id),
     ]);
   } catch (e) { say(e instanceof ApiFailure ? e.sentence() : String(e)); }
