@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::kyc::card::CardReading;
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     Policy {
         approve_at: 85,
         reject_below: 35,
@@ -26,7 +26,7 @@ fn card(fields: &[(&str, &str)], issues: &[&str]) -> DocOutcome {
     DocOutcome::Extracted(c)
 }
 
-fn ktp(issues: &[&str]) -> DocOutcome {
+pub(super) fn ktp(issues: &[&str]) -> DocOutcome {
     card(
         &[
             ("nik", "3275024612894728"),
@@ -37,7 +37,7 @@ fn ktp(issues: &[&str]) -> DocOutcome {
     )
 }
 
-fn npwp(name: &str) -> DocOutcome {
+pub(super) fn npwp(name: &str) -> DocOutcome {
     card(
         &[
             ("npwp", "3275024612894728"),
@@ -48,7 +48,7 @@ fn npwp(name: &str) -> DocOutcome {
     )
 }
 
-fn started(version: u32) -> Verification {
+pub(super) fn started(version: u32) -> Verification {
     let e = Event::Started {
         owner: "alice".into(),
         ktp_document_id: "k".into(),
@@ -62,7 +62,7 @@ fn ids() -> (String, String) {
     ("rev".into(), "tmr".into())
 }
 
-fn input(
+pub(super) fn input(
     signal_id: &str,
     decision: ReviewDecision,
     corrected: BTreeMap<String, String>,
@@ -133,7 +133,7 @@ fn pending_documents_wait() {
     );
 }
 
-fn replay_all(v: &mut Verification, events: &[Event], at: i64) {
+pub(super) fn replay_all(v: &mut Verification, events: &[Event], at: i64) {
     for e in events {
         v.apply(e, at).unwrap();
     }
@@ -327,7 +327,7 @@ fn replay_rebuilds_the_same_verification() {
 }
 
 /// A v`version` case waiting for a reviewer.
-fn in_review(version: u32) -> Verification {
+pub(super) fn in_review(version: u32) -> Verification {
     let mut v = started(version);
     let n = npwp("KARTIKA SUSANTO");
     let events = on_documents(
@@ -489,94 +489,4 @@ fn a_case_awaiting_its_second_review_expires_and_can_be_cancelled() {
     replay_all(&mut v, &expired, 200);
     assert_eq!(v.state, State::Expired);
     assert_eq!(v.state.outcome(), Some("expired"));
-}
-
-#[test]
-fn a_claim_keeps_other_reviewers_off_until_it_expires_is_released_or_the_case_moves_on() {
-    let (k, n) = (ktp(&[]), npwp("KARTIKA SUSANTO"));
-    let mut v = in_review(3);
-    assert_eq!(
-        on_claim(&v, "c0", "alice", 10, 100),
-        Err(Refused::SelfReview)
-    );
-    assert_eq!(
-        on_release(&v, "r0", "rita", false, 10),
-        Err(Refused::NotClaimed)
-    );
-    let ev = on_claim(&v, "c1", "rita", 10, 100).unwrap();
-    replay_all(&mut v, &ev, 10);
-    assert_eq!(v.claim_at(50).unwrap().reviewer, "rita");
-    assert_eq!(v.state, State::PendingManualReview, "a claim moves nothing");
-
-    // Another reviewer can neither claim, decide nor release it while it holds…
-    let held = Err(Refused::ClaimedByOther { expires_at: 110 });
-    assert_eq!(on_claim(&v, "c2", "sam", 50, 100), held);
-    assert_eq!(
-        check_claim(&v, "sam", 50),
-        Err(Refused::ClaimedByOther { expires_at: 110 })
-    );
-    assert_eq!(on_release(&v, "r1", "sam", false, 50), held);
-    assert_eq!(check_claim(&v, "rita", 50), Ok(()));
-    // …but may once it has expired, and an admin may release it at any time.
-    assert_eq!(check_claim(&v, "sam", 110), Ok(()));
-    assert!(on_claim(&v, "c3", "sam", 111, 100).is_ok());
-    let ev = on_release(&v, "r2", "ops", true, 50).unwrap();
-    let mut released = v.clone();
-    replay_all(&mut released, &ev, 50);
-    assert!(released.claim.is_none());
-    assert_eq!(check_claim(&released, "sam", 51), Ok(()));
-
-    // The claimant renews; a proposal ends the claim, and the proposer cannot take the
-    // second review.
-    let ev = on_claim(&v, "c4", "rita", 60, 100).unwrap();
-    replay_all(&mut v, &ev, 60);
-    assert_eq!(v.claim_at(150).unwrap().expires_at, 160);
-    let corrected: BTreeMap<String, String> =
-        [("name".to_string(), "KARTIKA S".to_string())].into();
-    let ev = on_review_decision(
-        &v,
-        input("s1", ReviewDecision::Approve, corrected),
-        "rita",
-        &policy(),
-        &k,
-        Some(&n),
-    )
-    .unwrap();
-    replay_all(&mut v, &ev, 70);
-    assert_eq!(v.state, State::AwaitingSecondReview);
-    assert!(v.claim.is_none(), "the claim ended with the state");
-    assert_eq!(on_claim(&v, "c5", "rita", 80, 100), Err(Refused::FourEyes));
-    let ev = on_claim(&v, "c6", "sam", 80, 100).unwrap();
-    replay_all(&mut v, &ev, 80);
-    assert_eq!(
-        check_claim(&v, "tom", 90),
-        Err(Refused::ClaimedByOther { expires_at: 180 })
-    );
-
-    // Replay rebuilds the claim from the events.
-    let mut events = vec![Event::Claimed {
-        signal_id: "c1".into(),
-        reviewer: "rita".into(),
-        expires_at: 110,
-    }];
-    let mut again = in_review(3);
-    replay_all(&mut again, &events, 10);
-    assert_eq!(
-        again.claim_at(20).map(|c| c.reviewer.as_str()),
-        Some("rita")
-    );
-    events.clear();
-    // A release event on a case nobody holds does not fit.
-    let mut fresh = in_review(3);
-    assert!(
-        fresh
-            .apply(
-                &Event::Released {
-                    signal_id: "x".into(),
-                    reviewer: "rita".into()
-                },
-                1
-            )
-            .is_err()
-    );
 }
