@@ -290,7 +290,7 @@ impl Application {
                 poll: pollers.workflow.clone(),
             },
             outbox,
-            webhooks,
+            webhooks: has_role("outbox").then_some(webhooks),
             reaper,
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)

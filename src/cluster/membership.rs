@@ -126,7 +126,7 @@ impl MemberState {
 
     async fn tick(&mut self) {
         let sessions = self.sessions().await;
-        self.redial(&sessions).await;
+        self.redial(&sessions);
         for cell in pg::get_members(&MEMBERS.to_string()) {
             if cell.get_id().is_local() {
                 continue;
@@ -150,7 +150,7 @@ impl MemberState {
     }
 
     /// Dials each configured peer that has no session, backing off while it stays away.
-    async fn redial(&mut self, sessions: &HashMap<u64, NodeServerSessionInformation>) {
+    fn redial(&mut self, sessions: &HashMap<u64, NodeServerSessionInformation>) {
         let connected: Vec<&str> = sessions
             .values()
             .filter_map(|s| s.peer_name.as_ref().map(|n| n.name.as_str()))
@@ -169,32 +169,42 @@ impl MemberState {
             // Reset only once the peer is up: a refused cookie or version also backs off.
             dial.failures += 1;
             dial.next = Some(Instant::now() + self.args.redial.jittered(dial.failures));
-            let server = &self.args.server;
-            let address = peer.address.as_str();
-            let connect = async {
-                match &self.args.tls {
-                    None => ractor_cluster::client_connect(server, address).await,
-                    Some(tls) => {
-                        let Some(name) = super::tls::ClusterTls::server_name(address) else {
-                            return Err(ractor_cluster::ClientConnectErr::Encryption(
-                                std::io::Error::other("no host name in the peer's address"),
-                            ));
-                        };
-                        ractor_cluster::client_connect_enc(server, address, tls.clone(), name).await
+            // Dialled in the background: the tick (and the pings this actor answers) never
+            // waits on a peer that does not answer.
+            let (server, tls, peer) = (
+                self.args.server.clone(),
+                self.args.tls.clone(),
+                peer.clone(),
+            );
+            let attempts = dial.failures;
+            tokio::spawn(async move {
+                let address = peer.address.as_str();
+                let connect = async {
+                    match &tls {
+                        None => ractor_cluster::client_connect(&server, address).await,
+                        Some(tls) => {
+                            let Some(name) = super::tls::ClusterTls::server_name(address) else {
+                                return Err(ractor_cluster::ClientConnectErr::Encryption(
+                                    std::io::Error::other("no host name in the peer's address"),
+                                ));
+                            };
+                            ractor_cluster::client_connect_enc(&server, address, tls.clone(), name)
+                                .await
+                        }
+                    }
+                };
+                match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                    Ok(Ok(())) => {
+                        tracing::info!(peer = %peer.name, address = %peer.address, "cluster: dialled peer")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer.name, error = %e, attempts, "cluster: peer unreachable; will re-dial")
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer.name, attempts, "cluster: dial timed out; will re-dial")
                     }
                 }
-            };
-            match tokio::time::timeout(Duration::from_secs(2), connect).await {
-                Ok(Ok(())) => {
-                    tracing::info!(peer = %peer.name, address = %peer.address, "cluster: dialled peer")
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer.name, error = %e, attempts = dial.failures, "cluster: peer unreachable; will re-dial")
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer.name, attempts = dial.failures, "cluster: dial timed out; will re-dial")
-                }
-            }
+            });
         }
     }
 

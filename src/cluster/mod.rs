@@ -58,11 +58,11 @@ impl Cluster {
             .name
             .split_once('@')
             .unwrap_or((settings.node.name.as_str(), "localhost"));
-        let ocr = settings.node.roles.iter().any(|r| r == "ocr");
+        // Only devices it serves other nodes with (an `api` node's own are its own).
         let me = Hello {
             name: settings.node.name.clone(),
             roles: settings.node.roles.clone(),
-            devices: if ocr {
+            devices: if capacity > 0 {
                 settings.ocr.devices.clone()
             } else {
                 Vec::new()

@@ -65,7 +65,8 @@ pub struct RootArgs {
     /// The decisions lane's arguments; `None` when BULI2 is not configured (rows wait).
     pub outbox: Option<OutboxArgs>,
     /// The webhook lane's arguments (always started).
-    pub webhooks: WebhookLaneArgs,
+    /// The webhook lane's arguments; `None` on a node without the `outbox` role.
+    pub webhooks: Option<WebhookLaneArgs>,
     pub reaper: ReaperArgs,
 }
 
@@ -163,10 +164,11 @@ impl RootState {
                 }
             }
             Child::Webhooks if self.webhooks.is_none() => {
-                let args = self.args.webhooks.clone();
-                let (w, _) =
-                    Actor::spawn_linked(None, WebhookLane, args, myself.get_cell()).await?;
-                self.webhooks = Some(w);
+                if let Some(args) = self.args.webhooks.clone() {
+                    let (w, _) =
+                        Actor::spawn_linked(None, WebhookLane, args, myself.get_cell()).await?;
+                    self.webhooks = Some(w);
+                }
             }
             Child::Reaper if self.reaper.is_none() => {
                 let args = self.args.reaper.clone();

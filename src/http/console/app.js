@@ -121,10 +121,12 @@ function say(text, ok = false) {
   $("message").className = ok ? "ok" : "";
 }
 
-const ago = (iso) => {
-  const minutes = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));
+// A length of time, as a person reads it.
+const span = (ms) => {
+  const minutes = Math.max(0, Math.round(ms / 60000));
   return minutes < 60 ? `${minutes} min` : minutes < 2880 ? `${Math.round(minutes / 60)} h` : `${Math.round(minutes / 1440)} d`;
 };
+const ago = (iso) => span(Date.now() - Date.parse(iso));
 
 // ---- queue ----
 
@@ -145,7 +147,7 @@ function renderQueue() {
     const v = c.verification;
     const due = v.sla_due_at ? Date.parse(v.sla_due_at) - Date.now() : null;
     const sla = el("td", { class: due !== null && due < SLA_NEAR_MS ? "sla-near" : "" },
-      due === null ? "—" : due <= 0 ? "overdue" : ago(new Date(Date.now() - due).toISOString()));
+      due === null ? "—" : due <= 0 ? "overdue" : span(due));
     const row = el("tr", { "data-testid": "queue-row", "data-id": v.id, class: i === selected ? "selected" : "" },
       el("td", {}, v.id.slice(-8)),
       el("td", {}, v.state.replaceAll("_", " ")),
