@@ -244,7 +244,8 @@ impl Application {
         };
         let http_client = |e: reqwest::Error| StartError::Actors(format!("HTTP client: {e}"));
         // BULI2 delivery needs both settings (config validation refuses a URL without a
-        // secret); without them decisions wait in the outbox. Webhooks are delivered either way.
+        // secret); without them decisions wait in the outbox. Webhooks are delivered either
+        // way. Both lanes run only on `outbox` nodes.
         let outbox = match (&settings.buli2_url, &settings.buli2_secret) {
             (Some(url), Some(secret)) if has_role("outbox") => Some(actors::outbox::OutboxArgs {
                 common: common.clone(),

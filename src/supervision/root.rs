@@ -62,9 +62,9 @@ pub struct RootArgs {
     /// The OCR pool's arguments; `None` when this node runs no OCR.
     pub ocr: Option<OcrPoolArgs>,
     pub driver: DriverArgs,
-    /// The decisions lane's arguments; `None` when BULI2 is not configured (rows wait).
+    /// The decisions lane's arguments; `None` when BULI2 is not configured (rows wait) or on a
+    /// node without the `outbox` role.
     pub outbox: Option<OutboxArgs>,
-    /// The webhook lane's arguments (always started).
     /// The webhook lane's arguments; `None` on a node without the `outbox` role.
     pub webhooks: Option<WebhookLaneArgs>,
     pub reaper: ReaperArgs,
