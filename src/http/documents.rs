@@ -7,6 +7,7 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role, Subject},
     errors::ApiError,
+    files::{FileForm, FileResponse},
     ids::PathId,
     paging::{self, millis},
     upload::{DocumentTypeName, DocumentUpload, MediaKind, inspect},
@@ -20,9 +21,7 @@ use chrono::{DateTime, Utc};
 use poem_openapi::{
     ApiResponse, Object,
     param::{Header, Path, Query},
-    payload::{Binary, Json},
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
-    types::Type,
+    payload::Json,
 };
 
 pub struct DocumentsApi {
@@ -106,63 +105,6 @@ pub enum UploadResponse {
     /// Accepted and stored; processing is asynchronous.
     #[oai(status = 202)]
     Accepted(Json<UploadAccepted>),
-}
-
-/// The original upload, byte for byte, served as the type it was sniffed as.
-pub struct FileResponse {
-    bytes: Vec<u8>,
-    kind: MediaKind,
-    filename: String,
-}
-
-impl poem::IntoResponse for FileResponse {
-    fn into_response(self) -> poem::Response {
-        poem::Response::builder()
-            .content_type(self.kind.mime())
-            .header(
-                "Content-Disposition",
-                format!("attachment; filename=\"{}\"", self.filename),
-            )
-            .header("Cache-Control", "no-store")
-            .header("X-Content-Type-Options", "nosniff")
-            .body(self.bytes)
-    }
-}
-
-impl ApiResponse for FileResponse {
-    fn meta() -> MetaResponses {
-        let header = |name: &str, description: &str| MetaHeader {
-            name: name.into(),
-            description: Some(description.into()),
-            required: true,
-            deprecated: false,
-            schema: String::schema_ref(),
-        };
-        MetaResponses {
-            responses: vec![MetaResponse {
-                description: "The original upload, byte for byte (JPEG, PNG or PDF).",
-                status: Some(200),
-                status_range: None,
-                content: ["image/jpeg", "image/png", "application/pdf"]
-                    .into_iter()
-                    .map(|content_type| MetaMediaType {
-                        content_type,
-                        schema: <Binary<Vec<u8>> as poem_openapi::payload::Payload>::schema_ref(),
-                    })
-                    .collect(),
-                headers: vec![
-                    header(
-                        "Content-Disposition",
-                        "attachment; the document id as file name",
-                    ),
-                    header("Cache-Control", "no-store"),
-                    header("X-Content-Type-Options", "nosniff"),
-                ],
-            }],
-        }
-    }
-
-    fn register(_registry: &mut Registry) {}
 }
 
 fn type_name(t: DocumentType) -> DocumentTypeName {
@@ -411,6 +353,8 @@ impl DocumentsApi {
     /// Download the original file
     ///
     /// Every download is recorded in the document's audit trail. Erased documents answer 410.
+    /// `form=page` sends the card's picture instead: a scanned PDF's page image (the pixels
+    /// the reading's quads refer to), or a photo as uploaded.
     #[oai(
         path = "/v1/documents/:id/file",
         method = "get",
@@ -420,6 +364,7 @@ impl DocumentsApi {
         &self,
         auth: BearerAuth,
         id: Path<PathId<DocumentId>>,
+        form: Query<Option<FileForm>>,
     ) -> Result<FileResponse, ApiError> {
         let subject = auth.0;
         let record = self.visible(&subject, id.0.0).await?;
@@ -442,11 +387,7 @@ impl DocumentsApi {
             .as_deref()
             .and_then(MediaKind::from_mime)
             .ok_or(ApiError::Internal)?;
-        Ok(FileResponse {
-            bytes,
-            filename: format!("{}.{}", record.id, kind.extension()),
-            kind,
-        })
+        FileResponse::new(record.id, bytes, kind, form.0.unwrap_or_default())
     }
 
     /// Erase a document

@@ -10,6 +10,7 @@ pub mod buli2;
 pub mod console;
 pub mod documents;
 pub mod errors;
+pub mod files;
 pub mod health;
 pub mod ids;
 pub mod paging;

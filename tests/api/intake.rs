@@ -58,6 +58,50 @@ async fn accepted_upload_answers_202_queued_for_each_format() {
 }
 
 #[tokio::test]
+async fn a_scanned_pdf_is_shown_as_its_page_image_and_each_download_is_audited() {
+    let app = spawn_app().await;
+    let alice = app.token("alice", Role::User);
+    let pdf = fixture("ktp_000.pdf");
+    let resp = app
+        .upload(&alice, "KTP", pdf.clone(), "card.pdf", None)
+        .await;
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = format!("/v1/documents/{id}/file");
+
+    let original = app.get(&alice, &file).await;
+    assert_eq!(original.headers()["content-type"], "application/pdf");
+    assert_eq!(original.bytes().await.unwrap(), pdf);
+
+    // The page form is the JPEG inside, whole, which a browser can show.
+    let page = app.get(&alice, &format!("{file}?form=page")).await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "image/jpeg");
+    let disposition = page.headers()["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.ends_with(&format!("{id}.jpg\"")),
+        "{disposition}"
+    );
+    let jpeg = page.bytes().await.unwrap();
+    let img = image::load_from_memory(&jpeg).unwrap();
+    assert!(img.width() > 400 && img.height() > 200);
+
+    assert_error(
+        app.get(&alice, &format!("{file}?form=thumbnail")).await,
+        422,
+        "validation_failed",
+    )
+    .await;
+    let events = filot::store::documents::events(&app.state.db, &id.parse().unwrap())
+        .await
+        .unwrap();
+    let reads = events.iter().filter(|e| e.kind == "file_read").count();
+    assert_eq!(reads, 2, "both downloads are in the audit trail");
+}
+
+#[tokio::test]
 async fn files_over_the_limit_get_413_file_too_large() {
     let app = spawn_app_with(|s| {
         s.limits.max_file_bytes = 100_000;

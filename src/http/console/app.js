@@ -176,7 +176,7 @@ document.addEventListener("keydown", (e) => {
 // ---- one case ----
 
 async function cardImage(documentId, img) {
-  const response = await api(`/v1/documents/${documentId}/file`);
+  const response = await api(`/v1/documents/${documentId}/file?form=page`);
   const blob = await response.blob();
   if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
   img.src = URL.createObjectURL(blob);
