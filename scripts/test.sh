@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite, as CI does: installs PostgreSQL, Redis, OpenSSL and Chromium with its
-# WebDriver from Debian when they are missing, starts a throwaway PostgreSQL on loopback so the
+# Runs the whole test suite, as CI does: installs PostgreSQL, Redis, OpenSSL, Chromium with its
+# WebDriver and Firefox ESR from Debian when they are missing (and Firefox's WebDriver,
+# geckodriver, which Debian does not package, from crates.io), starts a throwaway PostgreSQL on loopback so the
 # store tests run on both SQLite and Postgres, runs `cargo test`, and stops the server again.
 #
 #   scripts/test.sh              # everything
@@ -16,17 +17,30 @@ pg_bin() {
 
 install_services() {
   if [ -n "$(pg_bin)" ] && command -v redis-server >/dev/null 2>&1 && command -v openssl >/dev/null 2>&1 \
-    && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+    && command -v firefox-esr >/dev/null 2>&1; then
     return
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    echo "PostgreSQL/Redis/OpenSSL/Chromium missing; install them: sudo apt-get install -y postgresql redis-server openssl chromium chromium-driver" >&2
+    echo "PostgreSQL/Redis/OpenSSL/Chromium/Firefox missing; install them: sudo apt-get install -y postgresql redis-server openssl chromium chromium-driver firefox-esr" >&2
     return
   fi
-  echo "== installing postgresql, redis-server, openssl (the cluster TLS test's certificates), chromium and chromium-driver (the console's browser test) from Debian"
+  echo "== installing postgresql, redis-server, openssl (the cluster TLS test's certificates), chromium, chromium-driver and firefox-esr (the console's browser test) from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq postgresql redis-server openssl chromium chromium-driver >/dev/null
+  apt-get install -y -qq postgresql redis-server openssl chromium chromium-driver firefox-esr >/dev/null
+}
+
+# Firefox's WebDriver: not in Debian, so built from crates.io (about 2 minutes, once) into
+# cargo's own bin directory, with its own target directory so FiLot's build cache is untouched.
+GECKODRIVER_VERSION=0.37.1
+install_geckodriver() {
+  if command -v geckodriver >/dev/null 2>&1; then
+    return
+  fi
+  echo "== installing geckodriver $GECKODRIVER_VERSION from crates.io (the console's Firefox test)"
+  env -u CARGO_TARGET_DIR cargo install --quiet --locked "geckodriver@$GECKODRIVER_VERSION"
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 }
 
 free_port() {
@@ -83,6 +97,7 @@ CTL
 }
 
 install_services
+install_geckodriver
 if [ -z "${FILOT_TEST_POSTGRES_URL:-}" ]; then
   start_postgres
 fi

@@ -1,5 +1,6 @@
-//! A small W3C WebDriver client over HTTP: Debian's `chromedriver` driving headless
-//! `chromium`, for the tests of what a person looks at. Only the commands the tests use.
+//! A small W3C WebDriver client over HTTP, for the tests of what a person looks at: Debian's
+//! `chromedriver` driving headless `chromium`, or `geckodriver` driving Debian's headless
+//! `firefox-esr`. Only the commands the tests use.
 
 #![allow(dead_code)]
 
@@ -12,28 +13,74 @@ use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A running `chromedriver` on a free loopback port; stopped on drop.
+/// Which browser a driver drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    fn driver(self) -> &'static str {
+        match self {
+            Self::Chromium => "chromedriver",
+            Self::Firefox => "geckodriver",
+        }
+    }
+
+    /// The capabilities of a headless window of 1400×1100.
+    fn capabilities(self) -> Value {
+        match self {
+            Self::Chromium => json!({
+                "browserName": "chrome",
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                             "--disable-dev-shm-usage", "--window-size=1400,1100"]
+                }
+            }),
+            Self::Firefox => json!({
+                "browserName": "firefox",
+                "moz:firefoxOptions": {
+                    "binary": "/usr/bin/firefox-esr",
+                    "args": ["-headless", "-width=1400", "-height=1100"]
+                }
+            }),
+        }
+    }
+}
+
+/// A running WebDriver server on a free loopback port; stopped on drop. `geckodriver` serves
+/// one session at a time: start one driver per Firefox window.
 pub struct Driver {
     child: Child,
+    engine: Engine,
     pub base: String,
     client: reqwest::Client,
 }
 
 impl Driver {
-    pub async fn start() -> Self {
+    pub async fn start(engine: Engine) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("chromedriver")
+        let child = Command::new(engine.driver())
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("chromedriver (Debian's chromium-driver; scripts/test.sh installs it)");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "{} ({e}; scripts/test.sh installs chromium-driver from Debian and \
+                     geckodriver from crates.io)",
+                    engine.driver()
+                )
+            });
         let driver = Self {
             child,
+            engine,
             base: format!("http://127.0.0.1:{port}"),
             client: reqwest::Client::new(),
         };
@@ -48,7 +95,11 @@ impl Driver {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start",
+                engine.driver()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         driver
@@ -56,14 +107,7 @@ impl Driver {
 
     /// A new headless browser window.
     pub async fn browser(&self) -> Browser {
-        let caps = json!({ "capabilities": { "alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1400,1100"]
-            }
-        }}});
+        let caps = json!({ "capabilities": { "alwaysMatch": self.engine.capabilities() } });
         let v: Value = self
             .client
             .post(format!("{}/session", self.base))
@@ -109,7 +153,11 @@ impl Browser {
             req = req.json(&b);
         }
         let v: Value = req.send().await.unwrap().json().await.unwrap();
-        v["value"].clone()
+        let value = v["value"].clone();
+        if let Some(error) = value.get("error").filter(|_| !path.ends_with("/displayed")) {
+            panic!("WebDriver {path}: {error} {}", value["message"]);
+        }
+        value
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -159,6 +207,28 @@ impl Browser {
     pub async fn click(&self, e: &Element) {
         self.post(&format!("/element/{}/click", e.0), json!({}))
             .await;
+    }
+
+    /// Two clicks in quick succession at the element's centre, as a mouse sends them.
+    pub async fn double_click(&self, e: &Element) {
+        let press = [
+            json!({ "type": "pointerDown", "button": 0 }),
+            json!({ "type": "pointerUp", "button": 0 }),
+        ];
+        let mut actions = vec![json!({
+            "type": "pointerMove", "duration": 0, "x": 0, "y": 0,
+            "origin": { ELEMENT: e.0 }
+        })];
+        actions.extend(press.iter().cloned().chain(press.iter().cloned()));
+        self.post(
+            "/actions",
+            json!({ "actions": [{
+                "type": "pointer", "id": "mouse",
+                "parameters": { "pointerType": "mouse" },
+                "actions": actions
+            }] }),
+        )
+        .await;
     }
 
     pub async fn clear(&self, e: &Element) {
@@ -222,6 +292,17 @@ impl Browser {
             json!({ "actions": [{ "type": "key", "id": "keyboard", "actions": actions }] }),
         )
         .await;
+    }
+
+    /// Every resource the page loaded came from its own origin (or a blob it made).
+    pub async fn assert_only_own_origin(&self) {
+        let foreign = self
+            .run(
+                "return performance.getEntriesByType('resource').map(e => e.name)\
+                 .filter(n => !n.startsWith(location.origin + '/') && !n.startsWith('blob:'));",
+            )
+            .await;
+        assert_eq!(foreign, json!([]), "requests to another host");
     }
 
     /// A PNG of the window.
