@@ -128,6 +128,12 @@ pub fn spec_json(state: &Arc<AppState>) -> serde_json::Value {
     spec::complete(raw, state.settings.limits.max_page_size)
 }
 
+/// Swagger UI's page is one file with inline scripts and styles; everything else it may load or
+/// call is this origin's.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+    object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
 /// The whole HTTP application: API, docs, and the middleware every request passes.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = openapi(&state);
@@ -153,7 +159,10 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .at(
             "/docs",
             poem::get(poem::endpoint::make_sync(move |_| {
-                poem::web::Html(docs_html.clone())
+                Response::builder()
+                    .content_type("text/html; charset=utf-8")
+                    .header(header::CONTENT_SECURITY_POLICY, DOCS_CSP)
+                    .body(docs_html.clone())
             })),
         )
         .at("/internal/buli2/callbacks", poem::post(buli2::callback))

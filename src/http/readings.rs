@@ -41,7 +41,7 @@ pub struct ReadingView {
     pub lines: Vec<LineView>,
 }
 
-#[poem_openapi::OpenApi(tag = "ApiTags::Verifications")]
+#[poem_openapi::OpenApi(tag = "ApiTags::Documents")]
 impl ReadingsApi {
     /// What OCR read, line by line
     ///

@@ -18,6 +18,7 @@ mod redis;
 mod slow_clients;
 #[path = "../support/mod.rs"]
 mod support;
+mod swagger;
 mod webhooks;
 mod workflow;
 mod workflow_ocr;
