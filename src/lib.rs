@@ -214,6 +214,10 @@ impl Application {
             job_deadline: settings.ocr.job_deadline,
             max_attempts: settings.ocr.max_attempts,
             image_limits: settings.limits.image(),
+            reading_engine: settings
+                .ocr
+                .cache_readings
+                .then(|| settings.ocr.params.engine_fingerprint()),
         };
         let reaper = supervision::reaper::ReaperArgs {
             documents: documents.clone(),

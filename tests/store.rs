@@ -62,11 +62,12 @@ fn new_doc(owner: &str, created_at: i64) -> NewDocument {
         doc_type: DocumentType::Ktp,
         content_type: "image/jpeg".into(),
         size_bytes: 10,
-        sha256: "00".repeat(32),
+        file_index: "00".repeat(32),
         blob_key: id.to_string(),
         created_at,
         correlation_id: Some("test-correlation".into()),
         storage_quota: None,
+        reused: None,
     }
 }
 
@@ -150,7 +151,9 @@ async fn a_stale_writer_is_refused_and_leaves_no_event() {
             .await
             .unwrap();
         assert_eq!(erased.status, DocumentStatus::Erased);
-        assert!(erased.blob_key.is_none() && erased.sha256.is_none() && erased.erased_at.is_some());
+        assert!(
+            erased.blob_key.is_none() && erased.file_index.is_none() && erased.erased_at.is_some()
+        );
         assert_eq!(
             documents::get(db, &rec.id).await.unwrap().unwrap(),
             erased,
@@ -529,9 +532,11 @@ async fn a_writer_with_an_older_lease_token_is_fenced_out() {
                 sealed: "sealed".into(),
                 ocr_ms: None,
                 placement: None,
+                source: Default::default(),
             },
             issues: vec![],
             token: 5,
+            cache_key: None,
         };
         let refused = documents::apply(db, &b_run, &late, "ocr").await;
         assert!(

@@ -344,6 +344,10 @@ pub struct OcrSettings {
     pub restart_window: Duration,
     /// Pipeline tunables (detector sizes, thresholds, recognition batch).
     pub params: crate::gpu::OcrParams,
+    /// The same file uploaded again by the same owner (as the same card type) is given the
+    /// reading it got before instead of being read again, while the model files and
+    /// `params` are unchanged (`ocr_source: "cache"`).
+    pub cache_readings: bool,
 }
 
 impl Default for OcrSettings {
@@ -359,6 +363,7 @@ impl Default for OcrSettings {
             max_restarts: 5,
             restart_window: Duration::from_secs(60),
             params: crate::gpu::OcrParams::default(),
+            cache_readings: true,
         }
     }
 }

@@ -112,6 +112,29 @@ impl Default for OcrParams {
     }
 }
 
+impl OcrParams {
+    /// What reads a card, as a fingerprint: the model files' checksums, this build's version
+    /// and every parameter that changes what is read (not `threads` or `rec_batch`, which
+    /// only change how fast). Readings cached under one fingerprint are never given out
+    /// under another.
+    pub fn engine_fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut params = serde_json::to_value(self).expect("parameters serialize");
+        if let Some(map) = params.as_object_mut() {
+            map.remove("threads");
+            map.remove("rec_batch");
+        }
+        let mut h = sha2::Sha256::new();
+        h.update(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models/SHA256SUMS"
+        )));
+        h.update(env!("CARGO_PKG_VERSION"));
+        h.update(params.to_string());
+        hex::encode(h.finalize())
+    }
+}
+
 /// One line of text found on the page.
 #[derive(Debug, Clone, Serialize)]
 pub struct OcrLine {
@@ -425,4 +448,28 @@ pub fn lines_from(boxes: &[(Quad, f32)], decoded: Vec<ctc::Decoded>) -> Vec<OcrL
             quad: quad.0,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod fingerprint_tests {
+    use super::OcrParams;
+
+    #[test]
+    fn the_engine_fingerprint_follows_what_changes_a_reading() {
+        let base = OcrParams::default();
+        let same = base.engine_fingerprint();
+        assert_eq!(same, OcrParams::default().engine_fingerprint());
+        let other = OcrParams {
+            det_min_side: 640,
+            ..OcrParams::default()
+        };
+        assert_ne!(same, other.engine_fingerprint());
+        // How fast it reads does not change what it reads.
+        let faster = OcrParams {
+            threads: 4,
+            rec_batch: 32,
+            ..OcrParams::default()
+        };
+        assert_eq!(same, faster.engine_fingerprint());
+    }
 }

@@ -35,7 +35,9 @@ pub struct UploadAccepted {
     #[oai(rename = "type")]
     #[serde(rename = "type")]
     pub doc_type: DocumentTypeName,
-    /// Always `queued` here: OCR runs asynchronously; poll `GET /v1/documents/{id}`.
+    /// `queued`: OCR runs asynchronously; poll `GET /v1/documents/{id}`. `extracted` when the
+    /// same owner uploaded the same file as the same card before and its reading was reused
+    /// (`ocr.cache_readings`).
     pub status: String,
     pub created_at: DateTime<Utc>,
 }
@@ -64,6 +66,10 @@ pub struct DocumentView {
     /// How long OCR took for this document, in milliseconds.
     #[oai(skip_serializing_if_is_none)]
     pub ocr_ms: Option<u64>,
+    /// Once extracted: `model` (OCR read this file) or `cache` (the owner uploaded the same
+    /// file before, read by the same model files and parameters: that reading was reused).
+    #[oai(skip_serializing_if_is_none)]
+    pub ocr_source: Option<String>,
     /// How far the card was turned in the photo, clockwise in degrees (0, 90, 180 or 270);
     /// OCR read it turned back.
     #[oai(skip_serializing_if_is_none)]
@@ -166,6 +172,10 @@ fn view(state: &AppState, subject: &Subject, record: &DocumentRecord) -> Documen
         fields,
         confidence: confidence.filter(|_| full),
         ocr_ms: record.fields.as_ref().and_then(|f| f.ocr_ms),
+        ocr_source: record
+            .fields
+            .as_ref()
+            .map(|f| f.source.as_str().to_string()),
         orientation: placement.map(|p| p.orientation),
         card_quad: placement
             .and_then(|p| p.card_quad)
@@ -262,15 +272,22 @@ impl DocumentsApi {
             idempotency_ttl: limits.idempotency_ttl,
             correlation_id: super::errors::current_correlation_id(),
             storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
+            reading_engine: state
+                .settings
+                .ocr
+                .cache_readings
+                .then(|| state.settings.ocr.params.engine_fingerprint()),
         };
         let doc_type = type_name(upload.doc_type);
-        let answer = |id: DocumentId, created_at: i64| UploadAccepted {
+        let answer = |id: DocumentId, created_at: i64, status: &str| UploadAccepted {
             id: id.to_string(),
             doc_type,
-            status: "queued".into(),
+            status: status.into(),
             created_at: millis(created_at),
         };
-        let remembered = |id, at| serde_json::to_string(&answer(id, at)).expect("serializable");
+        let remembered = |id, at, status: &str| {
+            serde_json::to_string(&answer(id, at, status)).expect("serializable")
+        };
         match intake::accept(
             &state.documents,
             &state.blobs,
@@ -280,12 +297,22 @@ impl DocumentsApi {
         )
         .await?
         {
-            Accepted::New { id, created_at } => {
+            Accepted::New {
+                id,
+                created_at,
+                status,
+            } => {
                 // This node's idle workers take it now rather than at the pool's next tick.
-                if let Some(pool) = state.ocr_pool.read().ok().and_then(|p| p.clone()) {
+                if status == documents::DocumentStatus::Queued
+                    && let Some(pool) = state.ocr_pool.read().ok().and_then(|p| p.clone())
+                {
                     let _ = pool.cast(crate::actors::ocr::OcrPoolMsg::Poll);
                 }
-                Ok(UploadResponse::Accepted(Json(answer(id, created_at))))
+                Ok(UploadResponse::Accepted(Json(answer(
+                    id,
+                    created_at,
+                    status.as_str(),
+                ))))
             }
             Accepted::Replayed(record) => {
                 let body: UploadAccepted =

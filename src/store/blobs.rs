@@ -34,6 +34,8 @@ pub enum BlobError {
 pub struct BlobStore {
     root: PathBuf,
     key: LessSafeKey,
+    /// Blind indexes of what is stored here, keyed from the same secret.
+    pub blind: super::blind::BlindIndex,
     rng: SystemRandom,
     #[cfg(feature = "test-hooks")]
     pub faults: crate::testing::BlobFaults,
@@ -52,12 +54,14 @@ impl BlobStore {
     pub fn open(root: impl Into<PathBuf>, key: &[u8; 32]) -> Result<Self, BlobError> {
         let root = root.into();
         std::fs::create_dir_all(root.join("tmp"))?;
+        let blind = super::blind::BlindIndex::from_blob_key(key);
         let key = LessSafeKey::new(
             UnboundKey::new(&AES_256_GCM, key).map_err(|_| BlobError::InvalidKey)?,
         );
         Ok(Self {
             root,
             key,
+            blind,
             rng: SystemRandom::new(),
             #[cfg(feature = "test-hooks")]
             faults: Default::default(),

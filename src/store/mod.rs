@@ -5,8 +5,10 @@
 //! both accept (`$n` parameters, BIGINT millisecond timestamps, TEXT ids). Also the encrypted
 //! blob store. This layer knows nothing of HTTP or actors.
 
+pub mod blind;
 pub mod blobs;
 pub mod documents;
+pub mod identity;
 pub mod leases;
 pub mod outbox;
 pub mod redis;

@@ -30,6 +30,8 @@ pub mod names {
     pub const OCR_STAGE_MS: &str = "filot.ocr.stage_ms";
     pub const OCR_SUCCESS_COUNT: &str = "filot.ocr.success_count";
     pub const OCR_FAILURE_COUNT: &str = "filot.ocr.failure_count";
+    pub const OCR_CACHE_HIT_COUNT: &str = "filot.ocr.cache_hit_count";
+    pub const IDENTITY_REUSE_COUNT: &str = "filot.identity.reuse_count";
     pub const VERIFICATION_LATENCY_MS: &str = "filot.verification.latency_ms";
     pub const DECISION_COUNT: &str = "filot.decision.count";
     pub const BULI2_FORWARD_COUNT: &str = "filot.buli2.forward_count";
@@ -150,6 +152,14 @@ fn describe() {
     );
     describe_counter!(OCR_SUCCESS_COUNT, "Documents read");
     describe_counter!(OCR_FAILURE_COUNT, "Documents OCR could not read, by reason");
+    describe_counter!(
+        OCR_CACHE_HIT_COUNT,
+        "Uploads given the reading of the same file uploaded before (no OCR run)"
+    );
+    describe_counter!(
+        IDENTITY_REUSE_COUNT,
+        "Verifications whose NIK or NPWP belongs to another account's, by kind"
+    );
     describe_histogram!(
         VERIFICATION_LATENCY_MS,
         Unit::Milliseconds,
@@ -205,6 +215,7 @@ fn describe() {
     metrics::gauge!(BULI2_BREAKER_STATE).set(0.0);
     metrics::counter!(GPU_FALLBACK_COUNT).increment(0);
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
+    metrics::counter!(OCR_CACHE_HIT_COUNT).increment(0);
     // The photo-retake codes are failure reasons too, when no key field could be read.
     let ocr_failures = ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"];
     for reason in ocr_failures.into_iter().chain(crate::kyc::retake::CODES) {

@@ -118,7 +118,7 @@ async fn erasure_wipes_file_and_personal_fields_and_keeps_a_tombstone() {
         .await
         .unwrap()
         .unwrap();
-    assert!(record.sha256.is_none() && record.blob_key.is_none());
+    assert!(record.file_index.is_none() && record.blob_key.is_none());
 
     // Erasing again is fine; an admin may erase someone's document.
     assert_eq!(app.delete(&alice, &path).await.status(), 200);

@@ -162,6 +162,7 @@ impl TestApp {
             fields: sealed,
             issues: issues.iter().map(|s| s.to_string()).collect(),
             token,
+            cache_key: None,
         };
         self.state
             .documents
@@ -213,13 +214,20 @@ impl TestApp {
     }
 
     /// A KTP of the token's owner, read as a clean card, and a verification of it (which is
-    /// auto-approved); the verification's id.
+    /// auto-approved); the verification's id. Each owner's card has a NIK of its own (the
+    /// serial differs), so no owner's case is flagged for using another's number.
     pub async fn approved_case(&self, token: &str) -> String {
         let ktp = self.upload_id(token, "KTP", "ktp_003.jpg").await;
+        let subject = self.state.auth.verify(token).expect("a valid token").id;
+        let serial = 1 + subject
+            .bytes()
+            .fold(7u32, |h, b| h.wrapping_mul(31) ^ u32::from(b))
+            % 9999;
+        let nik = format!("327502461289{serial:04}");
         self.extract(
             &ktp,
             &[
-                ("nik", "3275024612894728"),
+                ("nik", &nik),
                 ("name", "KARTIKA SUSANTO"),
                 ("birth_date", "1989-12-06"),
             ],

@@ -8,6 +8,7 @@ mod correlation;
 mod crash;
 mod harness;
 mod nodes;
+mod repeats;
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -100,6 +100,9 @@ pub struct OcrPoolArgs {
     pub max_attempts: u32,
     /// The decoder limits every stored card is decoded within.
     pub image_limits: crate::media::ImageLimits,
+    /// The reading engine's fingerprint when readings are cached: each reading is kept
+    /// under its file's cache key (`None`: not cached).
+    pub reading_engine: Option<String>,
     /// The cluster, when this node is in one: other nodes' OCR pools take work too.
     pub roster: Option<crate::cluster::Roster>,
 }
@@ -167,6 +170,7 @@ impl OcrPoolState {
             job_deadline: self.args.job_deadline,
             max_attempts: self.args.max_attempts,
             image_limits: self.args.image_limits,
+            reading_engine: self.args.reading_engine.clone(),
             pool: pool.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;

@@ -117,6 +117,7 @@ pub struct WorkerArgs {
     pub(super) job_deadline: Duration,
     pub(super) max_attempts: u32,
     pub(super) image_limits: crate::media::ImageLimits,
+    pub(super) reading_engine: Option<String>,
     pub(super) pool: ActorRef<OcrPoolMsg>,
 }
 
@@ -214,7 +215,7 @@ async fn read_and_record(
 ) -> Result<(), DocumentError> {
     tracing::info!(device = %state.reader.device(), "OCR run started");
     let started = std::time::Instant::now();
-    let read = read(state, id, record.correlation_id, key, record.doc_type).await;
+    let (read, cache_key) = read(state, id, &record, key).await;
     let token = lease.token;
     let change = match read {
         Read::Card(card, placement, lines) => {
@@ -231,6 +232,7 @@ async fn read_and_record(
                     fields,
                     issues: card.issues,
                     token,
+                    cache_key,
                 },
                 Err(_) => DocumentChange::Failed {
                     reason: "sealing_failed".into(),
@@ -287,20 +289,30 @@ pub(super) enum PageRead {
 }
 
 /// Reads one stored card: fetched here, its pixels read by this node's models or by
-/// another node's pool, its fields made sense of here.
+/// another node's pool, its fields made sense of here. Also the key the reading is cached
+/// under, when readings are cached.
 async fn read(
     state: &WorkerArgs,
     id: DocumentId,
-    correlation_id: Option<String>,
+    record: &documents::DocumentRecord,
     key: String,
-    doc_type: kyc::DocumentType,
-) -> Read {
+) -> (Read, Option<String>) {
     let blobs = state.blobs.clone();
     let bytes = match tokio::task::spawn_blocking(move || blobs.get(&key)).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(e)) => return Read::EngineError(format!("blob: {e}")),
-        Err(_) => return Read::EngineError("blob read panicked".into()),
+        Ok(Err(e)) => return (Read::EngineError(format!("blob: {e}")), None),
+        Err(_) => return (Read::EngineError("blob read panicked".into()), None),
     };
+    let cache_key = state.reading_engine.as_deref().map(|engine| {
+        crate::actors::intake::reading_key(
+            &state.blobs,
+            &bytes,
+            &record.owner,
+            record.doc_type,
+            engine,
+        )
+    });
+    let (correlation_id, doc_type) = (record.correlation_id.clone(), record.doc_type);
     let page = match &state.reader {
         Reader::Local(slot) => {
             let models = slot
@@ -340,12 +352,13 @@ async fn read(
             remote.read(request, state.job_deadline).await
         }
     };
-    match page {
+    let read = match page {
         PageRead::Page(page) => card_of(&page, doc_type),
         PageRead::Unreadable(code) => Read::Unreadable(code),
         PageRead::EngineError(e) => Read::EngineError(e),
         PageRead::NodeLost(e) => Read::NodeLost(e),
-    }
+    };
+    (read, cache_key)
 }
 
 /// The card's fields from a read page; a photo with no key field readable, and a reason to

@@ -15,9 +15,12 @@ use super::{
 use crate::{
     kyc::workflow::{self, Buli2Outcome, Delivery, DocOutcome, Event, ReviewInput, State},
     store::{
+        blind::Domain,
+        identity::{self, IdentityKind, IdentityRow},
         outbox::{self, OutboxResult, OutboxState},
         verifications::{self, Extras, SignalRecord},
     },
+    telemetry::metrics::names,
 };
 
 /// Events tagged with who caused them, for the audit trail.
@@ -40,10 +43,22 @@ pub(super) async fn documents_settled(
     let now = state.ctx.clock.now_millis();
     let sla_ms = state.ctx.review_sla.as_millis() as i64;
     let ids = || (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
-    let Some(events) = workflow::on_documents(
+    let identity = identity_rows(state, &v, &docs);
+    let collisions = identity::collisions(&state.ctx.db, &v.owner, &identity).await?;
+    let mut flags: Vec<String> = Vec::new();
+    for c in &collisions {
+        let reason = c.kind.reuse_reason();
+        if !flags.iter().any(|f| f == reason) {
+            metrics::counter!(names::IDENTITY_REUSE_COUNT, "kind" => c.kind.as_str()).increment(1);
+            tracing::warn!(verification_id = %v.id, kind = c.kind.as_str(), other = %c.verification_id, "number used by another account");
+            flags.push(reason.to_string());
+        }
+    }
+    let Some(events) = workflow::on_documents_flagged(
         &v,
         &docs.0,
         docs.1.as_ref(),
+        &flags,
         &state.ctx.policy,
         ids,
         now,
@@ -61,11 +76,51 @@ pub(super) async fn documents_settled(
     });
     let extras = Extras {
         arm_timer,
+        identity,
         ..Default::default()
     };
     let events = by(SYSTEM, events);
     commit(state, &v, events, extras, &docs).await?;
     Ok(())
+}
+
+/// The blind indexes of the NIK on the KTP and the NPWP on the NPWP card, when read whole.
+fn identity_rows(
+    state: &VerificationState,
+    v: &workflow::Verification,
+    docs: &(DocOutcome, Option<DocOutcome>),
+) -> Vec<IdentityRow> {
+    let blind = &state.ctx.blobs.blind;
+    let mut rows = Vec::new();
+    let mut add = |doc: &DocOutcome, document_id: &str, field, kind, domain, lengths: &[usize]| {
+        let DocOutcome::Extracted(card) = doc else {
+            return;
+        };
+        let digits: String = card
+            .fields
+            .get(field)
+            .map(|n| n.chars().filter(char::is_ascii_digit).collect())
+            .unwrap_or_default();
+        if lengths.contains(&digits.len()) {
+            rows.push(IdentityRow {
+                kind,
+                value_index: blind.of(domain, &[digits.as_bytes()]),
+                document_id: document_id.to_string(),
+            });
+        }
+    };
+    add(
+        &docs.0,
+        &v.ktp_document_id,
+        "nik",
+        IdentityKind::Nik,
+        Domain::Nik,
+        &[16],
+    );
+    if let (Some(doc), Some(id)) = (&docs.1, &v.npwp_document_id) {
+        add(doc, id, "npwp", IdentityKind::Npwp, Domain::Npwp, &[15, 16]);
+    }
+    rows
 }
 
 pub(super) async fn timer_due(

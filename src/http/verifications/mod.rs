@@ -209,7 +209,8 @@ impl VerificationsApi {
     ///
     /// Owners see their own verification's state and, once decided, its outcome. Reviewers
     /// and admins see any, with how it was checked and reviewed (`review`: score, reasons,
-    /// review id, BULI2 delivery state, corrections, a proposal awaiting its second review).
+    /// review id, BULI2 delivery state, corrections, a proposal awaiting its second review,
+    /// other accounts' verifications with the same NIK or NPWP).
     #[oai(
         path = "/v1/verifications/:id",
         method = "get",
@@ -221,7 +222,20 @@ impl VerificationsApi {
         id: Path<PathId<VerificationId>>,
     ) -> Result<Json<VerificationView>, ApiError> {
         let row = self.visible(&auth.0, id.0.0).await?;
-        Ok(Json(view(&self.state, &auth.0, &row)))
+        let mut answer = view(&self.state, &auth.0, &row);
+        if matches!(auth.0.role, Role::Reviewer | Role::Admin) {
+            let found = crate::store::identity::collisions_of(&self.state.db, &row.id).await?;
+            answer.identity_collisions = Some(
+                found
+                    .into_iter()
+                    .map(|c| IdentityCollision {
+                        kind: c.kind.as_str().into(),
+                        verification_id: c.verification_id,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(Json(answer))
     }
 
     /// A verification's audit trail

@@ -105,6 +105,19 @@ pub struct VerificationView {
     /// out (the case then expires).
     #[oai(skip_serializing_if_is_none)]
     pub sla_due_at: Option<DateTime<Utc>>,
+    /// Reviewers and admins, on `GET /v1/verifications/{id}`: other accounts' verifications
+    /// (not cancelled) whose documents carry the same NIK or NPWP, earlier or later. Found by
+    /// blind index; never shown to the owner.
+    #[oai(skip_serializing_if_is_none)]
+    pub identity_collisions: Option<Vec<IdentityCollision>>,
+}
+
+/// Another account's verification with the same number.
+#[derive(Debug, Object)]
+pub struct IdentityCollision {
+    /// `nik` or `npwp`.
+    pub kind: String,
+    pub verification_id: String,
 }
 
 /// A first reviewer's decision waiting for a second reviewer.
@@ -245,6 +258,7 @@ pub fn view(state: &AppState, subject: &Subject, row: &VerificationRow) -> Verif
         .as_ref()
         .filter(|c| full && c.expires_at > now && row.state.awaits_review());
     VerificationView {
+        identity_collisions: None,
         claimed_by: claim.map(|c| c.reviewer.clone()),
         sla_due_at: row.sla_due_at.filter(|_| full).map(millis),
         claim_expires_at: claim.map(|c| millis(c.expires_at)),

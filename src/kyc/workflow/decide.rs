@@ -83,6 +83,18 @@ const MIN_CONFIDENCE: f32 = 0.80;
 /// Penalties: unreadable KTP 60, unreadable NPWP 40, each issue on a card or between cards 30,
 /// a key KTP field missing 25, a key field read with confidence under 0.8: 10.
 pub fn assess(ktp: &DocOutcome, npwp: Option<&DocOutcome>, policy: &Policy) -> Assessment {
+    assess_flagged(ktp, npwp, &[], policy)
+}
+
+/// As [`assess`], with `flags`: reasons found beyond the documents (a NIK or NPWP another
+/// account uses). Each costs 30, and a flagged case is never approved without a person
+/// (it may still be rejected: a score under the floor, or a flag listed as blocking).
+pub fn assess_flagged(
+    ktp: &DocOutcome,
+    npwp: Option<&DocOutcome>,
+    flags: &[String],
+    policy: &Policy,
+) -> Assessment {
     let mut reasons: Vec<(String, u32)> = Vec::new();
     let mut add = |reason: String, penalty: u32| {
         if !reasons.iter().any(|(r, _)| *r == reason) {
@@ -125,12 +137,15 @@ pub fn assess(ktp: &DocOutcome, npwp: Option<&DocOutcome>, policy: &Policy) -> A
         Some(DocOutcome::Failed { reason }) => add(format!("npwp_unreadable_{reason}"), 40),
         Some(DocOutcome::Pending) => add("npwp_pending".into(), 100),
     }
+    for flag in flags {
+        add(flag.clone(), 30);
+    }
     let penalty: u32 = reasons.iter().map(|(_, p)| p).sum();
     let score = 100u32.saturating_sub(penalty);
     let blocked = reasons.iter().any(|(r, _)| policy.blocking.contains(r));
     let outcome = if blocked || score < policy.reject_below {
         State::AutoRejected
-    } else if score >= policy.approve_at {
+    } else if score >= policy.approve_at && flags.is_empty() {
         State::AutoApproved
     } else {
         State::PendingManualReview
@@ -168,13 +183,28 @@ pub fn on_documents(
     now: i64,
     sla_ms: i64,
 ) -> Option<Vec<Event>> {
+    on_documents_flagged(v, ktp, npwp, &[], policy, ids, now, sla_ms)
+}
+
+/// As [`on_documents`], with `flags` found beyond the documents ([`assess_flagged`]).
+#[allow(clippy::too_many_arguments)]
+pub fn on_documents_flagged(
+    v: &Verification,
+    ktp: &DocOutcome,
+    npwp: Option<&DocOutcome>,
+    flags: &[String],
+    policy: &Policy,
+    ids: impl FnOnce() -> (String, String),
+    now: i64,
+    sla_ms: i64,
+) -> Option<Vec<Event>> {
     if v.state != State::AwaitingDocuments
         || *ktp == DocOutcome::Pending
         || npwp == Some(&DocOutcome::Pending)
     {
         return None;
     }
-    let a = assess(ktp, npwp, policy);
+    let a = assess_flagged(ktp, npwp, flags, policy);
     let (review_id, sla_timer_id, sla_due_at) = if a.outcome == State::PendingManualReview {
         let (review, timer) = ids();
         (Some(review), Some(timer), Some(now + sla_ms))

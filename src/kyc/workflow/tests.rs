@@ -116,6 +116,31 @@ fn clean_pair_is_approved_issues_go_to_review_blocking_rejects() {
 }
 
 #[test]
+fn a_number_used_by_another_account_is_never_approved_without_a_person() {
+    let flag = vec!["nik_used_by_other_account".to_string()];
+    // Even with a generous threshold a clean card that is flagged goes to a person.
+    let lenient = Policy {
+        approve_at: 60,
+        ..policy()
+    };
+    let a = assess_flagged(&ktp(&[]), None, &flag, &lenient);
+    assert_eq!((a.score, a.outcome), (70, State::PendingManualReview));
+    assert_eq!(a.reasons, flag);
+    // Configured as blocking, it rejects.
+    let strict = Policy {
+        blocking: flag.clone(),
+        ..policy()
+    };
+    let a = assess_flagged(&ktp(&[]), None, &flag, &strict);
+    assert_eq!(a.outcome, State::AutoRejected);
+    // No flag, no change.
+    assert_eq!(
+        assess_flagged(&ktp(&[]), None, &[], &lenient),
+        assess(&ktp(&[]), None, &lenient)
+    );
+}
+
+#[test]
 fn pending_documents_wait() {
     let v = started(2);
     assert!(on_documents(&v, &DocOutcome::Pending, None, &policy(), ids, 0, 1).is_none());

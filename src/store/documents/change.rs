@@ -12,10 +12,13 @@ pub enum DocumentChange {
     /// An OCR worker took the queued document (a new attempt).
     Processing(Claim),
     /// OCR finished: the (sealed) fields and the issues found. `token`: the claim's.
+    /// `cache_key`: the reading cache's key for this file, owner and engine, to keep this
+    /// reading under (`None`: not cached).
     Extracted {
         fields: SealedReading,
         issues: Vec<String>,
         token: i64,
+        cache_key: Option<String>,
     },
     /// OCR could not read the document (or ran out of attempts); `reason` is a stable code.
     Failed { reason: String, token: i64 },
@@ -56,7 +59,9 @@ impl DocumentChange {
             Self::Requeued { reason, token } | Self::Failed { reason, token } => {
                 Some(serde_json::json!({ "reason": reason, "token": token }))
             }
-            Self::Extracted { token, .. } => Some(serde_json::json!({ "token": token })),
+            Self::Extracted { token, .. } => {
+                Some(serde_json::json!({ "token": token, "source": "model" }))
+            }
             Self::FileRead | Self::Erased => None,
         }
     }
@@ -96,7 +101,7 @@ impl DocumentChange {
                 after.status = DocumentStatus::Erased;
                 after.content_type = None;
                 after.size_bytes = None;
-                after.sha256 = None;
+                after.file_index = None;
                 after.blob_key = None;
                 after.fields = None;
                 after.issues = Vec::new();

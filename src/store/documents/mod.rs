@@ -6,6 +6,7 @@
 //! changes a document goes through are `change`, the writes `write`, and what OCR read on it
 //! (sealed) `reading`; this file holds the rows' shapes and the reads.
 
+pub mod cache;
 mod change;
 mod reading;
 mod write;
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Row, any::AnyRow};
 
 pub use change::DocumentChange;
-pub use reading::{Placement, ReadLine, Reading, SealedReading};
+pub use reading::{OcrSource, Placement, ReadLine, Reading, SealedReading};
 pub use write::{apply, insert};
 
 use super::{Db, Page, StoreError};
@@ -69,7 +70,8 @@ pub struct DocumentRecord {
     pub status: DocumentStatus,
     pub content_type: Option<String>,
     pub size_bytes: Option<i64>,
-    pub sha256: Option<String>,
+    /// Blind index of the file's bytes ([`crate::store::blind`]); `None` once erased.
+    pub file_index: Option<String>,
     pub blob_key: Option<String>,
     /// What OCR read (sealed), once extracted; `None` before and after erasure.
     pub fields: Option<SealedReading>,
@@ -107,7 +109,8 @@ pub struct NewDocument {
     pub doc_type: DocumentType,
     pub content_type: String,
     pub size_bytes: i64,
-    pub sha256: String,
+    /// Blind index of the file's bytes.
+    pub file_index: String,
     pub blob_key: String,
     /// Milliseconds since the epoch; also what the upload's answer says.
     pub created_at: i64,
@@ -115,6 +118,19 @@ pub struct NewDocument {
     pub correlation_id: Option<String>,
     /// Bytes of stored files the owner may hold (`None`: no quota).
     pub storage_quota: Option<u64>,
+    /// The reading of the same file uploaded before, when the cache has it: the document is
+    /// created `extracted`.
+    pub reused: Option<Reused>,
+}
+
+/// A cached reading given to a new document.
+#[derive(Debug, Clone)]
+pub struct Reused {
+    /// Sealed for the new document.
+    pub fields: SealedReading,
+    pub issues: Vec<String>,
+    /// The document it was read for.
+    pub from: DocumentId,
 }
 
 /// The answer remembered for an `Idempotency-Key`.
@@ -141,7 +157,7 @@ pub struct DocumentEvent {
     pub created_at: i64,
 }
 
-const COLUMNS: &str = "id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
+const COLUMNS: &str = "id, owner, doc_type, status, content_type, size_bytes, file_index, blob_key, \
                        fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
                        ocr_attempts, ocr_deadline, ocr_node, fence, correlation_id";
 
@@ -162,7 +178,7 @@ fn from_row(row: &AnyRow) -> Result<DocumentRecord, StoreError> {
         status: DocumentStatus::parse(&status)?,
         content_type: row.try_get("content_type")?,
         size_bytes: row.try_get("size_bytes")?,
-        sha256: row.try_get("sha256")?,
+        file_index: row.try_get("file_index")?,
         blob_key: row.try_get("blob_key")?,
         fields: fields
             .map(|f| serde_json::from_str(&f))

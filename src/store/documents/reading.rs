@@ -53,6 +53,29 @@ pub struct SealedReading {
     /// Where the card lay in the photo (geometry only, no personal data: kept in the clear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// Who read it: the model, or the reading cache (the same file read before).
+    #[serde(default)]
+    pub source: OcrSource,
+}
+
+/// Where a document's reading came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OcrSource {
+    /// The OCR model read this file.
+    #[default]
+    Model,
+    /// The owner uploaded the same file before, read by the same engine: that reading.
+    Cache,
+}
+
+impl OcrSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Cache => "cache",
+        }
+    }
 }
 
 /// How the card lay in the photo.
@@ -79,6 +102,20 @@ impl SealedReading {
             sealed: blobs.seal_text(&id.to_string(), &plain)?,
             ocr_ms,
             placement,
+            source: OcrSource::Model,
+        })
+    }
+
+    /// `reading` of another document sealed anew for document `id`, as from the cache.
+    pub fn reused(
+        blobs: &BlobStore,
+        id: &DocumentId,
+        reading: &Reading,
+        placement: Option<Placement>,
+    ) -> Result<Self, BlobError> {
+        Ok(Self {
+            source: OcrSource::Cache,
+            ..Self::seal(blobs, id, reading, None, placement)?
         })
     }
 

@@ -1,7 +1,9 @@
 //! The writes of a document: an accepted upload (with its idempotency answer and the owner's
 //! storage quota) and every later change, each with its event, in one transaction.
 
-use super::{DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument, get};
+use super::{
+    DocumentChange, DocumentRecord, DocumentStatus, IdempotencyRecord, NewDocument, cache, get,
+};
 use crate::{
     kyc::DocumentId,
     store::{Db, Quota, StoreError, count, lock_owner, now_millis},
@@ -31,8 +33,9 @@ async fn insert_event(
     Ok(())
 }
 
-/// Inserts an accepted upload (`uploaded` then `queued`), and its idempotency answer, in one
-/// transaction. A concurrent request with the same idempotency key makes this fail with a
+/// Inserts an accepted upload (`uploaded` then `queued`; or, when it repeats a file whose
+/// reading is cached, `uploaded` then `extracted` from that reading), and its idempotency
+/// answer, in one transaction. A concurrent request with the same idempotency key makes this fail with a
 /// unique violation and leaves nothing behind.
 pub async fn insert(
     db: &Db,
@@ -55,25 +58,53 @@ pub async fn insert(
         }
     }
     sqlx::query(
-        "INSERT INTO documents (id, owner, doc_type, status, content_type, size_bytes, sha256, blob_key, \
+        "INSERT INTO documents (id, owner, doc_type, status, content_type, size_bytes, file_index, blob_key, \
          fields_json, issues_json, failure_reason, version, created_at, updated_at, erased_at, \
          correlation_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, 2, $9, $9, NULL, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $11, $12, NULL, 2, $9, $9, NULL, $10)",
     )
     .bind(new.id.to_string())
     .bind(&new.owner)
     .bind(new.doc_type.as_str())
-    .bind(DocumentStatus::Queued.as_str())
+    .bind(match new.reused {
+        Some(_) => DocumentStatus::Extracted.as_str(),
+        None => DocumentStatus::Queued.as_str(),
+    })
     .bind(&new.content_type)
     .bind(new.size_bytes)
-    .bind(&new.sha256)
+    .bind(&new.file_index)
     .bind(&new.blob_key)
     .bind(now)
     .bind(&new.correlation_id)
+    .bind(new.reused.as_ref().map(|r| {
+        serde_json::to_string(&r.fields).expect("a sealed reading serializes")
+    }))
+    .bind(
+        new.reused
+            .as_ref()
+            .filter(|r| !r.issues.is_empty())
+            .map(|r| serde_json::to_string(&r.issues).expect("strings serialize")),
+    )
     .execute(&mut *tx)
     .await?;
     insert_event(&mut tx, &new.id, 1, "uploaded", &new.owner, None, now).await?;
-    insert_event(&mut tx, &new.id, 2, "queued", &new.owner, None, now).await?;
+    match &new.reused {
+        None => insert_event(&mut tx, &new.id, 2, "queued", &new.owner, None, now).await?,
+        Some(reused) => {
+            let detail =
+                serde_json::json!({ "source": "cache", "reading_of": reused.from.to_string() });
+            insert_event(
+                &mut tx,
+                &new.id,
+                2,
+                "extracted",
+                "ocr:cache",
+                Some(detail),
+                now,
+            )
+            .await?
+        }
+    }
     if let Some((idem, expired_before)) = idempotency {
         // An expired answer for the same key no longer counts: make room for the new one.
         sqlx::query(
@@ -130,7 +161,7 @@ pub async fn apply(
     let issues = (!after.issues.is_empty())
         .then(|| serde_json::to_string(&after.issues).expect("strings serialize"));
     let updated = sqlx::query(
-        "UPDATE documents SET status = $1, content_type = $2, size_bytes = $3, sha256 = $4, blob_key = $5, \
+        "UPDATE documents SET status = $1, content_type = $2, size_bytes = $3, file_index = $4, blob_key = $5, \
          fields_json = $6, issues_json = $7, failure_reason = $8, version = $9, updated_at = $10, erased_at = $11, \
          ocr_attempts = $12, ocr_deadline = $13, ocr_node = $14, fence = $15 \
          WHERE id = $16 AND version = $17 AND fence <= $18",
@@ -138,7 +169,7 @@ pub async fn apply(
     .bind(after.status.as_str())
     .bind(&after.content_type)
     .bind(after.size_bytes)
-    .bind(&after.sha256)
+    .bind(&after.file_index)
     .bind(&after.blob_key)
     .bind(fields)
     .bind(issues)
@@ -182,6 +213,14 @@ pub async fn apply(
         after.updated_at,
     )
     .await?;
+    match change {
+        DocumentChange::Extracted {
+            cache_key: Some(key),
+            ..
+        } => cache::remember(&mut tx, key, &after.id, after.updated_at).await?,
+        DocumentChange::Erased => cache::forget(&mut tx, &after.id).await?,
+        _ => {}
+    }
     tx.commit().await?;
     Ok(after)
 }

@@ -51,6 +51,8 @@ pub struct Extras {
     pub outbox_result: Option<super::outbox::OutboxResult>,
     /// A BULI2 callback's event id and outcome (unique: a replay cannot apply twice).
     pub callback: Option<(String, String)>,
+    /// The blind indexes of the numbers the checked documents yielded.
+    pub identity: Vec<crate::store::identity::IdentityRow>,
 }
 
 /// One audit-trail entry as stored.

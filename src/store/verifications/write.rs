@@ -215,6 +215,7 @@ pub async fn append(
     if let Some(result) = &extras.outbox_result {
         crate::store::outbox::record_result(&mut tx, result, at).await?;
     }
+    crate::store::identity::insert(&mut tx, &after.id, &after.owner, &extras.identity, at).await?;
     if let Some((event_id, outcome)) = &extras.callback {
         sqlx::query(
             "INSERT INTO buli2_callbacks (event_id, verification_id, outcome, received_at) \
