@@ -85,6 +85,15 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
         s.ocr.devices = vec!["cpu".into()];
     })
     .await;
+    let truth: Value = serde_json::from_slice(&crate::helpers::fixture("ktp_003.json")).unwrap();
+    // Another account used this NIK first.
+    let bob = app.token("bob", Role::User);
+    let bobs_card = app.upload_id(&bob, "KTP", "ktp_003.jpg").await;
+    let bobs_case = app.start_verification(&bob, &bobs_card, None).await;
+    app.wait_for(&bob, &format!("/v1/verifications/{bobs_case}"), 300, |v| {
+        v["state"] != "awaiting_documents"
+    })
+    .await;
     let alice = app.token("alice", Role::User);
     let ktp = app.upload_id(&alice, "KTP", "ktp_003.jpg").await;
     let npwp = app.upload_id(&alice, "NPWP", "npwp_000.jpg").await;
@@ -93,7 +102,6 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
         v["state"] == "pending_manual_review"
     })
     .await;
-    let truth: Value = serde_json::from_slice(&crate::helpers::fixture("ktp_003.json")).unwrap();
     let (rita, sam) = (
         app.token("rita", Role::Reviewer),
         app.token("sam", Role::Reviewer),
@@ -119,6 +127,17 @@ async fn two_reviewers_work_a_case_through_the_console_in_a_real_browser() {
     sign_in_and_open(&app, &a, &rita, &id, false).await;
     card_shown(&a).await;
     assert_eq!(value(&a, "field-nik").await, truth["nik"]);
+    // The NIK another account used first is said in words, with that case a click away.
+    a.until(
+        "the reused NIK is shown",
+        "return document.getElementById('issues').textContent.includes('Another account used this NIK first.');",
+    )
+    .await;
+    let other = a.testid("collision").await;
+    assert_eq!(
+        a.attribute(&other, "data-id").await,
+        Value::from(bobs_case.as_str())
+    );
     a.click(&a.testid("claim").await).await;
     a.until(
         "the claim shows",

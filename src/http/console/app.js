@@ -50,6 +50,8 @@ const ISSUES = {
   too_blurry: "The photo is blurred.",
   too_dark: "The photo is too dark.",
   glare_over_field: "Glare covers a field.",
+  nik_used_by_other_account: "Another account used this NIK first.",
+  npwp_used_by_other_account: "Another account used this NPWP first.",
 };
 
 const FIELDS = ["nik", "name", "birth_place", "birth_date", "gender", "address", "rt_rw",
@@ -256,7 +258,20 @@ function renderIssues(c) {
   ul.replaceChildren();
   const all = [...new Set([...(c.verification.reasons || []), ...(c.ktp?.issues || []), ...(c.npwp?.issues || [])])];
   for (const code of all) ul.append(el("li", {}, ISSUES[code] || code.replaceAll("_", " ")));
-  if (!all.length) ul.append(el("li", {}, "None."));
+  // Other accounts' cases with the same number, earlier or later: one click away when
+  // that case is in the queue too.
+  for (const other of c.verification.identity_collisions || []) {
+    const id = other.verification_id;
+    const queued = cases.some((q) => q.verification.id === id);
+    const ref = el(queued ? "a" : "code", { "data-testid": "collision", "data-id": id, title: id },
+      `case ${id.slice(-8)}`);
+    if (queued) {
+      ref.href = "#";
+      ref.addEventListener("click", (e) => { e.preventDefault(); openCase(id); });
+    }
+    ul.append(el("li", {}, `The ${other.kind.toUpperCase()} is also on another account's `, ref, "."));
+  }
+  if (!ul.children.length) ul.append(el("li", {}, "None."));
 }
 
 async function renderTimeline(id) {
@@ -298,6 +313,12 @@ async function openCase(id) {
   renderActions();
   try {
     await Promise.all([
+      // The queue's copy lacks what only the case itself says (other accounts' cases).
+      api(`/v1/verifications/${id}`).then((r) => r.json()).then((v) => {
+        if (current?.verification.id !== id) return;
+        current = { ...current, verification: { ...current.verification, ...v } };
+        renderIssues(current);
+      }),
       current.ktp ? cardImage(current.ktp.id, $("card-image")).then(() => drawBoxes(current.ktp.id, $("card-image"))) : null,
       current.npwp ? cardImage(current.npwp.id, $("npwp-image")) : null,
       renderTimeline(id),
