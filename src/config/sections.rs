@@ -296,6 +296,12 @@ pub struct Limits {
     /// How long an `Idempotency-Key` is remembered.
     #[serde(with = "super::duration")]
     pub idempotency_ttl: Duration,
+    /// Parts one batch upload (`POST /v1/batches`) may carry; the rest are refused one by one
+    /// (`too_many_parts`).
+    pub max_batch_parts: u32,
+    /// Largest batch upload request body (bytes), multipart framing included; larger → 413
+    /// `request_too_large`. Each part is still held to `max_file_bytes`.
+    pub max_batch_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -471,6 +477,8 @@ impl Default for Limits {
             storage_quota_bytes_per_user: 0,
             max_page_size: 100,
             idempotency_ttl: Duration::from_secs(24 * 3_600),
+            max_batch_parts: 50,
+            max_batch_bytes: 32 * 1024 * 1024,
         }
     }
 }

@@ -209,7 +209,7 @@ fn declared_extension(name: Option<&str>) -> &str {
         .unwrap_or("none")
 }
 
-fn valid_idempotency_key(key: &str) -> bool {
+pub(super) fn valid_idempotency_key(key: &str) -> bool {
     (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
 }
 

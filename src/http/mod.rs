@@ -6,6 +6,8 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch_upload;
+pub mod batches;
 pub mod buli2;
 pub mod console;
 pub mod documents;
@@ -78,19 +80,18 @@ pub enum ApiTags {
     Admin,
 }
 
-pub fn openapi(
-    state: &Arc<AppState>,
-) -> OpenApiService<
-    (
-        documents::DocumentsApi,
-        verifications::VerificationsApi,
-        webhooks::WebhooksApi,
-        admin::AdminApi,
-        health::HealthApi,
-        readings::ReadingsApi,
-    ),
-    (),
-> {
+/// Every group of operations the API serves.
+type Apis = (
+    documents::DocumentsApi,
+    verifications::VerificationsApi,
+    webhooks::WebhooksApi,
+    admin::AdminApi,
+    health::HealthApi,
+    readings::ReadingsApi,
+    batches::BatchesApi,
+);
+
+pub fn openapi(state: &Arc<AppState>) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             documents::DocumentsApi {
@@ -109,6 +110,9 @@ pub fn openapi(
                 state: state.clone(),
             },
             readings::ReadingsApi {
+                state: state.clone(),
+            },
+            batches::BatchesApi {
                 state: state.clone(),
             },
         ),
@@ -316,6 +320,8 @@ async fn record_request<E: Endpoint>(
 ///   are checked before a byte of the body is read (429), and at most
 ///   `limits.max_concurrent_uploads` uploads are received at once (503 `too_many_uploads`
 ///   with `Retry-After`).
+/// - A batch upload's body is read here in full, at most `limits.max_batch_bytes` (413)
+///   within `limits.upload_timeout` (408), holding an upload slot like a single upload.
 /// - Every other body is read here in full, at most `limits.max_json_bytes` (413) within
 ///   `http.body_read_timeout` (408), so no handler waits on a slow client.
 async fn guard_body<E: Endpoint>(
@@ -326,7 +332,16 @@ async fn guard_body<E: Endpoint>(
     if is_upload(&req) {
         return admit_upload(next, req, &state).await;
     }
-    let limit = state.settings.limits.max_json_bytes;
+    // A batch is read here in full, within its own bounds, holding an upload slot; its
+    // parts are counted against the rate limits one by one by its handler.
+    let batch = req.method() == Method::POST && req.uri().path() == "/v1/batches";
+    let _slot = batch.then(|| upload_slot(&state)).transpose()?;
+    let limits = &state.settings.limits;
+    let limit = if batch {
+        limits.max_batch_bytes
+    } else {
+        limits.max_json_bytes
+    };
     let too_large = || errors::ApiError::PayloadTooLarge {
         code: "request_too_large",
         message: format!("request body is larger than {limit} bytes"),
@@ -339,7 +354,11 @@ async fn guard_body<E: Endpoint>(
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large().into());
     }
-    let within = state.settings.http.body_read_timeout;
+    let within = if batch {
+        limits.upload_timeout
+    } else {
+        state.settings.http.body_read_timeout
+    };
     let body = req.take_body();
     let read = tokio::time::timeout(within, body.into_bytes_limit(limit as usize)).await;
     match read {
@@ -373,9 +392,15 @@ async fn admit_upload<E: Endpoint>(
         let ip = rate_limit::client_ip(&req, &state.limits.trusted);
         state.limits.upload(&subject.id, &ip).await?;
     }
-    let Ok(_permit) = state.upload_slots.clone().try_acquire_owned() else {
+    let _slot = upload_slot(state)?;
+    Ok(next.call(req).await?.into_response())
+}
+
+/// One of the `limits.max_concurrent_uploads` slots, or 503 `too_many_uploads`.
+fn upload_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, errors::ApiError> {
+    state.upload_slots.clone().try_acquire_owned().map_err(|_| {
         let l = &state.settings.limits;
-        return Err(errors::ApiError::Overloaded {
+        errors::ApiError::Overloaded {
             code: "too_many_uploads",
             message: format!(
                 "{} uploads are being received already; retry shortly",
@@ -383,9 +408,7 @@ async fn admit_upload<E: Endpoint>(
             ),
             retry_after_secs: l.upload_busy_retry_after.as_secs(),
         }
-        .into());
-    };
-    Ok(next.call(req).await?.into_response())
+    })
 }
 
 /// The upload route refuses oversized bodies itself, after draining a bounded remainder so

@@ -11,13 +11,7 @@ use std::{sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use poem::{Request, RequestBody, http::header};
-use poem_openapi::{
-    ApiExtractor, ApiExtractorType, Enum, ExtractParamOptions, Multipart,
-    error::ContentTypeError,
-    payload::{ParsePayload, Payload},
-    registry::{MetaMediaType, MetaRequest, MetaSchemaRef, Registry},
-    types::multipart::Upload,
-};
+use poem_openapi::{Enum, Multipart, payload::ParsePayload, types::multipart::Upload};
 
 use super::{AppState, errors::ApiError};
 pub use crate::media::MediaKind;
@@ -59,62 +53,73 @@ pub struct DocumentUpload {
     pub declared_name: Option<String>,
 }
 
-impl Payload for DocumentUpload {
-    const CONTENT_TYPE: &'static str = "multipart/form-data";
+/// The `Payload` and `ApiExtractor` of a multipart body parsed by hand (`$ty`'s
+/// `ParsePayload`), documented in the spec as the form `$form`.
+macro_rules! multipart_payload {
+    ($ty:ty, $form:ty) => {
+        impl poem_openapi::payload::Payload for $ty {
+            const CONTENT_TYPE: &'static str = "multipart/form-data";
 
-    fn check_content_type(content_type: &str) -> bool {
-        content_type
-            .split(';')
-            .next()
-            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("multipart/form-data"))
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        <DocumentUploadForm as Payload>::schema_ref()
-    }
-
-    fn register(registry: &mut Registry) {
-        <DocumentUploadForm as Payload>::register(registry);
-    }
-}
-
-impl<'a> ApiExtractor<'a> for DocumentUpload {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
-
-    fn register(registry: &mut Registry) {
-        <Self as Payload>::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: <Self as Payload>::CONTENT_TYPE,
-                schema: <Self as Payload>::schema_ref(),
-            }],
-            required: true,
-        })
-    }
-
-    async fn from_request(
-        request: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        match request.content_type() {
-            Some(ct) if Self::check_content_type(ct) => {
-                <Self as ParsePayload>::from_request(request, body).await
+            fn check_content_type(content_type: &str) -> bool {
+                content_type.split(';').next().is_some_and(|essence| {
+                    essence.trim().eq_ignore_ascii_case("multipart/form-data")
+                })
             }
-            Some(ct) => Err(ContentTypeError::NotSupported {
-                content_type: ct.to_string(),
+
+            fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+                <$form as poem_openapi::payload::Payload>::schema_ref()
             }
-            .into()),
-            None => Err(ContentTypeError::ExpectContentType.into()),
+
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <$form as poem_openapi::payload::Payload>::register(registry);
+            }
         }
-    }
+
+        impl<'a> poem_openapi::ApiExtractor<'a> for $ty {
+            const TYPES: &'static [poem_openapi::ApiExtractorType] =
+                &[poem_openapi::ApiExtractorType::RequestObject];
+            type ParamType = ();
+            type ParamRawType = ();
+
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                <Self as poem_openapi::payload::Payload>::register(registry);
+            }
+
+            fn request_meta() -> Option<poem_openapi::registry::MetaRequest> {
+                use poem_openapi::payload::Payload;
+                Some(poem_openapi::registry::MetaRequest {
+                    description: None,
+                    content: vec![poem_openapi::registry::MetaMediaType {
+                        content_type: <Self as Payload>::CONTENT_TYPE,
+                        schema: <Self as Payload>::schema_ref(),
+                    }],
+                    required: true,
+                })
+            }
+
+            async fn from_request(
+                request: &'a poem::Request,
+                body: &mut poem::RequestBody,
+                _param_opts: poem_openapi::ExtractParamOptions<Self::ParamType>,
+            ) -> poem::Result<Self> {
+                use poem_openapi::payload::{ParsePayload, Payload};
+                match request.content_type() {
+                    Some(ct) if <Self as Payload>::check_content_type(ct) => {
+                        <Self as ParsePayload>::from_request(request, body).await
+                    }
+                    Some(ct) => Err(poem_openapi::error::ContentTypeError::NotSupported {
+                        content_type: ct.to_string(),
+                    }
+                    .into()),
+                    None => Err(poem_openapi::error::ContentTypeError::ExpectContentType.into()),
+                }
+            }
+        }
+    };
 }
+pub(super) use multipart_payload;
+
+multipart_payload!(DocumentUpload, DocumentUploadForm);
 
 impl ParsePayload for DocumentUpload {
     const IS_REQUIRED: bool = true;
@@ -125,7 +130,7 @@ impl ParsePayload for DocumentUpload {
     }
 }
 
-fn malformed(message: impl Into<String>) -> ApiError {
+pub(super) fn malformed(message: impl Into<String>) -> ApiError {
     ApiError::Unprocessable {
         code: "malformed_multipart",
         field: Some("body".into()),

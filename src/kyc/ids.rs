@@ -15,6 +15,8 @@ pub enum ParseIdError {
     OutboxId,
     #[error("not a valid webhook id")]
     WebhookId,
+    #[error("not a valid batch id")]
+    BatchId,
     #[error("document type must be KTP or NPWP")]
     DocumentType,
 }
@@ -97,6 +99,12 @@ uuid_id!(
     /// A registered status webhook's id.
     WebhookId,
     ParseIdError::WebhookId
+);
+
+uuid_id!(
+    /// A batch upload's id.
+    BatchId,
+    ParseIdError::BatchId
 );
 
 /// Which card a document holds.

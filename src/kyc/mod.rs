@@ -11,7 +11,9 @@ pub mod retake;
 pub mod text;
 pub mod workflow;
 
-pub use ids::{DocumentId, DocumentType, OutboxId, ParseIdError, VerificationId, WebhookId};
+pub use ids::{
+    BatchId, DocumentId, DocumentType, OutboxId, ParseIdError, VerificationId, WebhookId,
+};
 
 use chrono::NaiveDate;
 

@@ -5,6 +5,7 @@
 //! both accept (`$n` parameters, BIGINT millisecond timestamps, TEXT ids). Also the encrypted
 //! blob store. This layer knows nothing of HTTP or actors.
 
+pub mod batches;
 pub mod blind;
 pub mod blobs;
 pub mod documents;

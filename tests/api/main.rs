@@ -3,6 +3,7 @@
 mod abuse;
 mod actors;
 mod auth;
+mod batches;
 mod buli2;
 mod console;
 mod db_outage;
