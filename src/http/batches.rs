@@ -20,7 +20,7 @@ use super::{
     ApiTags, AppState,
     auth::{BearerAuth, Role},
     batch_upload::{BatchPart, BatchUpload},
-    documents::valid_idempotency_key,
+    documents::{idempotency_key_of, upload_of},
     errors::ApiError,
     ids::PathId,
     paging::millis,
@@ -28,7 +28,7 @@ use super::{
     upload::{DocumentTypeName, inspect},
 };
 use crate::{
-    actors::intake::{self, Accepted, Upload},
+    actors::intake::{self, Accepted},
     kyc::{BatchId, DocumentType},
     store::{
         batches::{self, BatchRecord},
@@ -163,22 +163,7 @@ impl BatchesApi {
         };
         state.limits.upload(owner, ip).await.map_err(refused)?;
         let kind = inspect(&bytes, &state.settings.limits).map_err(refused)?;
-        let limits = &state.settings.limits;
-        let upload = Upload {
-            owner: owner.to_string(),
-            doc_type,
-            bytes,
-            kind,
-            idempotency_key: None,
-            idempotency_ttl: limits.idempotency_ttl,
-            correlation_id: super::errors::current_correlation_id(),
-            storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
-            reading_engine: state
-                .settings
-                .ocr
-                .cache_readings
-                .then(|| state.settings.ocr.params.engine_fingerprint()),
-        };
+        let upload = upload_of(state, owner, doc_type, bytes, kind);
         let accepted = intake::accept(
             &state.documents,
             &state.blobs,
@@ -224,16 +209,7 @@ impl BatchesApi {
         let subject = auth.0;
         subject.require(&[Role::User])?;
         let state = &self.state;
-        let key = match idempotency_key.0 {
-            Some(k) if valid_idempotency_key(&k) => Some(k),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "must be 1-255 visible ASCII characters",
-                ));
-            }
-            None => None,
-        };
+        let key = idempotency_key_of(idempotency_key.0)?;
         let hash = request_hash(&batch);
         let not_before = now_millis() - state.settings.limits.idempotency_ttl.as_millis() as i64;
         let replay = |record: BatchRecord| -> Result<BatchResponse, ApiError> {
@@ -304,10 +280,8 @@ impl BatchesApi {
             refused = answer.rejected.len(),
             "batch accepted"
         );
-        if answer.documents.iter().any(|d| d.status == "queued")
-            && let Some(pool) = state.ocr_pool.read().ok().and_then(|p| p.clone())
-        {
-            let _ = pool.cast(crate::actors::ocr::OcrPoolMsg::Poll);
+        if answer.documents.iter().any(|d| d.status == "queued") {
+            state.wake_ocr();
         }
         Ok(BatchResponse::Accepted(Json(answer)))
     }

@@ -209,8 +209,45 @@ fn declared_extension(name: Option<&str>) -> &str {
         .unwrap_or("none")
 }
 
-pub(super) fn valid_idempotency_key(key: &str) -> bool {
-    (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic())
+/// An `Idempotency-Key` header's value, checked: 1–255 visible ASCII characters.
+pub(super) fn idempotency_key_of(header: Option<String>) -> Result<Option<String>, ApiError> {
+    match header {
+        Some(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(k))
+        }
+        Some(_) => Err(ApiError::invalid(
+            "Idempotency-Key",
+            "must be 1–255 visible ASCII characters",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// What intake takes from an upload of `owner`'s that passed its checks, under this node's
+/// limits and reading cache (no `Idempotency-Key`).
+pub(super) fn upload_of(
+    state: &AppState,
+    owner: &str,
+    doc_type: DocumentType,
+    bytes: bytes::Bytes,
+    kind: MediaKind,
+) -> Upload {
+    let limits = &state.settings.limits;
+    Upload {
+        owner: owner.to_string(),
+        doc_type,
+        bytes,
+        kind,
+        idempotency_key: None,
+        idempotency_ttl: limits.idempotency_ttl,
+        correlation_id: super::errors::current_correlation_id(),
+        storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
+        reading_engine: state
+            .settings
+            .ocr
+            .cache_readings
+            .then(|| state.settings.ocr.params.engine_fingerprint()),
+    }
 }
 
 #[poem_openapi::OpenApi(tag = "ApiTags::Documents")]
@@ -238,16 +275,7 @@ impl DocumentsApi {
         let subject = auth.0;
         subject.require(&[Role::User])?;
         let state = &self.state;
-        let key = match idempotency_key.0 {
-            Some(k) if valid_idempotency_key(&k) => Some(k),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "Idempotency-Key",
-                    "must be 1–255 visible ASCII characters",
-                ));
-            }
-            None => None,
-        };
+        let key = idempotency_key_of(idempotency_key.0)?;
         let kind: MediaKind = match inspect(&upload.bytes, &state.settings.limits) {
             Ok(kind) => kind,
             Err(e) => {
@@ -262,21 +290,9 @@ impl DocumentsApi {
                 return Err(e);
             }
         };
-        let limits = &state.settings.limits;
         let intake = Upload {
-            owner: subject.id.clone(),
-            doc_type: upload.doc_type,
-            bytes: upload.bytes,
-            kind,
             idempotency_key: key,
-            idempotency_ttl: limits.idempotency_ttl,
-            correlation_id: super::errors::current_correlation_id(),
-            storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
-            reading_engine: state
-                .settings
-                .ocr
-                .cache_readings
-                .then(|| state.settings.ocr.params.engine_fingerprint()),
+            ..upload_of(state, &subject.id, upload.doc_type, upload.bytes, kind)
         };
         let doc_type = type_name(upload.doc_type);
         let answer = |id: DocumentId, created_at: i64, status: &str| UploadAccepted {
@@ -302,11 +318,8 @@ impl DocumentsApi {
                 created_at,
                 status,
             } => {
-                // This node's idle workers take it now rather than at the pool's next tick.
-                if status == documents::DocumentStatus::Queued
-                    && let Some(pool) = state.ocr_pool.read().ok().and_then(|p| p.clone())
-                {
-                    let _ = pool.cast(crate::actors::ocr::OcrPoolMsg::Poll);
+                if status == documents::DocumentStatus::Queued {
+                    state.wake_ocr();
                 }
                 Ok(UploadResponse::Accepted(Json(answer(
                     id,

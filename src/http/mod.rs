@@ -66,6 +66,16 @@ pub struct AppState {
     pub upload_slots: Arc<tokio::sync::Semaphore>,
 }
 
+impl AppState {
+    /// New work is queued: this node's idle OCR workers take it now rather than at the
+    /// pool's next tick.
+    pub fn wake_ocr(&self) {
+        if let Some(pool) = self.ocr_pool.read().ok().and_then(|p| p.clone()) {
+            let _ = pool.cast(crate::actors::ocr::OcrPoolMsg::Poll);
+        }
+    }
+}
+
 #[derive(Tags)]
 pub enum ApiTags {
     /// Upload identity cards and read their status.

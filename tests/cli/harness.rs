@@ -134,7 +134,21 @@ pub(crate) struct Api {
 }
 
 impl Api {
+    /// Uploads fixture `name`; the new document's id.
     pub(crate) async fn upload(&self, token: &str, doc_type: &str, name: &str) -> String {
+        self.upload_answer(token, doc_type, name).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Uploads fixture `name`; the 202 answer.
+    pub(crate) async fn upload_answer(
+        &self,
+        token: &str,
+        doc_type: &str,
+        name: &str,
+    ) -> serde_json::Value {
         let form = reqwest::multipart::Form::new()
             .text("type", doc_type.to_string())
             .part(
@@ -150,10 +164,7 @@ impl Api {
             .await
             .unwrap();
         assert_eq!(resp.status(), 202);
-        resp.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        resp.json().await.unwrap()
     }
 
     pub(crate) async fn post(

@@ -21,25 +21,6 @@ fn counter(metrics: &str, series: &str) -> f64 {
         .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
 }
 
-async fn upload(api: &Api, token: &str, doc_type: &str, name: &str) -> serde_json::Value {
-    let form = reqwest::multipart::Form::new()
-        .text("type", doc_type.to_string())
-        .part(
-            "file",
-            reqwest::multipart::Part::bytes(support::fixture(name)).file_name(name.to_string()),
-        );
-    let resp = api
-        .client
-        .post(format!("{}/v1/documents", api.base))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 202);
-    resp.json().await.unwrap()
-}
-
 /// The document once `extracted` (or failed: the test fails saying so).
 async fn extracted(api: &Api, token: &str, id: &str) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -96,16 +77,16 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
         serde_json::from_slice(&support::fixture("npwp_000.json")).unwrap();
 
     // Alice's card is read by the model; the same file again is not read again.
-    let first = upload(&api, &alice, "KTP", "ktp_003.jpg").await;
+    let first = api.upload_answer(&alice, "KTP", "ktp_003.jpg").await;
     assert_eq!(first["status"], "queued");
     let first_id = first["id"].as_str().unwrap();
     let read = extracted(&api, &alice, first_id).await;
     assert_eq!(read["ocr_source"], "model");
-    let npwp = upload(&api, &alice, "NPWP", "npwp_000.jpg").await;
+    let npwp = api.upload_answer(&alice, "NPWP", "npwp_000.jpg").await;
     let npwp_id = npwp["id"].as_str().unwrap();
     extracted(&api, &alice, npwp_id).await;
 
-    let again = upload(&api, &alice, "KTP", "ktp_003.jpg").await;
+    let again = api.upload_answer(&alice, "KTP", "ktp_003.jpg").await;
     assert_eq!(again["status"], "extracted", "{again}");
     let again_id = again["id"].as_str().unwrap();
     let cached = api.get(&rita, &format!("/v1/documents/{again_id}")).await;
@@ -136,7 +117,7 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
     );
 
     // Bob uploads the same card: his case is flagged and waits for a person.
-    let bobs = upload(&api, &bob, "KTP", "ktp_003.jpg").await;
+    let bobs = api.upload_answer(&bob, "KTP", "ktp_003.jpg").await;
     assert_eq!(
         bobs["status"], "queued",
         "another owner never gets Alice's reading"
@@ -218,7 +199,7 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
         .await
         .unwrap();
     assert_eq!(erased.status(), 200);
-    let after_erasure = upload(&api, &alice, "KTP", "ktp_003.jpg").await;
+    let after_erasure = api.upload_answer(&alice, "KTP", "ktp_003.jpg").await;
     assert_eq!(after_erasure["status"], "queued");
     let read_again = after_erasure["id"].as_str().unwrap();
     extracted(&api, &alice, read_again).await;
@@ -236,7 +217,7 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
         client: reqwest::Client::new(),
         base: server.base.clone(),
     };
-    let changed = upload(&api, &alice, "KTP", "ktp_003.jpg").await;
+    let changed = api.upload_answer(&alice, "KTP", "ktp_003.jpg").await;
     assert_eq!(changed["status"], "queued", "{changed}");
     server.terminate();
 }
