@@ -628,3 +628,143 @@ async fn redis_leases_exclude_other_nodes_expire_and_survive_a_redis_restart() {
     }
     assert!(lc.expect("Redis answers again").token > 1_000);
 }
+
+/// The reading cache and the identity index on both backends: an extraction keeps its cache
+/// entry, a repeated upload is created extracted from it, a number another owner used first
+/// is found (and not the other way round), and an erasure forgets both.
+#[tokio::test]
+async fn reading_cache_and_identity_index() {
+    use filot::{
+        kyc::workflow::{Event, Verification},
+        store::{
+            documents::{Claim, OcrSource, Reused, SealedReading, cache},
+            identity::{self, IdentityKind, IdentityRow},
+            verifications::{self, Extras},
+        },
+    };
+    for b in backends().await {
+        let db = &b.db;
+        let t0 = now_millis();
+        // Alice's card is read and its reading kept under a key.
+        let first = documents::insert(db, &new_doc("alice", t0), None)
+            .await
+            .unwrap();
+        let claim = Claim {
+            node: "n1".into(),
+            token: 1,
+            deadline: t0 + 60_000,
+        };
+        let running = documents::apply(db, &first, &DocumentChange::Processing(claim), "ocr")
+            .await
+            .unwrap();
+        let sealed = SealedReading {
+            sealed: "sealed".into(),
+            ocr_ms: Some(5),
+            placement: None,
+            source: OcrSource::Model,
+        };
+        let extracted = DocumentChange::Extracted {
+            fields: sealed.clone(),
+            issues: vec!["nik_gender_mismatch".into()],
+            token: 1,
+            cache_key: Some("key-1".into()),
+        };
+        documents::apply(db, &running, &extracted, "ocr")
+            .await
+            .unwrap();
+        assert_eq!(
+            cache::find(db, "key-1").await.unwrap(),
+            Some(first.id),
+            "{}",
+            b.name
+        );
+        // The same file again: created extracted from the kept reading, with no run.
+        let mut again = new_doc("alice", t0 + 1);
+        again.reused = Some(Reused {
+            fields: SealedReading {
+                source: OcrSource::Cache,
+                ..sealed
+            },
+            issues: vec!["nik_gender_mismatch".into()],
+            from: first.id,
+        });
+        let copy = documents::insert(db, &again, None).await.unwrap();
+        assert_eq!(copy.status, DocumentStatus::Extracted, "{}", b.name);
+        assert_eq!(copy.fields.unwrap().source, OcrSource::Cache);
+        assert_eq!(copy.issues, ["nik_gender_mismatch"]);
+        let kinds: Vec<String> = documents::events(db, &copy.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}:{}", e.kind, e.principal))
+            .collect();
+        assert_eq!(kinds, ["uploaded:alice", "extracted:ocr:cache"]);
+
+        // Alice's and then Bob's verification carry the same NIK.
+        let nik = |document_id: &DocumentId| IdentityRow {
+            kind: IdentityKind::Nik,
+            value_index: "blind-nik".into(),
+            document_id: document_id.to_string(),
+        };
+        let bobs = documents::insert(db, &new_doc("bob", t0 + 2), None)
+            .await
+            .unwrap();
+        let mut cases = Vec::new();
+        for (owner, doc, at) in [("alice", first.id, t0 + 10), ("bob", bobs.id, t0 + 20)] {
+            let started = Event::Started {
+                owner: owner.into(),
+                ktp_document_id: doc.to_string(),
+                npwp_document_id: None,
+                workflow_version: 3,
+            };
+            let id = uuid::Uuid::now_v7().to_string();
+            let v0 = Verification::start(&id, &started, at).unwrap();
+            verifications::insert(db, &v0, &started, None, 5)
+                .await
+                .unwrap();
+            let ready = Event::DocumentsReady {
+                ktp_status: "extracted".into(),
+                npwp_status: None,
+            };
+            let mut v1 = v0.clone();
+            v1.apply(&ready, at).unwrap();
+            let extras = Extras {
+                identity: vec![nik(&doc)],
+                ..Default::default()
+            };
+            verifications::append(db, &v0, &v1, &[(ready, "system".into())], &extras, 1)
+                .await
+                .unwrap();
+            cases.push(id);
+        }
+        let found = identity::collisions(db, "bob", &[nik(&bobs.id)])
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{}", b.name);
+        assert_eq!(found[0].verification_id, cases[0]);
+        assert!(
+            identity::collisions(db, "alice", &[nik(&first.id)])
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}: the first account to use a number is not flagged",
+            b.name
+        );
+        let of_alice = identity::collisions_of(db, &cases[0]).await.unwrap();
+        assert_eq!(of_alice.len(), 1);
+        assert_eq!(of_alice[0].verification_id, cases[1]);
+
+        // Erasing Alice's first document forgets its cache entry and its number.
+        let now = documents::get(db, &first.id).await.unwrap().unwrap();
+        documents::apply(db, &now, &DocumentChange::Erased, "alice")
+            .await
+            .unwrap();
+        assert_eq!(cache::find(db, "key-1").await.unwrap(), None, "{}", b.name);
+        assert!(
+            identity::collisions_of(db, &cases[1])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -7,8 +7,9 @@
 //! - `cursor` parameters carry the cursor's pattern;
 //! - the upload form refuses properties other than `type` and `file`, and a review's
 //!   corrections any field but the correctable ones;
-//! - OpenAPI links connect the ids that `POST /v1/documents`, `POST /v1/verifications` and
-//!   `POST /v1/webhooks` answer with the operations that take them.
+//! - the batch form requires neither of its parts (any mix of `ktp` and `npwp` is a batch);
+//! - OpenAPI links connect the ids that `POST /v1/documents`, `POST /v1/verifications`,
+//!   `POST /v1/webhooks` and `POST /v1/batches` answer with the operations that take them.
 
 use serde_json::{Value, json};
 
@@ -81,6 +82,17 @@ fn links() -> Vec<(&'static str, &'static str, Vec<Link>)> {
             "/v1/webhooks",
             "post",
             vec![("201", "DeleteWebhook", "deleteWebhook", id(), None)],
+        ),
+        (
+            "/v1/batches",
+            "post",
+            vec![(
+                "202",
+                "GetBatch",
+                "getBatch",
+                json!({ "id": "$response.body#/batch_id" }),
+                None,
+            )],
         ),
     ]
 }
@@ -160,6 +172,12 @@ pub fn complete(mut spec: Value, max_page_size: u32) -> Value {
     let upload_form = "/paths/~1v1~1documents/post/requestBody/content/multipart~1form-data/schema";
     if let Some(form) = spec.pointer_mut(upload_form).and_then(Value::as_object_mut) {
         form.insert("additionalProperties".into(), json!(false));
+    }
+    // A batch may hold any mix of `ktp` and `npwp` parts, none of either (and a part with
+    // another name is refused on its own, in the 202).
+    let batch_form = "/paths/~1v1~1batches/post/requestBody/content/multipart~1form-data/schema";
+    if let Some(form) = spec.pointer_mut(batch_form).and_then(Value::as_object_mut) {
+        form.remove("required");
     }
     spec
 }
