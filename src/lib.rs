@@ -200,6 +200,11 @@ impl Application {
             Vec::new()
         };
         let runs_ocr = !local_devices.is_empty() || cluster.is_some();
+        // What reads a card, fingerprinted once: the key cached readings are filed under.
+        let reading_engine = settings
+            .ocr
+            .cache_readings
+            .then(|| settings.ocr.params.engine_fingerprint());
         let ocr = actors::ocr::OcrPoolArgs {
             roster: cluster.as_ref().map(|c| c.roster.clone()),
             documents: documents.clone(),
@@ -214,10 +219,7 @@ impl Application {
             job_deadline: settings.ocr.job_deadline,
             max_attempts: settings.ocr.max_attempts,
             image_limits: settings.limits.image(),
-            reading_engine: settings
-                .ocr
-                .cache_readings
-                .then(|| settings.ocr.params.engine_fingerprint()),
+            reading_engine: reading_engine.clone(),
         };
         let reaper = supervision::reaper::ReaperArgs {
             documents: documents.clone(),
@@ -324,6 +326,7 @@ impl Application {
             upload_slots: Arc::new(tokio::sync::Semaphore::new(
                 settings.limits.max_concurrent_uploads as usize,
             )),
+            reading_engine,
         });
 
         let listener = tokio::net::TcpListener::bind(settings.listen_addr())

@@ -44,10 +44,11 @@ pub struct Upload {
     pub reading_engine: Option<String>,
 }
 
-/// The reading cache's key for `bytes` uploaded by `owner` as `doc_type`, read by `engine`.
+/// The reading cache's key for the file whose blind index is `file_index`, uploaded by
+/// `owner` as `doc_type`, read by `engine`.
 pub fn reading_key(
     blobs: &BlobStore,
-    bytes: &[u8],
+    file_index: &str,
     owner: &str,
     doc_type: DocumentType,
     engine: &str,
@@ -55,7 +56,7 @@ pub fn reading_key(
     blobs.blind.of(
         Domain::Reading,
         &[
-            bytes,
+            file_index.as_bytes(),
             owner.as_bytes(),
             doc_type.as_str().as_bytes(),
             engine.as_bytes(),
@@ -166,9 +167,10 @@ pub async fn accept(
         .map_err(|e| IntakeError::Storage(BlobError::Io(std::io::Error::other(e))))?
         .map_err(IntakeError::Storage)?;
 
+    let file_index = blobs.blind.of(Domain::File, &[&upload.bytes]);
     let reused = match &upload.reading_engine {
         Some(engine) => {
-            let key = reading_key(blobs, &upload.bytes, &upload.owner, upload.doc_type, engine);
+            let key = reading_key(blobs, &file_index, &upload.owner, upload.doc_type, engine);
             cached_reading(db, blobs, &key, &id, &upload).await?
         }
         None => None,
@@ -195,7 +197,7 @@ pub async fn accept(
         doc_type: upload.doc_type,
         content_type: upload.kind.mime().to_string(),
         size_bytes: upload.bytes.len() as i64,
-        file_index: blobs.blind.of(Domain::File, &[&upload.bytes]),
+        file_index,
         blob_key: blob_key.clone(),
         created_at,
         correlation_id: Some(upload.correlation_id.clone()),

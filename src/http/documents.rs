@@ -242,11 +242,7 @@ pub(super) fn upload_of(
         idempotency_ttl: limits.idempotency_ttl,
         correlation_id: super::errors::current_correlation_id(),
         storage_quota: Some(limits.storage_quota_bytes_per_user).filter(|q| *q > 0),
-        reading_engine: state
-            .settings
-            .ocr
-            .cache_readings
-            .then(|| state.settings.ocr.params.engine_fingerprint()),
+        reading_engine: state.reading_engine.clone(),
     }
 }
 

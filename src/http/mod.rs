@@ -64,6 +64,8 @@ pub struct AppState {
     pub pollers: crate::resilience::Pollers,
     /// Uploads that may be received at once (`limits.max_concurrent_uploads`).
     pub upload_slots: Arc<tokio::sync::Semaphore>,
+    /// The reading engine's fingerprint when readings are cached (`ocr.cache_readings`).
+    pub reading_engine: Option<String>,
 }
 
 impl AppState {

@@ -303,15 +303,19 @@ async fn read(
         Ok(Err(e)) => return (Read::EngineError(format!("blob: {e}")), None),
         Err(_) => return (Read::EngineError("blob read panicked".into()), None),
     };
-    let cache_key = state.reading_engine.as_deref().map(|engine| {
-        crate::actors::intake::reading_key(
-            &state.blobs,
-            &bytes,
-            &record.owner,
-            record.doc_type,
-            engine,
-        )
-    });
+    let cache_key = state
+        .reading_engine
+        .as_deref()
+        .zip(record.file_index.as_deref())
+        .map(|(engine, file_index)| {
+            crate::actors::intake::reading_key(
+                &state.blobs,
+                file_index,
+                &record.owner,
+                record.doc_type,
+                engine,
+            )
+        });
     let (correlation_id, doc_type) = (record.correlation_id.clone(), record.doc_type);
     let page = match &state.reader {
         Reader::Local(slot) => {

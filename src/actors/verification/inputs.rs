@@ -40,6 +40,9 @@ pub(super) async fn documents_settled(
         return Ok(());
     }
     let docs = outcomes(&state.ctx, &v).await?;
+    if docs.0 == DocOutcome::Pending || docs.1 == Some(DocOutcome::Pending) {
+        return Ok(());
+    }
     let now = state.ctx.clock.now_millis();
     let sla_ms = state.ctx.review_sla.as_millis() as i64;
     let ids = || (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
