@@ -82,6 +82,8 @@ pub enum StartError {
     Redis(String),
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error("ocr.challenger: {0}")]
+    Challenger(#[from] gpu::weights::WeightsError),
 }
 
 /// Opens the database named by the settings, creating the data directory, and migrates it.
@@ -205,6 +207,32 @@ impl Application {
             .ocr
             .cache_readings
             .then(|| settings.ocr.params.engine_fingerprint());
+        let c = &settings.ocr.challenger;
+        let weights = |path, sha256| gpu::weights::WeightsFile { path, sha256 };
+        let det = weights(&c.det_weights, &c.det_weights_sha256);
+        let rec = weights(&c.rec_weights, &c.rec_weights_sha256);
+        let challenger_engine =
+            actors::challenger::fingerprint(&c.params, &gpu::weights::describe(det, rec));
+        // The challenger runs (and documents are sampled for it) where cards are read with
+        // this node's own devices.
+        let challenger = match local_devices.first() {
+            Some(first) if c.share_percent > 0 => Some(actors::challenger::ChallengerArgs {
+                db: db.clone(),
+                blobs: blobs.clone(),
+                leases: leases.clone(),
+                engine: actors::challenger::ChallengerEngine {
+                    device: Some(c.device.trim())
+                        .filter(|d| !d.is_empty())
+                        .unwrap_or(first)
+                        .to_string(),
+                    params: c.params.clone(),
+                    weights: gpu::weights::Weights::load(det, rec)?,
+                },
+                poll: Poller::every(settings.ocr.poll_interval),
+                image_limits: settings.limits.image(),
+            }),
+            _ => None,
+        };
         let ocr = actors::ocr::OcrPoolArgs {
             roster: cluster.as_ref().map(|c| c.roster.clone()),
             documents: documents.clone(),
@@ -220,6 +248,7 @@ impl Application {
             max_attempts: settings.ocr.max_attempts,
             image_limits: settings.limits.image(),
             reading_engine: reading_engine.clone(),
+            challenge_share: challenger.as_ref().map_or(0, |_| c.share_percent),
         };
         let reaper = supervision::reaper::ReaperArgs {
             documents: documents.clone(),
@@ -299,6 +328,7 @@ impl Application {
             outbox,
             webhooks: has_role("outbox").then_some(webhooks),
             reaper,
+            challenger,
         };
         let (root, root_handle) = Actor::spawn(None, RootSupervisor, args)
             .await
@@ -327,6 +357,7 @@ impl Application {
                 settings.limits.max_concurrent_uploads as usize,
             )),
             reading_engine,
+            challenger_engine,
         });
 
         let listener = tokio::net::TcpListener::bind(settings.listen_addr())

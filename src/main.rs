@@ -103,6 +103,9 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
+    /// Write the built-in model weights (det.bpk, rec.bpk: Burnpack) into DIR and print
+    /// each file's SHA-256: the starting point of other weights for `ocr.challenger`.
+    ExportWeights { dir: PathBuf },
     /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
     OcrReport {
         #[arg(required = true)]
@@ -188,6 +191,7 @@ async fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Command::ExportWeights { dir } => ocr::export_weights(&dir),
         Command::OcrReport {
             dirs,
             verbose,

@@ -1,7 +1,7 @@
 //! Store tests, run against SQLite always and against Postgres when FILOT_TEST_POSTGRES_URL
 //! names a server (each test gets a fresh database there).
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use filot::{
     kyc::{DocumentId, DocumentType},
@@ -537,6 +537,7 @@ async fn a_writer_with_an_older_lease_token_is_fenced_out() {
             issues: vec![],
             token: 5,
             cache_key: None,
+            challenge: false,
         };
         let refused = documents::apply(db, &b_run, &late, "ocr").await;
         assert!(
@@ -637,6 +638,7 @@ async fn reading_cache_and_identity_index() {
     use filot::{
         kyc::workflow::{Event, Verification},
         store::{
+            comparisons,
             documents::{Claim, OcrSource, Reused, SealedReading, cache},
             identity::{self, IdentityKind, IdentityRow},
             verifications::{self, Extras},
@@ -668,6 +670,7 @@ async fn reading_cache_and_identity_index() {
             issues: vec!["nik_gender_mismatch".into()],
             token: 1,
             cache_key: Some("key-1".into()),
+            challenge: true,
         };
         documents::apply(db, &running, &extracted, "ocr")
             .await
@@ -710,6 +713,7 @@ async fn reading_cache_and_identity_index() {
             .await
             .unwrap();
         let mut cases = Vec::new();
+        let mut latest = Vec::new();
         for (owner, doc, at) in [("alice", first.id, t0 + 10), ("bob", bobs.id, t0 + 20)] {
             let started = Event::Started {
                 owner: owner.into(),
@@ -736,6 +740,7 @@ async fn reading_cache_and_identity_index() {
                 .await
                 .unwrap();
             cases.push(id);
+            latest.push(v1);
         }
         let found = identity::collisions(db, "bob", &[nik(&bobs.id)])
             .await
@@ -754,12 +759,84 @@ async fn reading_cache_and_identity_index() {
         assert_eq!(of_alice.len(), 1);
         assert_eq!(of_alice[0].verification_id, cases[1]);
 
+        // Alice's first document was sampled for the challenger: it waits, is compared, and a
+        // reviewer's correction says which engine read the NIK right.
+        assert_eq!(comparisons::pending(db, 10).await.unwrap(), [first.id]);
+        let blind = filot::store::blind::BlindIndex::from_blob_key(&[9u8; 32]);
+        let id = first.id.to_string();
+        let champion = BTreeMap::from([
+            ("nik".to_string(), "3171234567890001".to_string()),
+            ("name".to_string(), "BUDI".to_string()),
+        ]);
+        let challenger = BTreeMap::from([
+            ("nik".to_string(), "3171234567890007".to_string()),
+            ("name".to_string(), "BUDI".to_string()),
+        ]);
+        let compared = comparisons::Compared {
+            engine: "challenger-a".into(),
+            challenger_ms: 7,
+            outcome: "read".into(),
+            fields: comparisons::compare_fields(&blind, &id, &champion, &challenger),
+        };
+        assert!(
+            comparisons::record(db, &first.id, &compared, t0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !comparisons::record(db, &first.id, &compared, t0)
+                .await
+                .unwrap(),
+            "{}: compared once",
+            b.name
+        );
+        let v0 = &latest[0];
+        let truth = comparisons::TruthRow {
+            document_id: id.clone(),
+            field: "nik".into(),
+            truth_index: comparisons::field_index(&blind, &id, "nik", "3171234567890007"),
+        };
+        let extras = Extras {
+            ground_truth: vec![truth],
+            ..Default::default()
+        };
+        verifications::append(db, v0, v0, &[], &extras, 2)
+            .await
+            .unwrap();
+        let summary = comparisons::summary(db, "challenger-a").await.unwrap();
+        assert_eq!(
+            (summary.documents_compared, summary.documents_pending),
+            (1, 0),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            (summary.champion_ms, summary.challenger_ms),
+            (Some(5), Some(7))
+        );
+        let nik = &summary.fields["nik"];
+        assert_eq!(
+            (nik.agree, nik.disagree, nik.reviewed),
+            (0, 1, 1),
+            "{}",
+            b.name
+        );
+        assert_eq!((nik.champion_right, nik.challenger_right), (0, 1));
+        assert_eq!(summary.fields["name"].agree, 1);
+        let other = comparisons::summary(db, "challenger-b").await.unwrap();
+        assert_eq!(
+            other.documents_compared, 0,
+            "another challenger starts at zero"
+        );
+
         // Erasing Alice's first document forgets its cache entry and its number.
         let now = documents::get(db, &first.id).await.unwrap().unwrap();
         documents::apply(db, &now, &DocumentChange::Erased, "alice")
             .await
             .unwrap();
         assert_eq!(cache::find(db, "key-1").await.unwrap(), None, "{}", b.name);
+        let summary = comparisons::summary(db, "challenger-a").await.unwrap();
+        assert_eq!(summary, Default::default(), "{}: comparison erased", b.name);
         assert!(
             identity::collisions_of(db, &cases[1])
                 .await

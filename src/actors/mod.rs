@@ -7,6 +7,7 @@
 //! protocol (`keyed`) and the handles into the actors (`handles`) are here, so the supervisors
 //! use them and not the other way round.
 
+pub mod challenger;
 pub mod document;
 pub mod handles;
 pub mod intake;

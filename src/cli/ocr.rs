@@ -1,6 +1,7 @@
 //! The OCR tools of the command line: `filot ocr` (read cards, one JSON line each),
 //! `filot ocr-report` (score specimen folders against their ground truth) and
-//! `filot bench-ocr` (time the pipeline). They drive `crate::gpu` directly, with no service,
+//! `filot bench-ocr` (time the pipeline), `filot export-weights` (the built-in weights as
+//! files, for a challenger's). They drive `crate::gpu` directly, with no service,
 //! database or actor running, except `bench-ocr --concurrency`, which starts the service
 //! ([`super::throughput`]).
 
@@ -17,6 +18,23 @@ pub fn engine(device: &str) -> Result<OcrEngine, ExitCode> {
         eprintln!("filot: {e}");
         ExitCode::from(2)
     })
+}
+
+/// `filot export-weights DIR`: the built-in weights as Burnpack files, one
+/// `<sha256>  <path>` line each (the settings a challenger names them with).
+pub fn export_weights(dir: &Path) -> ExitCode {
+    match crate::gpu::weights::export_builtin(dir) {
+        Ok(files) => {
+            for (path, sha256) in files {
+                println!("{sha256}  {}", path.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("filot: {}: {e}", dir.display());
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// What `filot ocr` prints and writes besides the reading.

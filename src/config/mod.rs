@@ -209,8 +209,13 @@ impl Settings {
         let env = Env::prefixed("FILOT_").split("__").ignore(NON_SETTING_ENV);
         let user = user.merge(env).merge(overrides);
         let unknown = keys::unknown(&defaults, &user);
-        match Self::extract_all(defaults.merge(user)) {
-            Ok(settings) if unknown.is_empty() => Ok(settings),
+        match Self::extract_all(defaults.merge(user.clone())) {
+            Ok(mut settings) if unknown.is_empty() => {
+                settings
+                    .ocr
+                    .inherit_challenger_params(|key| user.contains(key));
+                Ok(settings)
+            }
             Ok(_) => Err(ConfigError { problems: unknown }),
             Err(mut e) => {
                 e.problems.splice(0..0, unknown);
@@ -400,6 +405,33 @@ mod tests {
             }
             assert!(count > 10, ".env.example documents too few variables");
             Settings::load(Some(&manifest("cluster.toml"))).map_err(|e| e.to_string())?;
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_challenger_differs_from_the_champion_only_where_it_is_told_to() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FILOT_OCR__PARAMS__DET_MAX_SIDE", "1200");
+            jail.set_env("FILOT_OCR__PARAMS__DET_MIN_SIDE", "800");
+            jail.set_env("FILOT_OCR__CHALLENGER__PARAMS__DET_MIN_SIDE", "640");
+            jail.set_env("FILOT_OCR__CHALLENGER__SHARE_PERCENT", "25");
+            let s = Settings::load(None).map_err(|e| e.to_string())?;
+            let c = &s.ocr.challenger;
+            assert_eq!(
+                (s.ocr.params.det_min_side, c.params.det_min_side),
+                (800, 640)
+            );
+            assert_eq!(c.params.det_max_side, 1200, "inherited from ocr.params");
+            assert_eq!(c.share_percent, 25);
+            jail.set_env("FILOT_OCR__CHALLENGER__SHARE_PERCENT", "101");
+            jail.set_env("FILOT_OCR__CHALLENGER__REC_WEIGHTS", "/models/rec.bpk");
+            let all = Settings::load(None)
+                .expect_err("invalid")
+                .problems
+                .join("\n");
+            assert!(all.contains("ocr.challenger.share_percent"), "{all}");
+            assert!(all.contains("ocr.challenger.rec_weights_sha256"), "{all}");
             Ok(())
         });
     }

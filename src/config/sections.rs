@@ -354,6 +354,51 @@ pub struct OcrSettings {
     /// reading it got before instead of being read again, while the model files and
     /// `params` are unchanged (`ocr_source: "cache"`).
     pub cache_readings: bool,
+    /// A challenger engine reading a sample of the champion's documents again, afterwards.
+    pub challenger: ChallengerSettings,
+}
+
+impl OcrSettings {
+    /// The challenger's parameters become `params` with each key `is_set` under
+    /// `ocr.challenger.params` (a dotted settings key) overriding: it differs from the
+    /// champion only where it is told to.
+    pub(super) fn inherit_challenger_params(&mut self, is_set: impl Fn(&str) -> bool) {
+        let mut merged = serde_json::to_value(&self.params).expect("parameters serialize");
+        let own = serde_json::to_value(&self.challenger.params).expect("parameters serialize");
+        if let (Some(merged), Some(own)) = (merged.as_object_mut(), own.as_object()) {
+            for (key, value) in own {
+                if is_set(&format!("ocr.challenger.params.{key}")) {
+                    merged.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        self.challenger.params = serde_json::from_value(merged).expect("the same parameters");
+    }
+}
+
+/// A challenger OCR engine: it reads again, at the lowest priority and only while the
+/// champion has nothing waiting, a share of the documents the champion read; its reading is
+/// compared field by field and never counts (see `crate::actors::challenger`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChallengerSettings {
+    /// Percent of the documents the champion reads (on a node with OCR devices) that the
+    /// challenger reads again; 0 turns it off.
+    pub share_percent: u8,
+    /// Parameter overrides: each key set here replaces `ocr.params`' (e.g.
+    /// `FILOT_OCR__CHALLENGER__PARAMS__DET_MIN_SIDE=640`); the rest are the champion's.
+    pub params: crate::gpu::OcrParams,
+    /// The device it reads on; empty: this node's first OCR device.
+    pub device: String,
+    /// Other detector weights: a Burnpack (`.bpk`) file of the built-in architecture
+    /// (`filot ocr export-weights` writes the built-in ones); empty: the built-in weights.
+    pub det_weights: String,
+    /// The detector weights file's SHA-256 (required with `det_weights`).
+    pub det_weights_sha256: String,
+    /// Other recogniser weights, as `det_weights`.
+    pub rec_weights: String,
+    /// The recogniser weights file's SHA-256 (required with `rec_weights`).
+    pub rec_weights_sha256: String,
 }
 
 impl Default for OcrSettings {
@@ -370,6 +415,7 @@ impl Default for OcrSettings {
             restart_window: Duration::from_secs(60),
             params: crate::gpu::OcrParams::default(),
             cache_readings: true,
+            challenger: ChallengerSettings::default(),
         }
     }
 }

@@ -205,6 +205,29 @@ impl Settings {
                 p.push(format!("ocr.devices: `{device}` is not available in this build (cpu; cuda:N with --features cuda)"));
             }
         }
+        let c = &self.ocr.challenger;
+        if c.share_percent > 100 {
+            p.push("ocr.challenger.share_percent: at most 100".into());
+        }
+        if !c.device.trim().is_empty() && crate::gpu::parse_device(&c.device).is_err() {
+            p.push(format!(
+                "ocr.challenger.device: `{}` is not available in this build",
+                c.device
+            ));
+        }
+        for (path, sum, key) in [
+            (&c.det_weights, &c.det_weights_sha256, "det_weights_sha256"),
+            (&c.rec_weights, &c.rec_weights_sha256, "rec_weights_sha256"),
+        ] {
+            let hex = sum.trim();
+            if !path.trim().is_empty()
+                && (hex.len() != 64 || !hex.chars().all(|ch| ch.is_ascii_hexdigit()))
+            {
+                p.push(format!(
+                    "ocr.challenger.{key}: the file's SHA-256, 64 hex digits"
+                ));
+            }
+        }
         if let Some(url) = &self.redis_url {
             let u = url.expose().trim();
             if !(u.starts_with("redis://") || u.starts_with("rediss://")) {

@@ -19,6 +19,7 @@ mod models;
 pub mod page;
 pub mod report;
 pub mod warp;
+pub mod weights;
 
 /// The build-time rewrite that emits the [`fused::map`] calls, unit-tested here.
 #[cfg(test)]

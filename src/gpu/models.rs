@@ -7,6 +7,11 @@ pub mod det {
         env!("OUT_DIR"),
         "/model/det/ch_PP-OCRv4_det_infer.rs"
     ));
+
+    /// The built-in weights, as the Burnpack file they were embedded from.
+    pub fn embedded_weights() -> &'static [u8] {
+        EMBEDDED_STATES
+    }
 }
 
 #[allow(clippy::all, unused, non_snake_case, non_camel_case_types)]
@@ -15,6 +20,11 @@ pub mod rec {
         env!("OUT_DIR"),
         "/model/rec/ch_PP-OCRv4_rec_infer.rs"
     ));
+
+    /// The built-in weights, as the Burnpack file they were embedded from.
+    pub fn embedded_weights() -> &'static [u8] {
+        EMBEDDED_STATES
+    }
 }
 
 const DICT: &str = include_str!(concat!(env!("OUT_DIR"), "/rec_dict.txt"));

@@ -1,6 +1,7 @@
-//! Operators' endpoints: the outbox's dead letters and their retry; the cluster's nodes.
+//! Operators' endpoints: the outbox's dead letters and their retry; the cluster's nodes; how
+//! the challenger OCR model compares with the champion.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use poem_openapi::{
@@ -18,7 +19,10 @@ use super::{
 };
 use crate::{
     kyc::OutboxId,
-    store::outbox::{self, OutboxRow, OutboxState},
+    store::{
+        comparisons,
+        outbox::{self, OutboxRow, OutboxState},
+    },
 };
 
 pub struct AdminApi {
@@ -115,8 +119,93 @@ pub struct ClusterView {
     pub nodes: Vec<ClusterNode>,
 }
 
+/// One field, over the documents both engines read.
+#[derive(Debug, Object)]
+pub struct FieldAgreement {
+    /// Documents where both engines read the same value (compared trimmed, spaces
+    /// collapsed, upper case).
+    pub agree: i64,
+    /// Documents where they differ, or only one of them read the field.
+    pub disagree: i64,
+    /// Documents where a reviewer corrected this field (human ground truth)…
+    pub reviewed: i64,
+    /// …and had read it as the reviewer set it: the champion…
+    pub champion_right: i64,
+    /// …and the challenger.
+    pub challenger_right: i64,
+}
+
+/// Mean time per compared document, in milliseconds (absent until one is compared).
+#[derive(Debug, Object)]
+pub struct ComparedLatency {
+    #[oai(skip_serializing_if_is_none)]
+    pub champion: Option<i64>,
+    #[oai(skip_serializing_if_is_none)]
+    pub challenger: Option<i64>,
+}
+
+/// The challenger model against the champion, on live traffic.
+#[derive(Debug, Object)]
+pub struct OcrComparison {
+    /// The configured challenger (its fingerprint's first 16 hex digits): every count is
+    /// this challenger's; a change of its parameters or weights starts again from zero.
+    pub challenger_engine: String,
+    /// `ocr.challenger.share_percent`: the share of newly read documents sampled (0: none).
+    pub share_percent: u8,
+    /// Documents both engines have read.
+    pub documents_compared: i64,
+    /// Sampled documents waiting for the challenger (it reads only while the champion has
+    /// nothing waiting).
+    pub documents_pending: i64,
+    /// Per field either engine read.
+    pub fields: BTreeMap<String, FieldAgreement>,
+    pub latency_ms: ComparedLatency,
+}
+
 #[poem_openapi::OpenApi(tag = "ApiTags::Admin")]
 impl AdminApi {
+    /// Challenger against champion
+    ///
+    /// How the challenger OCR model (`ocr.challenger`) compares with the champion on the
+    /// documents sampled for it: per field, agreement and, where a reviewer corrected the
+    /// field, which engine had read it right; both engines' mean latency. Counts only, never
+    /// a value. Admins only.
+    #[oai(
+        path = "/v1/admin/ocr/comparison",
+        method = "get",
+        operation_id = "ocrComparison"
+    )]
+    async fn ocr_comparison(&self, auth: BearerAuth) -> Result<Json<OcrComparison>, ApiError> {
+        auth.0.require(&[Role::Admin])?;
+        let engine = &self.state.challenger_engine;
+        let summary = comparisons::summary(&self.state.db, engine).await?;
+        let fields = summary
+            .fields
+            .into_iter()
+            .map(|(name, c)| {
+                let counts = FieldAgreement {
+                    agree: c.agree,
+                    disagree: c.disagree,
+                    reviewed: c.reviewed,
+                    champion_right: c.champion_right,
+                    challenger_right: c.challenger_right,
+                };
+                (name, counts)
+            })
+            .collect();
+        Ok(Json(OcrComparison {
+            challenger_engine: engine.chars().take(16).collect(),
+            share_percent: self.state.settings.ocr.challenger.share_percent,
+            documents_compared: summary.documents_compared,
+            documents_pending: summary.documents_pending,
+            fields,
+            latency_ms: ComparedLatency {
+                champion: summary.champion_ms,
+                challenger: summary.challenger_ms,
+            },
+        }))
+    }
+
     /// The cluster's nodes
     ///
     /// This node and every peer it has met: roles, address, up or down, OCR devices and

@@ -66,6 +66,8 @@ pub struct AppState {
     pub upload_slots: Arc<tokio::sync::Semaphore>,
     /// The reading engine's fingerprint when readings are cached (`ocr.cache_readings`).
     pub reading_engine: Option<String>,
+    /// The configured challenger model's fingerprint: the comparisons an admin reads.
+    pub challenger_engine: String,
 }
 
 impl AppState {

@@ -19,6 +19,8 @@ pub enum Domain {
     Nik,
     /// An NPWP (15 or 16 digits) as read from an NPWP card.
     Npwp,
+    /// A field's value in a champion/challenger comparison (keyed by document and field).
+    Comparison,
 }
 
 impl Domain {
@@ -28,6 +30,7 @@ impl Domain {
             Self::Reading => b"reading",
             Self::Nik => b"nik",
             Self::Npwp => b"npwp",
+            Self::Comparison => b"comparison",
         }
     }
 }

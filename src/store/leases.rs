@@ -29,6 +29,8 @@ pub enum LeaseKind {
     Document,
     Verification,
     Outbox,
+    /// A document the challenger model reads (one node at a time).
+    Comparison,
 }
 
 impl LeaseKind {
@@ -37,6 +39,7 @@ impl LeaseKind {
             Self::Document => "document",
             Self::Verification => "verification",
             Self::Outbox => "outbox",
+            Self::Comparison => "comparison",
         }
     }
 

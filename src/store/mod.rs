@@ -8,6 +8,7 @@
 pub mod batches;
 pub mod blind;
 pub mod blobs;
+pub mod comparisons;
 pub mod documents;
 pub mod identity;
 pub mod leases;

@@ -4,7 +4,7 @@
 //! exponential back-off (100 ms doubling to 5 s); more failures within the window than
 //! `supervisors.max_restarts` allows means the node is unhealthy, so the root stops itself (escalation), which
 //! the application treats as fatal and shuts down instead of serving half a tree. A failed
-//! workflow driver, outbox lane (decisions or webhooks) or reaper is restarted after a second:
+//! workflow driver, outbox lane (decisions or webhooks), reaper or challenger model is restarted after a second:
 //! none holds state (the database is their queue). The OCR pool escalates here when its workers keep failing; it is
 //! restarted (models reloaded) with the same back-off, and after `ocr.max_restarts` pool
 //! failures within `ocr.restart_window` it stays down: uploads are still accepted and wait
@@ -20,6 +20,7 @@ use super::{
     reaper::{Reaper, ReaperArgs, ReaperMsg},
 };
 use crate::actors::{
+    challenger::{Challenger, ChallengerArgs, ChallengerMsg},
     document::{DocumentActor, DocumentContext},
     keyed::{Keyed, KeyedMsg, Slot},
     ocr::{OcrPool, OcrPoolArgs, OcrPoolMsg},
@@ -40,6 +41,7 @@ pub enum Child {
     Outbox,
     Webhooks,
     Reaper,
+    Challenger,
 }
 
 pub enum RootMsg {
@@ -68,6 +70,9 @@ pub struct RootArgs {
     /// The webhook lane's arguments; `None` on a node without the `outbox` role.
     pub webhooks: Option<WebhookLaneArgs>,
     pub reaper: ReaperArgs,
+    /// The challenger model's arguments; `None` when none is configured or this node reads
+    /// nothing itself.
+    pub challenger: Option<ChallengerArgs>,
 }
 
 pub struct RootState {
@@ -79,6 +84,7 @@ pub struct RootState {
     outbox: Option<ActorRef<OutboxMsg>>,
     webhooks: Option<ActorRef<WebhookLaneMsg>>,
     reaper: Option<ActorRef<ReaperMsg>>,
+    challenger: Option<ActorRef<ChallengerMsg>>,
     failures: RestartBudget,
     ocr_failures: RestartBudget,
 }
@@ -175,6 +181,13 @@ impl RootState {
                 let (r, _) = Actor::spawn_linked(None, Reaper, args, myself.get_cell()).await?;
                 self.reaper = Some(r);
             }
+            Child::Challenger if self.challenger.is_none() => {
+                if let Some(args) = self.args.challenger.clone() {
+                    let (c, _) =
+                        Actor::spawn_linked(None, Challenger, args, myself.get_cell()).await?;
+                    self.challenger = Some(c);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -191,7 +204,7 @@ impl RootState {
         .increment(1);
         if matches!(
             child,
-            Child::Driver | Child::Outbox | Child::Webhooks | Child::Reaper
+            Child::Driver | Child::Outbox | Child::Webhooks | Child::Reaper | Child::Challenger
         ) {
             myself.send_after(STATELESS_RESTART, move || RootMsg::Start(child));
             return;
@@ -239,6 +252,9 @@ impl RootState {
         } else if is(&self.reaper, cell) {
             self.reaper = None;
             Some(Child::Reaper)
+        } else if is(&self.challenger, cell) {
+            self.challenger = None;
+            Some(Child::Challenger)
         } else {
             None
         }
@@ -270,6 +286,7 @@ impl Actor for RootSupervisor {
             outbox: None,
             webhooks: None,
             reaper: None,
+            challenger: None,
             failures,
             ocr_failures,
         };
@@ -283,6 +300,11 @@ impl Actor for RootSupervisor {
             Child::Reaper,
         ] {
             state.start(&myself, child).await?;
+        }
+        // A challenger that cannot start (its device, its weights) never takes the node down:
+        // it is retried like any stateless child.
+        if let Err(e) = state.start(&myself, Child::Challenger).await {
+            state.failed(&myself, Child::Challenger, &e.to_string());
         }
         Ok(state)
     }

@@ -31,6 +31,8 @@ pub mod names {
     pub const OCR_SUCCESS_COUNT: &str = "filot.ocr.success_count";
     pub const OCR_FAILURE_COUNT: &str = "filot.ocr.failure_count";
     pub const OCR_CACHE_HIT_COUNT: &str = "filot.ocr.cache_hit_count";
+    pub const OCR_CHALLENGER_COUNT: &str = "filot.ocr.challenger.count";
+    pub const OCR_CHALLENGER_MS: &str = "filot.ocr.challenger.ms";
     pub const IDENTITY_REUSE_COUNT: &str = "filot.identity.reuse_count";
     pub const VERIFICATION_LATENCY_MS: &str = "filot.verification.latency_ms";
     pub const DECISION_COUNT: &str = "filot.decision.count";
@@ -157,6 +159,15 @@ fn describe() {
         "Uploads given the reading of the same file uploaded before (no OCR run)"
     );
     describe_counter!(
+        OCR_CHALLENGER_COUNT,
+        "Documents the challenger model read again, by outcome (read, or why not)"
+    );
+    describe_histogram!(
+        OCR_CHALLENGER_MS,
+        Unit::Milliseconds,
+        "The challenger model's time per document"
+    );
+    describe_counter!(
         IDENTITY_REUSE_COUNT,
         "Verifications whose NIK or NPWP belongs to another account's, by kind"
     );
@@ -216,6 +227,7 @@ fn describe() {
     metrics::counter!(GPU_FALLBACK_COUNT).increment(0);
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
     metrics::counter!(OCR_CACHE_HIT_COUNT).increment(0);
+    metrics::counter!(OCR_CHALLENGER_COUNT, "outcome" => "read").increment(0);
     // The photo-retake codes are failure reasons too, when no key field could be read.
     let ocr_failures = ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"];
     for reason in ocr_failures.into_iter().chain(crate::kyc::retake::CODES) {
@@ -247,6 +259,7 @@ fn describe() {
         "outbox",
         "webhooks",
         "reaper",
+        "challenger",
     ] {
         metrics::counter!(ACTOR_RESTART_COUNT, "kind" => kind).increment(0);
     }

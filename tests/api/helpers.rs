@@ -163,6 +163,7 @@ impl TestApp {
             issues: issues.iter().map(|s| s.to_string()).collect(),
             token,
             cache_key: None,
+            challenge: false,
         };
         self.state
             .documents

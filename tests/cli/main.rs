@@ -3,6 +3,7 @@
 //! the worst moments, `nodes` runs two of it as a cluster, `correlation` follows one id across
 //! restarts; `harness` is how they all drive it.
 
+mod challenger;
 mod cluster;
 mod correlation;
 mod crash;

@@ -103,6 +103,8 @@ pub struct OcrPoolArgs {
     /// The reading engine's fingerprint when readings are cached: each reading is kept
     /// under its file's cache key (`None`: not cached).
     pub reading_engine: Option<String>,
+    /// Percent of the documents read here sampled for the challenger model (0: none).
+    pub challenge_share: u8,
     /// The cluster, when this node is in one: other nodes' OCR pools take work too.
     pub roster: Option<crate::cluster::Roster>,
 }
@@ -171,6 +173,7 @@ impl OcrPoolState {
             max_attempts: self.args.max_attempts,
             image_limits: self.args.image_limits,
             reading_engine: self.args.reading_engine.clone(),
+            challenge_share: self.args.challenge_share,
             pool: pool.clone(),
         };
         let (worker, _) = Actor::spawn_linked(None, OcrWorker, args, pool.get_cell()).await?;

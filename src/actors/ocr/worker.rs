@@ -118,6 +118,7 @@ pub struct WorkerArgs {
     pub(super) max_attempts: u32,
     pub(super) image_limits: crate::media::ImageLimits,
     pub(super) reading_engine: Option<String>,
+    pub(super) challenge_share: u8,
     pub(super) pool: ActorRef<OcrPoolMsg>,
 }
 
@@ -233,6 +234,7 @@ async fn read_and_record(
                     issues: card.issues,
                     token,
                     cache_key,
+                    challenge: crate::actors::challenger::sampled(&id, state.challenge_share),
                 },
                 Err(_) => DocumentChange::Failed {
                     reason: "sealing_failed".into(),

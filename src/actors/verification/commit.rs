@@ -14,6 +14,7 @@ use crate::{
         workflow::{DocOutcome, Event, State, Verification},
     },
     store::{
+        comparisons::{self, TruthRow},
         documents::{self, DocumentStatus},
         leases::LeaseKind,
         outbox,
@@ -123,6 +124,10 @@ pub(super) async fn commit_after(
             .outbox
             .extend(webhook_outbox(&state.ctx, before.state, &after, now).await?);
     }
+    if after.sealed_corrections != before.sealed_corrections {
+        // Corrections took effect (whichever workflow step applied them).
+        extras.ground_truth = ground_truth(&state.ctx, &after)?;
+    }
     let ctx = &state.ctx;
     let floor = verifications::fence(&ctx.db, &after.id).await?;
     let lease = match ctx
@@ -164,6 +169,46 @@ pub(super) async fn commit_after(
     }
 }
 
+/// The corrections `v` carries, opened (empty when none).
+fn corrections(
+    ctx: &VerificationContext,
+    v: &Verification,
+) -> Result<BTreeMap<String, String>, VerificationError> {
+    let Some(sealed) = &v.sealed_corrections else {
+        return Ok(BTreeMap::new());
+    };
+    let opened = ctx
+        .blobs
+        .open_text(&v.id, sealed)
+        .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))?;
+    serde_json::from_str(&opened)
+        .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))
+}
+
+/// The values `v`'s corrections set, as human ground truth for the challenger comparison:
+/// each on the document it belongs to (`npwp` on the NPWP card, the rest on the KTP).
+fn ground_truth(
+    ctx: &VerificationContext,
+    v: &Verification,
+) -> Result<Vec<TruthRow>, VerificationError> {
+    Ok(corrections(ctx, v)?
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let document_id = match field.as_str() {
+                "npwp" => v.npwp_document_id.clone()?,
+                _ => v.ktp_document_id.clone(),
+            };
+            let truth_index =
+                comparisons::field_index(&ctx.blobs.blind, &document_id, &field, &value);
+            Some(TruthRow {
+                document_id,
+                field,
+                truth_index,
+            })
+        })
+        .collect())
+}
+
 /// The decision BULI2 receives, sealed at rest (it carries the checked personal fields).
 fn decision_outbox(
     ctx: &VerificationContext,
@@ -183,15 +228,7 @@ fn decision_outbox(
     {
         fields.insert("npwp".into(), value.to_string());
     }
-    if let Some(sealed) = &v.sealed_corrections {
-        let opened = ctx
-            .blobs
-            .open_text(&v.id, sealed)
-            .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))?;
-        let corrected: BTreeMap<String, String> = serde_json::from_str(&opened)
-            .map_err(|e| VerificationError::Corrupt(format!("corrections: {e}")))?;
-        fields.extend(corrected);
-    }
+    fields.extend(corrections(ctx, v)?);
     let id = Uuid::now_v7().to_string();
     let payload = serde_json::json!({
         "verification_id": v.id,

@@ -13,12 +13,14 @@ pub enum DocumentChange {
     Processing(Claim),
     /// OCR finished: the (sealed) fields and the issues found. `token`: the claim's.
     /// `cache_key`: the reading cache's key for this file, owner and engine, to keep this
-    /// reading under (`None`: not cached).
+    /// reading under (`None`: not cached). `challenge`: sampled for the challenger model
+    /// (see `crate::store::comparisons`).
     Extracted {
         fields: SealedReading,
         issues: Vec<String>,
         token: i64,
         cache_key: Option<String>,
+        challenge: bool,
     },
     /// OCR could not read the document (or ran out of attempts); `reason` is a stable code.
     Failed { reason: String, token: i64 },

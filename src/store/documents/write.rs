@@ -6,7 +6,7 @@ use super::{
 };
 use crate::{
     kyc::DocumentId,
-    store::{Db, Quota, StoreError, count, lock_owner, now_millis},
+    store::{Db, Quota, StoreError, comparisons, count, lock_owner, now_millis},
 };
 
 async fn insert_event(
@@ -215,10 +215,24 @@ pub async fn apply(
     .await?;
     match change {
         DocumentChange::Extracted {
-            cache_key: Some(key),
+            cache_key,
+            challenge,
+            fields,
             ..
-        } => cache::remember(&mut tx, key, &after.id, after.updated_at).await?,
-        DocumentChange::Erased => cache::forget(&mut tx, &after.id).await?,
+        } => {
+            if let Some(key) = cache_key {
+                cache::remember(&mut tx, key, &after.id, after.updated_at).await?;
+            }
+            if *challenge {
+                let champion_ms = fields.ocr_ms.unwrap_or(0);
+                let at = after.updated_at;
+                comparisons::enqueue(&mut tx, &after.id, after.doc_type, champion_ms, at).await?;
+            }
+        }
+        DocumentChange::Erased => {
+            cache::forget(&mut tx, &after.id).await?;
+            comparisons::forget(&mut tx, &after.id).await?;
+        }
         _ => {}
     }
     tx.commit().await?;

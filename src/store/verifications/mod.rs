@@ -53,6 +53,8 @@ pub struct Extras {
     pub callback: Option<(String, String)>,
     /// The blind indexes of the numbers the checked documents yielded.
     pub identity: Vec<crate::store::identity::IdentityRow>,
+    /// Values reviewers' corrections set on documents sampled for the challenger model.
+    pub ground_truth: Vec<crate::store::comparisons::TruthRow>,
 }
 
 /// One audit-trail entry as stored.

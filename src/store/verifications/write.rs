@@ -216,6 +216,7 @@ pub async fn append(
         crate::store::outbox::record_result(&mut tx, result, at).await?;
     }
     crate::store::identity::insert(&mut tx, &after.id, &after.owner, &extras.identity, at).await?;
+    crate::store::comparisons::remember_truth(&mut tx, &after.id, &extras.ground_truth, at).await?;
     if let Some((event_id, outcome)) = &extras.callback {
         sqlx::query(
             "INSERT INTO buli2_callbacks (event_id, verification_id, outcome, received_at) \
