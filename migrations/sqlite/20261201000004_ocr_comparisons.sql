@@ -1,8 +1,9 @@
 -- Challenger models on live traffic. A document the champion read is sampled for the
 -- challenger when it is extracted (a `pending` row, in the extraction's transaction); the
 -- challenger reads it later, when the champion has nothing waiting, and the row becomes
--- `compared`. Per field: whether both engines read the same, and each engine's value as a
--- blind index keyed by the document (never a value, never linkable across documents).
+-- `compared` (or `skipped`: no champion reading to compare). Per field: whether both
+-- engines read the same, and each engine's value as a blind index keyed by the document
+-- (never a value, never linkable across documents).
 CREATE TABLE ocr_comparisons (
     document_id       TEXT PRIMARY KEY,
     state             TEXT NOT NULL,

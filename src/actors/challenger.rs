@@ -25,7 +25,7 @@ use crate::{
     gpu::{OcrEngine, OcrParams, image_ops, report, weights::Weights},
     kyc::{DocumentId, DocumentType},
     media::ImageLimits,
-    resilience::Poller,
+    resilience::{Outage, Poller},
     store::{
         Db,
         blobs::BlobStore,
@@ -89,6 +89,8 @@ pub struct ChallengerState {
     args: ChallengerArgs,
     fingerprint: String,
     bench: Bench,
+    /// The lease service, when it is away.
+    leases_down: Outage,
 }
 
 /// Documents compared in one poll round at most (the mailbox is answered in between).
@@ -112,6 +114,7 @@ impl Actor for Challenger {
             args,
             fingerprint,
             bench,
+            leases_down: Outage::new("challenger model"),
         })
     }
 
@@ -155,8 +158,16 @@ impl ChallengerState {
             .try_acquire(LeaseKind::Comparison, &id.to_string(), 0)
             .await
         {
-            Ok(Some(lease)) => lease,
-            Ok(None) | Err(_) => return Ok(false),
+            Ok(Some(lease)) => {
+                self.leases_down.record(true, &"ok");
+                lease
+            }
+            // Another node compares it.
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.leases_down.record(false, &e);
+                return Ok(false);
+            }
         };
         let result = self.compare(id).await;
         self.args.leases.release(&lease).await;
@@ -171,9 +182,9 @@ impl ChallengerState {
             (r.status == DocumentStatus::Extracted).then_some(fields)
         });
         let (Some(record), Some(champion)) = (record, champion) else {
-            // Gone or unreadable since it was sampled: recorded as nothing to compare.
-            let compared = self.compared("no_champion_reading", 0, Vec::new());
-            comparisons::record(db, &id, &compared, now_millis()).await?;
+            // Its reading cannot be opened: nothing to compare it with.
+            tracing::warn!(document_id = %id, "sampled document has no readable champion reading; skipped");
+            comparisons::skip(db, &id, now_millis()).await?;
             return Ok(());
         };
         let started = Instant::now();

@@ -73,6 +73,23 @@ impl Model {
     }
 }
 
+/// One generated model with `bytes` as its weights (the built-in ones when `None`); a file
+/// that does not fit the model (the generated loader panics) is `Err(which)`.
+macro_rules! load {
+    ($module:ident, $bytes:expr, $device:expr, $which:expr) => {
+        match $bytes {
+            None => Ok(models::$module::Model::from_embedded($device)),
+            Some(bytes) => {
+                let bytes = Bytes::from_bytes_vec(bytes.to_vec());
+                catch_unwind(AssertUnwindSafe(|| {
+                    models::$module::Model::from_bytes(bytes, $device)
+                }))
+                .map_err(|_| $which)
+            }
+        }
+    };
+}
+
 impl Weights {
     /// Reads and checks the configured files, and loads each once (on the CPU) to prove it
     /// fits its model.
@@ -110,29 +127,11 @@ impl Weights {
     }
 
     fn det_model(&self, device: &Device) -> Result<models::det::Model, Model> {
-        match &self.det {
-            None => Ok(models::det::Model::from_embedded(device)),
-            Some(bytes) => {
-                let bytes = Bytes::from_bytes_vec(bytes.to_vec());
-                catch_unwind(AssertUnwindSafe(|| {
-                    models::det::Model::from_bytes(bytes, device)
-                }))
-                .map_err(|_| Model::Det)
-            }
-        }
+        load!(det, &self.det, device, Model::Det)
     }
 
     fn rec_model(&self, device: &Device) -> Result<models::rec::Model, Model> {
-        match &self.rec {
-            None => Ok(models::rec::Model::from_embedded(device)),
-            Some(bytes) => {
-                let bytes = Bytes::from_bytes_vec(bytes.to_vec());
-                catch_unwind(AssertUnwindSafe(|| {
-                    models::rec::Model::from_bytes(bytes, device)
-                }))
-                .map_err(|_| Model::Rec)
-            }
-        }
+        load!(rec, &self.rec, device, Model::Rec)
     }
 }
 
@@ -230,5 +229,50 @@ pub fn lowest_priority() {
     unsafe {
         let tid = libc::gettid() as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_load_only_as_their_checksum_and_their_model_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = export_builtin(dir.path()).unwrap();
+        let [(det, det_sha), (rec, rec_sha)] = [files[0].clone(), files[1].clone()];
+        let (det, rec) = (det.display().to_string(), rec.display().to_string());
+        let (det, det_sha, rec, rec_sha) = (
+            det.as_str(),
+            det_sha.as_str(),
+            rec.as_str(),
+            rec_sha.as_str(),
+        );
+        fn file<'a>(path: &'a str, sha256: &'a str) -> WeightsFile<'a> {
+            WeightsFile { path, sha256 }
+        }
+
+        let loaded = Weights::load(file(det, det_sha), file(rec, rec_sha)).unwrap();
+        assert_eq!(loaded.fingerprint(), format!("det={det_sha};rec={rec_sha}"));
+        assert!(!loaded.fingerprint().contains(dir.path().to_str().unwrap()));
+        let builtin = Weights::load(file("", ""), file("", "")).unwrap();
+        assert_eq!(builtin.fingerprint(), "det=built-in;rec=built-in");
+
+        let wrong_sum = Weights::load(file(det, rec_sha), file("", ""));
+        assert!(matches!(wrong_sum, Err(WeightsError::Checksum { .. })));
+        let no_sum = Weights::load(file(det, ""), file("", ""));
+        assert!(matches!(no_sum, Err(WeightsError::NoChecksum(_))));
+        // The detector's weights named as the recogniser's: the right file for the wrong model.
+        let swapped = Weights::load(file("", ""), file(det, det_sha));
+        assert!(
+            matches!(
+                swapped,
+                Err(WeightsError::Incompatible {
+                    model: "recogniser",
+                    ..
+                })
+            ),
+            "{swapped:?}"
+        );
     }
 }

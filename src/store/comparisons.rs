@@ -3,7 +3,7 @@
 //! index keyed by the document, never a value), the ground truth reviewers' corrections
 //! gave, and the summary an admin reads. Rows are written beside the extraction (sampling),
 //! by the challenger (its reading) and beside a verification's corrections (truth), and
-//! removed with the document (erasure).
+//! removed with the document (erasure: `super::documents::cache::forget`).
 
 use std::collections::BTreeMap;
 
@@ -164,6 +164,20 @@ pub async fn record(
     Ok(true)
 }
 
+/// Takes `id` out of the challenger's queue without a comparison (its champion reading cannot
+/// be opened).
+pub async fn skip(db: &Db, id: &DocumentId, now: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE ocr_comparisons SET state = 'skipped', compared_at = $1 \
+         WHERE document_id = $2 AND state = 'pending'",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
 /// A value a reviewer's correction set on a sampled document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TruthRow {
@@ -197,24 +211,6 @@ pub(super) async fn remember_truth(
         .bind(now)
         .execute(&mut **tx)
         .await?;
-    }
-    Ok(())
-}
-
-/// Removes every comparison row of document `id`.
-pub(super) async fn forget(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    id: &DocumentId,
-) -> Result<(), StoreError> {
-    for statement in [
-        "DELETE FROM ocr_comparisons WHERE document_id = $1",
-        "DELETE FROM ocr_comparison_fields WHERE document_id = $1",
-        "DELETE FROM ocr_ground_truth WHERE document_id = $1",
-    ] {
-        sqlx::query(statement)
-            .bind(id.to_string())
-            .execute(&mut **tx)
-            .await?;
     }
     Ok(())
 }

@@ -196,14 +196,7 @@ async fn a_challenger_reads_sampled_documents_after_the_champion_and_reviewers_s
     );
 
     // Erasing a document forgets its comparison.
-    let erased = api
-        .client
-        .delete(format!("{}/v1/documents/{bobs}", api.base))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(erased.status(), 200);
+    api.erase(&bob, &bobs).await;
     let c = api.get(&ada, "/v1/admin/ocr/comparison").await;
     assert_eq!(c["documents_compared"], 1, "{c}");
     assert_eq!(c["fields"]["nik"]["reviewed"], 0, "{c}");

@@ -142,6 +142,18 @@ impl Api {
             .to_string()
     }
 
+    /// Erases document `id` as `token` (its owner): 200 expected.
+    pub(crate) async fn erase(&self, token: &str, id: &str) {
+        let resp = self
+            .client
+            .delete(format!("{}/v1/documents/{id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "erasing {id}");
+    }
+
     /// Uploads fixture `name`; the 202 answer.
     pub(crate) async fn upload_answer(
         &self,

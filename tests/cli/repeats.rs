@@ -191,14 +191,7 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
     );
 
     // Erasing the document a reading was kept for forgets it: the file is read again.
-    let erased = api
-        .client
-        .delete(format!("{}/v1/documents/{first_id}", api.base))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(erased.status(), 200);
+    api.erase(&alice, first_id).await;
     let after_erasure = api.upload_answer(&alice, "KTP", "ktp_003.jpg").await;
     assert_eq!(after_erasure["status"], "queued");
     let read_again = after_erasure["id"].as_str().unwrap();

@@ -1,6 +1,6 @@
 //! The reading cache and the identity index rows a document carries: what [`super::apply`]
 //! writes beside a change (an extraction adds its cache entry; an erasure removes every row
-//! that points at the document) and what intake looks up.
+//! that points at the document, its challenger comparison's too) and what intake looks up.
 
 use crate::{
     kyc::DocumentId,
@@ -41,7 +41,8 @@ pub(super) async fn remember(
     Ok(())
 }
 
-/// Removes every cache entry and identity index row that points at document `id`.
+/// Removes every cache entry, identity index row and comparison row that points at document
+/// `id`.
 pub(super) async fn forget(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     id: &DocumentId,
@@ -49,6 +50,9 @@ pub(super) async fn forget(
     for statement in [
         "DELETE FROM reading_cache WHERE document_id = $1",
         "DELETE FROM identity_index WHERE document_id = $1",
+        "DELETE FROM ocr_comparisons WHERE document_id = $1",
+        "DELETE FROM ocr_comparison_fields WHERE document_id = $1",
+        "DELETE FROM ocr_ground_truth WHERE document_id = $1",
     ] {
         sqlx::query(statement)
             .bind(id.to_string())

@@ -229,10 +229,7 @@ pub async fn apply(
                 comparisons::enqueue(&mut tx, &after.id, after.doc_type, champion_ms, at).await?;
             }
         }
-        DocumentChange::Erased => {
-            cache::forget(&mut tx, &after.id).await?;
-            comparisons::forget(&mut tx, &after.id).await?;
-        }
+        DocumentChange::Erased => cache::forget(&mut tx, &after.id).await?,
         _ => {}
     }
     tx.commit().await?;
