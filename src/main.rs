@@ -179,7 +179,7 @@ async fn main() -> ExitCode {
             device,
             lines,
             annotate,
-        } => match ocr::engine(&device) {
+        } => match ocr::engine(config, &device) {
             Ok(engine) => {
                 let flags = ocr::ReadFlags {
                     doc_type: doc_type.as_deref(),
@@ -196,7 +196,7 @@ async fn main() -> ExitCode {
             dirs,
             verbose,
             device,
-        } => match ocr::engine(&device) {
+        } => match ocr::engine(config, &device) {
             Ok(engine) => ocr::score(&engine, &dirs, verbose),
             Err(code) => code,
         },
@@ -229,7 +229,13 @@ async fn main() -> ExitCode {
             results,
             concurrency: None,
             ..
-        } => ocr::bench(&device, rec_batch, &files, rounds, results.as_deref()),
+        } => match ocr::params(config) {
+            Ok(params) => {
+                let params = filot::gpu::OcrParams { rec_batch, ..params };
+                ocr::bench(params, &device, &files, rounds, results.as_deref())
+            }
+            Err(code) => code,
+        },
         Command::Buli2Sim {
             listen,
             secret,

@@ -12,9 +12,16 @@ use std::{
 
 use crate::gpu::{OcrEngine, OcrParams, bench, report};
 
-/// The engine on `device` (`cpu`, `cuda:N`); exit code 2 when it cannot be had.
-pub fn engine(device: &str) -> Result<OcrEngine, ExitCode> {
-    OcrEngine::on(device, OcrParams::default()).map_err(|e| {
+/// The pipeline's parameters as the service would read with them: `ocr.params` from the
+/// configuration (`cluster.toml`, `FILOT_OCR__PARAMS__*`); exit code 2 on a bad setting.
+pub fn params(config: &Path) -> Result<OcrParams, ExitCode> {
+    Ok(super::load(config, super::Overrides::default())?.ocr.params)
+}
+
+/// The engine on `device` (`cpu`, `cuda:N`) with the configured parameters; exit code 2 when
+/// it cannot be had.
+pub fn engine(config: &Path, device: &str) -> Result<OcrEngine, ExitCode> {
+    OcrEngine::on(device, params(config)?).map_err(|e| {
         eprintln!("filot: {e}");
         ExitCode::from(2)
     })
@@ -138,16 +145,12 @@ pub fn score(engine: &OcrEngine, dirs: &[PathBuf], verbose: bool) -> ExitCode {
 
 /// `filot bench-ocr`: cold and warm timings, optionally appended as a JSON line to `results`.
 pub fn bench(
+    params: OcrParams,
     device: &str,
-    rec_batch: usize,
     files: &[PathBuf],
     rounds: usize,
     results: Option<&Path>,
 ) -> ExitCode {
-    let params = OcrParams {
-        rec_batch,
-        ..Default::default()
-    };
     let report = match bench::run(device, params, files, rounds) {
         Ok(report) => report,
         Err(e) => {
