@@ -1,7 +1,8 @@
 //! Build script: verifies the shipped OCR model files against models/SHA256SUMS, converts the
-//! unmodified PP-OCRv4 ONNX files into Burn code (burn-onnx ModelGen), and extracts the
-//! recognition dictionary from the rec model's ONNX metadata (key `character`). The generated
-//! forward passes then get their scalar element-wise chains fused (build/fuse.rs).
+//! unmodified ONNX files (PP-OCRv4 detection and recognition, PP-OCRv6 small recognition) into
+//! Burn code (burn-onnx ModelGen), and extracts each recogniser's dictionary from its ONNX
+//! metadata (key `character`). The generated forward passes then get their scalar
+//! element-wise chains fused (build/fuse.rs).
 
 use std::{fs, path::PathBuf};
 
@@ -10,9 +11,10 @@ use sha2::{Digest, Sha256};
 #[path = "build/fuse.rs"]
 mod fuse;
 
-const MODELS: [(&str, &str); 2] = [
+const MODELS: [(&str, &str); 3] = [
     ("ch_PP-OCRv4_det_infer.onnx", "det"),
     ("ch_PP-OCRv4_rec_infer.onnx", "rec"),
+    ("PP-OCRv6_rec_small.onnx", "rec6"),
 ];
 
 fn main() {
@@ -50,10 +52,10 @@ fn main() {
             .unwrap_or_else(|e| panic!("{}: {e}", generated.display()));
         fs::write(&generated, fuse::fuse_source(&source)).unwrap();
 
-        if name == "rec" {
+        if name.starts_with("rec") {
             let dict = onnx_metadata(&bytes, "character")
                 .expect("rec model has a `character` metadata entry");
-            fs::write(out.join("rec_dict.txt"), dict).unwrap();
+            fs::write(out.join(format!("{name}_dict.txt")), dict).unwrap();
         }
     }
 }

@@ -226,7 +226,7 @@ impl Application {
                         .unwrap_or(first)
                         .to_string(),
                     params: c.params.clone(),
-                    weights: gpu::weights::Weights::load(det, rec)?,
+                    weights: gpu::weights::Weights::load(det, rec, c.params.recogniser)?,
                 },
                 poll: Poller::every(settings.ocr.poll_interval),
                 image_limits: settings.limits.image(),

@@ -103,7 +103,7 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
-    /// Write the built-in model weights (det.bpk, rec.bpk: Burnpack) into DIR and print
+    /// Write the built-in model weights (det.bpk, rec.bpk, rec_v6_small.bpk: Burnpack) into DIR and print
     /// each file's SHA-256: the starting point of other weights for `ocr.challenger`.
     ExportWeights { dir: PathBuf },
     /// Score the OCR readings of specimen folders (card + ground-truth JSON) and print rates.
@@ -231,7 +231,10 @@ async fn main() -> ExitCode {
             ..
         } => match ocr::params(config) {
             Ok(params) => {
-                let params = filot::gpu::OcrParams { rec_batch, ..params };
+                let params = filot::gpu::OcrParams {
+                    rec_batch,
+                    ..params
+                };
                 ocr::bench(params, &device, &files, rounds, results.as_deref())
             }
             Err(code) => code,

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use filot::{
     gpu::{
-        OcrEngine, OcrParams,
+        OcrEngine, OcrParams, Recogniser,
         report::{ReadOptions, read_file},
     },
     kyc::DocumentType,
@@ -208,6 +208,46 @@ fn a_small_dim_card_upside_down_is_turned_by_its_largest_print() {
         .filter(|(a, b)| a == b)
         .count();
     assert!(same >= 14, "most of the NIK's digits are read");
+}
+
+/// The stronger recogniser (`ocr.params.recogniser = "ppocr_v6_small"`) reads exactly the
+/// NIK that PP-OCRv4 misreads on small, blurred wild cards (one of them upside down), and
+/// still every key field of a clean card.
+#[test]
+fn the_ppocr_v6_recogniser_reads_the_nik_v4_misreads() {
+    let engine = OcrEngine::cpu(OcrParams {
+        recogniser: Recogniser::PpocrV6Small,
+        ..OcrParams::default()
+    });
+    for file in ["wild_ktp_019.jpg", "wild_ktp_014.jpg", "ktp_003.jpg"] {
+        let want = truth(file);
+        let (reading, _) = read_file(
+            &engine,
+            &fixture(file),
+            ReadOptions::new(Some(DocumentType::Ktp), today()),
+        )
+        .unwrap();
+        assert_eq!(
+            reading.fields.get("nik").map(String::as_str),
+            want["nik"].as_str(),
+            "{file}"
+        );
+    }
+    let want = truth("ktp_003.jpg");
+    let (reading, _) = read_file(
+        &engine,
+        &fixture("ktp_003.jpg"),
+        ReadOptions::new(None, today()),
+    )
+    .unwrap();
+    for key in ["name", "birth_date", "gender", "province"] {
+        assert_eq!(
+            reading.fields.get(key).map(String::as_str),
+            want[key].as_str(),
+            "{key}"
+        );
+    }
+    assert!(reading.issues.is_empty(), "{:?}", reading.issues);
 }
 
 /// The orientation decision on a scan turned every way: the card fills the photo, so the

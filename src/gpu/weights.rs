@@ -17,7 +17,11 @@ use std::{
 use burn::tensor::{Bytes, Device};
 use sha2::{Digest, Sha256};
 
-use super::{OcrEngine, OcrError, OcrParams, models, parse_device};
+use super::{
+    OcrEngine, OcrError, OcrParams,
+    models::{self, RecModel, Recogniser},
+    parse_device,
+};
 
 /// The detector's and the recogniser's weights; `None` keeps the built-in ones.
 #[derive(Clone, Default)]
@@ -92,8 +96,12 @@ macro_rules! load {
 
 impl Weights {
     /// Reads and checks the configured files, and loads each once (on the CPU) to prove it
-    /// fits its model.
-    pub fn load(det: WeightsFile, rec: WeightsFile) -> Result<Self, WeightsError> {
+    /// fits its model (the recogniser's: `recogniser`).
+    pub fn load(
+        det: WeightsFile,
+        rec: WeightsFile,
+        recogniser: Recogniser,
+    ) -> Result<Self, WeightsError> {
         let det_bytes = read_checked(det)?;
         let rec_bytes = read_checked(rec)?;
         let weights = Self {
@@ -109,7 +117,7 @@ impl Weights {
                 model: Model::Det.name(),
             })?;
         weights
-            .rec_model(&cpu)
+            .rec_model(&cpu, recogniser)
             .map_err(|_| WeightsError::Incompatible {
                 path: rec.path.into(),
                 model: Model::Rec.name(),
@@ -130,8 +138,13 @@ impl Weights {
         load!(det, &self.det, device, Model::Det)
     }
 
-    fn rec_model(&self, device: &Device) -> Result<models::rec::Model, Model> {
-        load!(rec, &self.rec, device, Model::Rec)
+    fn rec_model(&self, device: &Device, which: Recogniser) -> Result<RecModel, Model> {
+        match which {
+            Recogniser::PpocrV4 => load!(rec, &self.rec, device, Model::Rec).map(RecModel::V4),
+            Recogniser::PpocrV6Small => {
+                load!(rec6, &self.rec, device, Model::Rec).map(RecModel::V6)
+            }
+        }
     }
 }
 
@@ -172,13 +185,14 @@ fn read_checked(file: WeightsFile) -> Result<Option<Arc<Vec<u8>>>, WeightsError>
     Ok(Some(Arc::new(bytes)))
 }
 
-/// Writes the built-in weights into `dir` (`det.bpk`, `rec.bpk`); returns each file with its
-/// SHA-256.
+/// Writes the built-in weights into `dir` (`det.bpk`, `rec.bpk`, `rec_v6_small.bpk`); returns
+/// each file with its SHA-256.
 pub fn export_builtin(dir: &Path) -> std::io::Result<Vec<(std::path::PathBuf, String)>> {
     std::fs::create_dir_all(dir)?;
     [
         ("det.bpk", models::det::embedded_weights()),
         ("rec.bpk", models::rec::embedded_weights()),
+        ("rec_v6_small.bpk", models::rec6::embedded_weights()),
     ]
     .into_iter()
     .map(|(name, bytes)| {
@@ -212,8 +226,10 @@ impl OcrEngine {
         let incompatible = |m: Model| OcrError::Device(format!("{} weights do not load", m.name()));
         Ok(Self {
             det: weights.det_model(&device).map_err(incompatible)?,
-            rec: weights.rec_model(&device).map_err(incompatible)?,
-            dict: models::dictionary(),
+            rec: weights
+                .rec_model(&device, params.recogniser)
+                .map_err(incompatible)?,
+            dict: params.recogniser.dictionary(),
             device,
             params,
             threads: Some(pool),
@@ -238,6 +254,7 @@ mod tests {
 
     #[test]
     fn weights_load_only_as_their_checksum_and_their_model_say() {
+        const V4: Recogniser = Recogniser::PpocrV4;
         let dir = tempfile::tempdir().unwrap();
         let files = export_builtin(dir.path()).unwrap();
         let [(det, det_sha), (rec, rec_sha)] = [files[0].clone(), files[1].clone()];
@@ -252,18 +269,18 @@ mod tests {
             WeightsFile { path, sha256 }
         }
 
-        let loaded = Weights::load(file(det, det_sha), file(rec, rec_sha)).unwrap();
+        let loaded = Weights::load(file(det, det_sha), file(rec, rec_sha), V4).unwrap();
         assert_eq!(loaded.fingerprint(), format!("det={det_sha};rec={rec_sha}"));
         assert!(!loaded.fingerprint().contains(dir.path().to_str().unwrap()));
-        let builtin = Weights::load(file("", ""), file("", "")).unwrap();
+        let builtin = Weights::load(file("", ""), file("", ""), V4).unwrap();
         assert_eq!(builtin.fingerprint(), "det=built-in;rec=built-in");
 
-        let wrong_sum = Weights::load(file(det, rec_sha), file("", ""));
+        let wrong_sum = Weights::load(file(det, rec_sha), file("", ""), V4);
         assert!(matches!(wrong_sum, Err(WeightsError::Checksum { .. })));
-        let no_sum = Weights::load(file(det, ""), file("", ""));
+        let no_sum = Weights::load(file(det, ""), file("", ""), V4);
         assert!(matches!(no_sum, Err(WeightsError::NoChecksum(_))));
         // The detector's weights named as the recogniser's: the right file for the wrong model.
-        let swapped = Weights::load(file("", ""), file(det, det_sha));
+        let swapped = Weights::load(file("", ""), file(det, det_sha), V4);
         assert!(
             matches!(
                 swapped,
@@ -273,6 +290,12 @@ mod tests {
                 })
             ),
             "{swapped:?}"
+        );
+        // PP-OCRv4's recogniser weights for the PP-OCRv6 recogniser.
+        let other = Weights::load(file("", ""), file(rec, rec_sha), Recogniser::PpocrV6Small);
+        assert!(
+            matches!(other, Err(WeightsError::Incompatible { .. })),
+            "{other:?}"
         );
     }
 }
