@@ -24,6 +24,12 @@ fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 27).unwrap()
 }
 
+/// Fixture `file` read as a KTP.
+fn read_ktp(engine: &OcrEngine, file: &str) -> filot::gpu::report::FileReading {
+    let options = ReadOptions::new(Some(DocumentType::Ktp), today());
+    read_file(engine, &fixture(file), options).unwrap().0
+}
+
 #[test]
 fn reads_ktp_cards_in_every_format() {
     let engine = OcrEngine::cpu(OcrParams::default());
@@ -148,12 +154,7 @@ fn reads_cards_photographed_sideways_upside_down_and_small() {
 fn a_photo_beyond_reading_asks_for_a_retake() {
     let engine = OcrEngine::cpu(OcrParams::default());
     let file = "wild_ktp_019.jpg";
-    let (reading, _) = read_file(
-        &engine,
-        &fixture(file),
-        ReadOptions::new(Some(DocumentType::Ktp), today()),
-    )
-    .unwrap();
+    let reading = read_ktp(&engine, file);
     let code = reading.issues.first().map(String::as_str);
     assert!(
         code.is_some_and(|c| filot::kyc::retake::CODES.contains(&c)),
@@ -187,12 +188,7 @@ fn a_small_dim_card_upside_down_is_turned_by_its_largest_print() {
     let engine = OcrEngine::cpu(OcrParams::default());
     let file = "wild_ktp_014.jpg";
     let want = truth(file);
-    let (reading, _) = read_file(
-        &engine,
-        &fixture(file),
-        ReadOptions::new(Some(DocumentType::Ktp), today()),
-    )
-    .unwrap();
+    let reading = read_ktp(&engine, file);
     assert_eq!(reading.orientation, 180);
     let nik = reading.fields.get("nik").expect("the NIK is read upright");
     let want_nik = want["nik"].as_str().unwrap();
@@ -221,12 +217,7 @@ fn the_ppocr_v6_recogniser_reads_the_nik_v4_misreads() {
     });
     for file in ["wild_ktp_019.jpg", "wild_ktp_014.jpg", "ktp_003.jpg"] {
         let want = truth(file);
-        let (reading, _) = read_file(
-            &engine,
-            &fixture(file),
-            ReadOptions::new(Some(DocumentType::Ktp), today()),
-        )
-        .unwrap();
+        let reading = read_ktp(&engine, file);
         assert_eq!(
             reading.fields.get("nik").map(String::as_str),
             want["nik"].as_str(),

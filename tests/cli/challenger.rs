@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::harness::{Api, filot, serve_with, token};
+use crate::harness::{Api, counter, filot, serve_with, token};
 
 /// The comparison once `n` documents are compared.
 async fn compared(api: &Api, admin: &str, n: i64) -> serde_json::Value {
@@ -133,18 +133,8 @@ async fn a_challenger_reads_sampled_documents_after_the_champion_and_reviewers_s
     assert_eq!(nik["reviewed"], 0);
     assert!(c["latency_ms"]["champion"].as_i64().unwrap() > 0, "{c}");
     assert!(c["latency_ms"]["challenger"].as_i64().unwrap() > 0, "{c}");
-    let metrics = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
-    };
+    let metrics = api.metrics().await;
+    let series = |name: &str| counter(&metrics, name);
     assert_eq!(
         series("filot_ocr_success_count"),
         2.0,

@@ -128,6 +128,14 @@ impl Server {
     }
 }
 
+/// One series' value in the Prometheus text `metrics` (the test fails when it is missing).
+pub(crate) fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
+}
+
 pub(crate) struct Api {
     pub client: reqwest::Client,
     pub base: String,
@@ -140,6 +148,14 @@ impl Api {
             .as_str()
             .unwrap()
             .to_string()
+    }
+
+    /// The Prometheus text `/metrics` serves.
+    pub(crate) async fn metrics(&self) -> String {
+        let resp = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
+        resp.text().await.unwrap()
     }
 
     /// Erases document `id` as `token` (its owner): 200 expected.

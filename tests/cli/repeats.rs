@@ -10,16 +10,9 @@ use std::time::{Duration, Instant};
 use sha2::Digest;
 
 use crate::{
-    harness::{Api, serve_with, token},
+    harness::{Api, counter, serve_with, token},
     support,
 };
-
-fn counter(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{series} missing:\n{metrics}"))
-}
 
 /// The document once `extracted` (or failed: the test fails saying so).
 async fn extracted(api: &Api, token: &str, id: &str) -> serde_json::Value {
@@ -94,12 +87,7 @@ async fn repeated_files_are_read_once_and_numbers_reused_across_accounts_are_fla
     assert_eq!(cached["fields"]["nik"], truth["nik"]);
     let original = api.get(&rita, &format!("/v1/documents/{first_id}")).await;
     assert_eq!(cached["fields"], original["fields"]);
-    let metrics = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = api.metrics().await;
     assert_eq!(
         counter(&metrics, "filot_ocr_success_count"),
         2.0,
