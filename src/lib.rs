@@ -228,6 +228,7 @@ impl Application {
                     params: c.params.clone(),
                     weights: gpu::weights::Weights::load(det, rec, c.params.recogniser)?,
                 },
+                fingerprint: challenger_engine.clone(),
                 poll: Poller::every(settings.ocr.poll_interval),
                 image_limits: settings.limits.image(),
             }),

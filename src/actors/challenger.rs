@@ -53,12 +53,6 @@ pub struct ChallengerEngine {
     pub weights: Weights,
 }
 
-impl ChallengerEngine {
-    pub fn fingerprint(&self) -> String {
-        fingerprint(&self.params, self.weights.fingerprint())
-    }
-}
-
 /// What a challenger reads with, as a fingerprint: the parameters that change a reading and
 /// its weights (`crate::gpu::weights::describe`). Comparisons are kept under it.
 pub fn fingerprint(params: &OcrParams, weights: &str) -> String {
@@ -72,6 +66,9 @@ pub struct ChallengerArgs {
     pub blobs: Arc<BlobStore>,
     pub leases: Leases,
     pub engine: ChallengerEngine,
+    /// The engine's [`fingerprint`], computed once at start: comparisons are kept under it
+    /// and the admin's summary reads them by it.
+    pub fingerprint: String,
     pub poll: Poller,
     pub image_limits: ImageLimits,
 }
@@ -87,7 +84,6 @@ pub struct Challenger;
 
 pub struct ChallengerState {
     args: ChallengerArgs,
-    fingerprint: String,
     bench: Bench,
     /// The lease service, when it is away.
     leases_down: Outage,
@@ -107,12 +103,10 @@ impl Actor for Challenger {
         args: ChallengerArgs,
     ) -> Result<ChallengerState, ActorProcessingErr> {
         let bench = Bench::start(args.engine.clone()).await?;
-        let fingerprint = args.engine.fingerprint();
         args.poll.start(&myself, || ChallengerMsg::Poll);
-        tracing::info!(device = %args.engine.device, engine = &fingerprint[..12], "challenger model loaded");
+        tracing::info!(device = %args.engine.device, engine = &args.fingerprint[..12], "challenger model loaded");
         Ok(ChallengerState {
             args,
-            fingerprint,
             bench,
             leases_down: Outage::new("challenger model"),
         })
@@ -224,7 +218,7 @@ impl ChallengerState {
 
     fn compared(&self, outcome: &str, ms: u64, fields: Vec<comparisons::FieldRow>) -> Compared {
         Compared {
-            engine: self.fingerprint.clone(),
+            engine: self.args.fingerprint.clone(),
             challenger_ms: ms,
             outcome: outcome.into(),
             fields,
