@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::{
-    gpu::{OcrEngine, OcrParams, image_ops, report, weights::Weights},
+    gpu::{OcrEngine, OcrParams, image_ops, weights::Weights},
     kyc::{DocumentId, DocumentType},
     media::ImageLimits,
     resilience::{Outage, Poller},
@@ -290,11 +290,11 @@ impl Bench {
 /// Reads one card's fields on the challenger's engine.
 fn read_fields(engine: &OcrEngine, job: &Job) -> Fields {
     let img = image_ops::decode(&job.bytes, &job.limits).map_err(|_| "ocr_unreadable")?;
-    let page = engine
-        .within(|engine| engine.read_image(&img))
-        .map_err(|_| "ocr_error")?;
     let today = chrono::Utc::now().date_naive();
-    Ok(report::read_page(&page, Some(job.doc_type), today).1.fields)
+    let read = engine
+        .within(|engine| engine.read_card(&img, Some(job.doc_type), today))
+        .map_err(|_| "ocr_error")?;
+    Ok(read.card.fields)
 }
 
 #[cfg(test)]

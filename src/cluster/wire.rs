@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::gpu::{self, OcrLine, OcrPage, page::PageGeometry, page::PageQuality, warp::Homography};
 
 /// Bumped whenever a cluster message or payload changes shape.
-pub const PROTOCOL: u8 = 1;
+pub const PROTOCOL: u8 = 2;
 
 /// The protocol this process speaks: [`PROTOCOL`], or in test builds the one
 /// `TEST_FILOT_CLUSTER_PROTOCOL` names (a node "built" with other messages).
@@ -120,6 +120,9 @@ pub struct ReadRequest {
     /// The document (a log field on the OCR node; no personal data).
     pub document_id: String,
     pub correlation_id: Option<String>,
+    /// The card type the document was uploaded as (`None`: recognised from the card), for
+    /// deciding whether a doubtful reading gets a second look.
+    pub doc_type: Option<crate::kyc::DocumentType>,
     #[serde(with = "serde_bytes_vec")]
     pub bytes: Vec<u8>,
 }
@@ -127,7 +130,7 @@ pub struct ReadRequest {
 /// How an OCR node's read ended.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ReadReply {
-    Page(PageWire),
+    Page(Box<PageWire>),
     /// The file cannot be read (the stable reason code).
     Unreadable(String),
     /// The model failed; another attempt may succeed.
@@ -168,8 +171,10 @@ pub struct PageWire {
     pub photo_scale: f32,
     /// brightness, clipped share, sharpness
     pub quality: [f32; 3],
-    /// decode, find, det, post, orient, crops, rec, wait (ms)
-    pub timings: [f64; 8],
+    /// decode, find, det, post, orient, crops, rec, wait, second (ms)
+    pub timings: [f64; 9],
+    /// Whether the lines are the second recogniser's.
+    pub second_look: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,15 +211,16 @@ impl From<&OcrPage> for PageWire {
                 p.quality.sharpness,
             ],
             timings: [
-                t.decode, t.find, t.det, t.post, t.orient, t.crops, t.rec, t.wait,
+                t.decode, t.find, t.det, t.post, t.orient, t.crops, t.rec, t.wait, t.second,
             ],
+            second_look: p.second_look,
         }
     }
 }
 
 impl From<PageWire> for OcrPage {
     fn from(w: PageWire) -> Self {
-        let [decode, find, det, post, orient, crops, rec, wait] = w.timings;
+        let [decode, find, det, post, orient, crops, rec, wait, second] = w.timings;
         let timings = gpu::Timings {
             decode,
             find,
@@ -224,6 +230,7 @@ impl From<PageWire> for OcrPage {
             crops,
             rec,
             wait,
+            second,
         };
         Self {
             width: w.width,
@@ -251,6 +258,7 @@ impl From<PageWire> for OcrPage {
             },
             det_ms: find + det + post + orient,
             rec_ms: rec,
+            second_look: w.second_look,
             timings,
         }
     }
@@ -322,12 +330,14 @@ mod tests {
         let req = ReadRequest {
             document_id: "d".into(),
             correlation_id: None,
+            doc_type: Some(crate::kyc::DocumentType::Npwp),
             bytes: vec![7; 100_000],
         };
         let bytes = Frame::new(req).into_bytes();
         assert!(bytes.len() < 100_020, "{}", bytes.len());
         let back = Frame::<ReadRequest>::from_bytes(bytes).0.unwrap();
         assert_eq!(back.bytes.len(), 100_000);
+        assert_eq!(back.doc_type, Some(crate::kyc::DocumentType::Npwp));
     }
 
     #[test]

@@ -116,6 +116,7 @@ mod tests {
             timings: Default::default(),
             det_ms: 0.0,
             rec_ms: 0.0,
+            second_look: false,
         };
         let out = annotate(&img, &page);
         assert_eq!(*out.get_pixel(60, 40), BOX, "the box's top edge is drawn");

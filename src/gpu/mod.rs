@@ -17,8 +17,9 @@ pub mod db;
 pub mod fused;
 pub mod image_ops;
 mod models;
-pub use models::Recogniser;
+pub use models::{Recogniser, SecondLook};
 pub mod page;
+pub mod reading;
 pub mod report;
 pub mod warp;
 pub mod weights;
@@ -98,6 +99,9 @@ pub struct OcrParams {
     /// The model that recognises the text lines: `ppocr_v4` (fast) or `ppocr_v6_small`
     /// (about twice the time per line, and far better on small or blurred print).
     pub recogniser: Recogniser,
+    /// The recogniser that reads a card's lines again when the first reading would ask for
+    /// a retake (`off`, `ppocr_v4` or `ppocr_v6_small`; the same as `recogniser` is off).
+    pub second_look: SecondLook,
 }
 
 impl Default for OcrParams {
@@ -115,6 +119,7 @@ impl Default for OcrParams {
             word_gap_factor: 0.2,
             threads: 0,
             recogniser: Recogniser::PpocrV4,
+            second_look: SecondLook::PpocrV6Small,
         }
     }
 }
@@ -163,6 +168,8 @@ pub struct OcrPage {
     pub quality: PageQuality,
     pub det_ms: f64,
     pub rec_ms: f64,
+    /// Whether the lines are the second recogniser's (see [`reading`]).
+    pub second_look: bool,
     /// Where the time went, stage by stage.
     #[serde(skip)]
     pub timings: Timings,
@@ -173,6 +180,8 @@ pub struct OcrEngine {
     det: models::det::Model,
     rec: models::RecModel,
     dict: Vec<String>,
+    /// The recogniser that looks again at doubtful cards, with its dictionary.
+    second: Option<(models::RecModel, Vec<String>)>,
     device: Device,
     params: OcrParams,
     /// The engine's own threads (`OcrParams::threads`), when it has them.
@@ -194,6 +203,7 @@ impl OcrEngine {
             det: models::det::Model::from_embedded(&device),
             rec: params.recogniser.embedded(&device),
             dict: params.recogniser.dictionary(),
+            second: params.second_look_model(&device),
             device,
             params,
             threads,
@@ -233,6 +243,11 @@ impl OcrEngine {
 
     /// Reads a photo: the card found and turned upright ([`Self::prepare`]), then every line.
     pub fn read_image(&self, img: &image::RgbImage) -> Result<OcrPage, OcrError> {
+        Ok(self.read_lines(img)?.0)
+    }
+
+    /// [`Self::read_image`], with the page's text boxes and the line crops cut for them.
+    fn read_lines(&self, img: &image::RgbImage) -> Result<ReadLines, OcrError> {
         let started = Instant::now();
         let prepared = self.prepare(img)?;
         let det_ms = ms_since(started);
@@ -243,7 +258,7 @@ impl OcrEngine {
         let rec = Instant::now();
         let lines = lines_from(&prepared.boxes, self.recognize_crops(&crops)?);
         timings.rec = ms_since(rec);
-        Ok(OcrPage {
+        let page = OcrPage {
             width: prepared.page.width(),
             height: prepared.page.height(),
             lines,
@@ -251,8 +266,10 @@ impl OcrEngine {
             quality: prepared.quality,
             det_ms,
             rec_ms: ms_since(started),
+            second_look: false,
             timings,
-        })
+        };
+        Ok((page, prepared.boxes, crops))
     }
 
     fn detect(
@@ -314,7 +331,15 @@ impl OcrEngine {
     /// Recognises crops (from one page or several) in batches of similar width, each batch
     /// padded only to its own widest crop. Results are in the order of `crops`.
     pub fn recognize_crops(&self, crops: &[Crop]) -> Result<Vec<ctc::Decoded>, OcrError> {
-        let (model, dict) = (&self.rec, &self.dict);
+        self.recognize_with(&self.rec, &self.dict, crops)
+    }
+
+    fn recognize_with(
+        &self,
+        model: &models::RecModel,
+        dict: &[String],
+        crops: &[Crop],
+    ) -> Result<Vec<ctc::Decoded>, OcrError> {
         let p = &self.params;
         let mut order: Vec<usize> = (0..crops.len()).collect();
         order.sort_by_key(|&i| crops[i].1);
@@ -417,11 +442,13 @@ pub struct Timings {
     pub rec: f64,
     /// Waiting for other cards' lines to fill a recognition batch, or for the device.
     pub wait: f64,
+    /// Reading a doubtful card's lines again with the second recogniser.
+    pub second: f64,
 }
 
 impl Timings {
     /// The stages by name, in the order they run.
-    pub fn stages(&self) -> [(&'static str, f64); 8] {
+    pub fn stages(&self) -> [(&'static str, f64); 9] {
         [
             ("decode", self.decode),
             ("find", self.find),
@@ -431,6 +458,7 @@ impl Timings {
             ("crops", self.crops),
             ("rec", self.rec),
             ("wait", self.wait),
+            ("second", self.second),
         ]
     }
 }
@@ -440,6 +468,9 @@ pub fn ms_since(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1e3
 }
 
+/// A page read, with the text boxes its lines were read in and the crops cut for them.
+type ReadLines = (OcrPage, Vec<(Quad, f32)>, Vec<Crop>);
+
 /// A recogniser input: BGR planes of a line, its width (height is the model's).
 pub type Crop = (Vec<f32>, usize);
 
@@ -448,14 +479,20 @@ pub fn lines_from(boxes: &[(Quad, f32)], decoded: Vec<ctc::Decoded>) -> Vec<OcrL
     boxes
         .iter()
         .zip(decoded)
-        .filter(|(_, d)| !d.text.is_empty())
-        .map(|((quad, _), d)| OcrLine {
+        .filter_map(|(b, d)| OcrLine::read(b, d))
+        .collect()
+}
+
+impl OcrLine {
+    /// What was read in a text box, unless nothing was.
+    pub fn read((quad, _): &(Quad, f32), d: ctc::Decoded) -> Option<Self> {
+        (!d.text.is_empty()).then_some(Self {
             text: d.text,
             confidence: d.confidence,
             char_confidence: d.char_confidence,
             quad: quad.0,
         })
-        .collect()
+    }
 }
 
 #[cfg(test)]

@@ -74,3 +74,35 @@ impl Recogniser {
         dict
     }
 }
+
+/// Which recogniser, if any, reads a doubtful card's lines a second time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondLook {
+    /// Every card is read once.
+    Off,
+    PpocrV4,
+    #[default]
+    PpocrV6Small,
+}
+
+impl SecondLook {
+    /// The recogniser it names, unless that is `first` (a second look would read the same).
+    pub fn recogniser(self, first: Recogniser) -> Option<Recogniser> {
+        match self {
+            Self::Off => None,
+            Self::PpocrV4 => Some(Recogniser::PpocrV4),
+            Self::PpocrV6Small => Some(Recogniser::PpocrV6Small),
+        }
+        .filter(|r| *r != first)
+    }
+}
+
+impl super::OcrParams {
+    /// The second look's model (built-in weights) and dictionary on `device`, if any.
+    pub(super) fn second_look_model(&self, device: &Device) -> Option<(RecModel, Vec<String>)> {
+        self.second_look
+            .recogniser(self.recogniser)
+            .map(|r| (r.embedded(device), r.dictionary()))
+    }
+}

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, path::Path};
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{OcrEngine, OcrError, OcrPage};
-use crate::kyc::{self, DocumentType, card::CardReading, text::TextBox};
+use super::{OcrEngine, OcrError, reading::CardRead};
+use crate::kyc::{self, DocumentType, card::CardReading};
 
 /// One file's result, as `filot ocr` prints it.
 #[derive(Debug, Serialize)]
@@ -25,179 +25,13 @@ pub struct FileReading {
     pub card_quad: Option<[[f32; 2]; 4]>,
     pub det_ms: f64,
     pub rec_ms: f64,
+    /// Whether the first reading was doubtful and the second recogniser's was kept.
+    pub second_look: bool,
     pub lines: usize,
     /// The raw lines with per-character confidence in percent (only with `filot ocr --lines`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub raw_lines: Vec<String>,
 }
-
-/// Words read with less confidence than this are dropped (background patterns read as
-/// letters come out around 0.3–0.6; real text above 0.8).
-const MIN_WORD_CONFIDENCE: f32 = 0.62;
-
-/// The longest piece of a date that a gap may have split off (a year).
-const NUMBER_PIECE: usize = 4;
-
-/// Keeps the words of a line that were read confidently. A number read with gaps in it
-/// ("12-1 1 - 1984") is one word: its short pieces are kept or dropped together (a long
-/// number stays apart from a stray digit before it).
-fn confident_words(text: &str, confidence: &[f32]) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let numeric = |span: &(usize, usize)| {
-        chars[span.0..span.1]
-            .iter()
-            .all(|c| c.is_ascii_digit() || matches!(c, '-' | '.' | '/'))
-    };
-    let short = |span: &(usize, usize)| span.1 - span.0 <= NUMBER_PIECE;
-    let mut words: Vec<(usize, usize)> = Vec::new();
-    let mut previous: Option<(usize, usize)> = None;
-    let mut start = 0;
-    for end in (0..=chars.len()).filter(|&i| i == chars.len() || chars[i] == ' ') {
-        if end > start {
-            let piece = (start, end);
-            match (words.last_mut(), previous) {
-                (Some(word), Some(before))
-                    if numeric(word) && numeric(&piece) && short(&before) && short(&piece) =>
-                {
-                    word.1 = end
-                }
-                _ => words.push(piece),
-            }
-            previous = Some(piece);
-        }
-        start = end + 1;
-    }
-    let kept: Vec<String> = words
-        .into_iter()
-        .filter(|&(start, end)| {
-            let conf = &confidence[start.min(confidence.len())..end.min(confidence.len())];
-            conf.iter().sum::<f32>() / conf.len().max(1) as f32 >= MIN_WORD_CONFIDENCE
-        })
-        .map(|(start, end)| chars[start..end].iter().collect())
-        .collect();
-    kept.join(" ")
-}
-
-/// The page's text slant: the median angle of its longer lines' baselines.
-fn skew(page: &OcrPage) -> f32 {
-    let mut angles: Vec<f32> = page
-        .lines
-        .iter()
-        .filter_map(|l| {
-            let [p0, p1, _, p3] = l.quad;
-            let (dx, dy) = (p1[0] - p0[0], p1[1] - p0[1]);
-            let height = ((p3[0] - p0[0]).powi(2) + (p3[1] - p0[1]).powi(2)).sqrt();
-            ((dx * dx + dy * dy).sqrt() > 3.0 * height).then(|| dy.atan2(dx))
-        })
-        .collect();
-    angles.sort_by(f32::total_cmp);
-    angles.get(angles.len() / 2).copied().unwrap_or(0.0)
-}
-
-/// Text boxes for the card readers, turned upright (a photographed card is rarely level, and
-/// rows are found by vertical position).
-pub fn boxes(page: &OcrPage) -> Vec<TextBox> {
-    let (sin, cos) = (-skew(page)).sin_cos();
-    let upright = |p: [f32; 2]| [p[0] * cos - p[1] * sin, p[0] * sin + p[1] * cos];
-    page.lines
-        .iter()
-        .filter_map(|l| {
-            let text = confident_words(&l.text, &l.char_confidence);
-            (!text.is_empty()).then_some((l, text))
-        })
-        .map(|(l, text)| {
-            let quad = l.quad.map(upright);
-            let xs = quad.iter().map(|p| p[0]);
-            let ys = quad.iter().map(|p| p[1]);
-            TextBox {
-                text,
-                confidence: l.confidence,
-                left: xs.clone().fold(f32::MAX, f32::min),
-                right: xs.fold(f32::MIN, f32::max),
-                top: ys.clone().fold(f32::MAX, f32::min),
-                bottom: ys.fold(f32::MIN, f32::max),
-            }
-        })
-        .collect()
-}
-
-/// The card read from a page: its fields and checks, and, when a key field was not read with
-/// confidence, the retake code that the photo's measurements call for (see
-/// [`kyc::retake`]), as the reading's first issue.
-pub fn read_page(
-    page: &OcrPage,
-    doc_type: Option<DocumentType>,
-    today: NaiveDate,
-) -> (DocumentType, CardReading) {
-    let (doc_type, mut card) = kyc::read_card(&boxes(page), doc_type, today);
-    let located = |printed: &str| digit_confidences(page, printed);
-    if let Some(code) = kyc::retake::code(doc_type, &card, &located, &measures(page), today) {
-        card.issues.insert(0, code.to_string());
-    }
-    (doc_type, card)
-}
-
-/// What a retake decision is based on.
-pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
-    let mut heights: Vec<f32> = page
-        .lines
-        .iter()
-        .map(|l| {
-            let quad = super::Quad(l.quad);
-            quad.height().min(quad.width())
-        })
-        .collect();
-    heights.sort_by(f32::total_cmp);
-    let median = heights.get(heights.len() / 2).copied().unwrap_or(0.0);
-    kyc::retake::PhotoMeasures {
-        card_found: page.geometry.card_quad.is_some(),
-        lines: page.lines.len(),
-        text_height_px: median * page.geometry.photo_scale,
-        brightness: page.quality.brightness,
-        clipped_share: page.quality.clipped_share,
-        sharpness: page.quality.sharpness,
-    }
-}
-
-/// The recogniser's confidence in each of `printed`'s digits, on every line that spells them
-/// in that order (other characters between them skipped). A letter that the reading took for
-/// a digit (an O for a 0) counts only where no line has the digits themselves, and never with
-/// more confidence than a doubtful character.
-fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
-    let want: Vec<char> = printed.chars().collect();
-    if want.is_empty() {
-        return Vec::new();
-    }
-    let on_line = |l: &super::OcrLine, repair: bool| -> Option<Vec<f32>> {
-        let digits: Vec<(char, f32)> = l
-            .text
-            .chars()
-            .zip(l.char_confidence.iter().copied())
-            .filter_map(|(c, p)| match c {
-                '0'..='9' => Some((c, p)),
-                _ if repair => kyc::text::repair_digit(c).map(|d| (d, p.min(LETTER_AS_DIGIT))),
-                _ => None,
-            })
-            .collect();
-        let found = digits
-            .windows(want.len())
-            .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
-        Some(found.iter().map(|(_, p)| *p).collect())
-    };
-    [false, true]
-        .into_iter()
-        .map(|repair| {
-            page.lines
-                .iter()
-                .filter_map(|l| on_line(l, repair))
-                .collect::<Vec<_>>()
-        })
-        .find(|found| !found.is_empty())
-        .unwrap_or_default()
-}
-
-/// The most a letter read where a digit belongs is trusted as that digit.
-const LETTER_AS_DIGIT: f32 = 0.5;
 
 /// How `filot ocr` reads a file.
 #[derive(Debug, Clone, Copy)]
@@ -236,7 +70,11 @@ pub fn read_file(
     } = options;
     let bytes = std::fs::read(path).map_err(|e| OcrError::Decode(e.to_string()))?;
     let img = super::image_ops::decode(&bytes, &Default::default())?;
-    let page = engine.read_image(&img)?;
+    let CardRead {
+        page,
+        doc_type,
+        card,
+    } = engine.read_card(&img, doc_type, today)?;
     if let Some(dir) = annotate {
         let stem = path
             .file_stem()
@@ -246,7 +84,6 @@ pub fn read_file(
             .save(&target)
             .map_err(|e| OcrError::Decode(format!("{}: {e}", target.display())))?;
     }
-    let (doc_type, card) = read_page(&page, doc_type, today);
     Ok((
         FileReading {
             file: path.display().to_string(),
@@ -257,7 +94,8 @@ pub fn read_file(
             orientation: page.geometry.orientation,
             card_quad: page.geometry.card_quad,
             det_ms: page.det_ms,
-            rec_ms: page.rec_ms,
+            rec_ms: page.rec_ms + page.timings.second,
+            second_look: page.second_look,
             lines: page.lines.len(),
             raw_lines: if with_lines {
                 page.lines
@@ -472,31 +310,4 @@ pub fn score_dir(
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn doubtful_words_are_dropped_and_a_gapped_number_is_one_word() {
-        let text = "Tmpt SURABAYA. 12-1 1 - 1984";
-        let mut conf = vec![0.3; 5];
-        conf.extend([0.95; 10]);
-        // The date's digits, the lone "1" among them read with doubt.
-        conf.extend([
-            0.9, 0.9, 0.9, 0.9, 0.5, 0.5, 0.5, 0.8, 0.8, 0.9, 0.9, 0.9, 0.9,
-        ]);
-        assert_eq!(text.chars().count(), conf.len());
-        assert_eq!(confident_words(text, &conf), "SURABAYA. 12-1 1 - 1984");
-        conf[14..].fill(0.4);
-        assert_eq!(confident_words(text, &conf), "SURABAYA.");
-        // A colon read as a doubtful "1" stays apart from the NIK after it.
-        let mut conf = vec![0.45; 2];
-        conf.extend([0.99; 16]);
-        assert_eq!(
-            confident_words("1 3374010111071555", &conf),
-            "3374010111071555"
-        );
-    }
 }

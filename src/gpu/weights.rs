@@ -230,6 +230,7 @@ impl OcrEngine {
                 .rec_model(&device, params.recogniser)
                 .map_err(incompatible)?,
             dict: params.recogniser.dictionary(),
+            second: params.second_look_model(&device),
             device,
             params,
             threads: Some(pool),

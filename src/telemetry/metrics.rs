@@ -31,6 +31,7 @@ pub mod names {
     pub const OCR_SUCCESS_COUNT: &str = "filot.ocr.success_count";
     pub const OCR_FAILURE_COUNT: &str = "filot.ocr.failure_count";
     pub const OCR_CACHE_HIT_COUNT: &str = "filot.ocr.cache_hit_count";
+    pub const OCR_SECOND_LOOK: &str = "filot.ocr.second_look_count";
     pub const OCR_CHALLENGER_COUNT: &str = "filot.ocr.challenger.count";
     pub const OCR_CHALLENGER_MS: &str = "filot.ocr.challenger.ms";
     pub const IDENTITY_REUSE_COUNT: &str = "filot.identity.reuse_count";
@@ -146,7 +147,11 @@ fn describe() {
     describe_histogram!(
         OCR_STAGE_MS,
         Unit::Milliseconds,
-        "OCR time per document, by stage: decode, find, det, post, orient, crops, rec, wait"
+        "OCR time per document, by stage: decode, find, det, post, orient, crops, rec, wait, second (only on cards read twice)"
+    );
+    describe_counter!(
+        OCR_SECOND_LOOK,
+        "Doubtful cards read again by the second recogniser, by outcome: better (its reading kept) or no_better"
     );
     describe_counter!(
         GPU_FALLBACK_COUNT,
@@ -228,6 +233,9 @@ fn describe() {
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
     metrics::counter!(OCR_CACHE_HIT_COUNT).increment(0);
     metrics::counter!(OCR_CHALLENGER_COUNT, "outcome" => "read").increment(0);
+    for outcome in ["better", "no_better"] {
+        metrics::counter!(OCR_SECOND_LOOK, "outcome" => outcome).increment(0);
+    }
     // The photo-retake codes are failure reasons too, when no key field could be read.
     let ocr_failures = ["ocr_unreadable", "ocr_crashed", "ocr_timeout", "ocr_error"];
     for reason in ocr_failures.into_iter().chain(crate::kyc::retake::CODES) {

@@ -11,7 +11,7 @@ use ractor::ActorProcessingErr;
 
 use super::{DeviceModels, ModelSlot};
 use crate::{
-    gpu::{OcrEngine, OcrParams, batcher::RecBatcher},
+    gpu::{OcrEngine, OcrParams},
     telemetry::metrics::names,
 };
 
@@ -68,12 +68,12 @@ pub(super) async fn load_devices(
             continue;
         }
         let (engine, runs_on) = load_engine(device, params).await?;
-        let batcher = RecBatcher::spawn(engine.clone(), batch_lines, batch_wait);
-        let slot = Arc::new(RwLock::new(DeviceModels {
-            device: runs_on,
+        let slot = Arc::new(RwLock::new(DeviceModels::new(
             engine,
-            batcher,
-        }));
+            runs_on,
+            batch_lines,
+            batch_wait,
+        )));
         loaded.insert(key, slot.clone());
         models.push((device.clone(), slot));
     }

@@ -116,6 +116,29 @@ struct DeviceModels {
     device: String,
     engine: Arc<Mutex<OcrEngine>>,
     batcher: RecBatcher,
+    /// Whether the engine has a second recogniser for doubtful cards.
+    looks_again: bool,
+}
+
+impl DeviceModels {
+    /// `engine` on the device it `runs_on`, with a recognition batcher of its own.
+    fn new(
+        engine: Arc<Mutex<OcrEngine>>,
+        runs_on: String,
+        batch_lines: usize,
+        batch_wait: Duration,
+    ) -> Self {
+        let looks_again = engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .can_look_again();
+        Self {
+            device: runs_on,
+            batcher: RecBatcher::spawn(engine.clone(), batch_lines, batch_wait),
+            engine,
+            looks_again,
+        }
+    }
 }
 
 /// One device's current models, shared by its workers; replaced when a worker is restarted.
@@ -311,15 +334,10 @@ impl OcrPoolState {
     async fn reload(&mut self, index: usize) -> Result<(), ActorProcessingErr> {
         let (device, slot) = self.models[index].clone();
         let (engine, runs_on) = load_engine(&device, &self.args.params).await?;
-        let batcher =
-            RecBatcher::spawn(engine.clone(), self.args.batch_lines, self.args.batch_wait);
         *slot
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = DeviceModels {
-            device: runs_on,
-            engine,
-            batcher,
-        };
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            DeviceModels::new(engine, runs_on, self.args.batch_lines, self.args.batch_wait);
         Ok(())
     }
 }

@@ -53,7 +53,7 @@ impl RemoteOcr {
                 metrics::histogram!(names::CLUSTER_DISPATCH_LATENCY_MS)
                     .record(started.elapsed().as_secs_f64() * 1e3);
                 match reply {
-                    ReadReply::Page(page) => PageRead::Page(Box::new(page.into())),
+                    ReadReply::Page(page) => PageRead::Page(Box::new((*page).into())),
                     ReadReply::Unreadable(code) => PageRead::Unreadable(
                         UNREADABLE
                             .into_iter()

@@ -91,7 +91,13 @@ async fn serve(s: OcrServerState, request: ReadRequest, reply: RpcReplyPort<Fram
         tracing::info!(device = %models.device, "reading a card for another node");
         tokio::time::timeout(
             s.deadline,
-            read_page(&models, request.bytes, s.limits, before_read()),
+            read_page(
+                &models,
+                request.bytes,
+                s.limits,
+                request.doc_type,
+                before_read(),
+            ),
         )
         .await
     }
@@ -132,7 +138,7 @@ async fn serve(s: OcrServerState, request: ReadRequest, reply: RpcReplyPort<Fram
         }
     };
     answer(match page {
-        PageRead::Page(page) => ReadReply::Page(PageWire::from(&*page)),
+        PageRead::Page(page) => ReadReply::Page(Box::new(PageWire::from(&*page))),
         PageRead::Unreadable(code) => ReadReply::Unreadable(code.into()),
         PageRead::EngineError(e) | PageRead::NodeLost(e) => ReadReply::EngineError(e),
     });

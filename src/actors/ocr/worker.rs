@@ -17,7 +17,10 @@ use crate::testing::Fault;
 use crate::{
     actors::DocumentError,
     actors::Documents,
-    gpu::{self, OcrPage, image_ops, report},
+    gpu::{
+        self, OcrPage, image_ops,
+        reading::{self, CardRead},
+    },
     kyc::{self, DocumentId},
     store::{
         blobs::BlobStore,
@@ -347,12 +350,13 @@ async fn read(
             };
             #[cfg(not(feature = "test-hooks"))]
             let before = || Ok(());
-            read_page(&models, bytes, state.image_limits, before).await
+            read_page(&models, bytes, state.image_limits, Some(doc_type), before).await
         }
         Reader::Remote(remote) => {
             let request = crate::cluster::wire::ReadRequest {
                 document_id: id.to_string(),
                 correlation_id,
+                doc_type: Some(doc_type),
                 bytes,
             };
             remote.read(request, state.job_deadline).await
@@ -375,7 +379,7 @@ fn card_of(page: &OcrPage, doc_type: kyc::DocumentType) -> Read {
         orientation: page.geometry.orientation,
         card_quad: page.geometry.card_quad,
     };
-    let card = report::read_page(page, Some(doc_type), today).1;
+    let card = reading::read_page(page, Some(doc_type), today).1;
     // Nothing to review when no key field could be read: the photo must be retaken,
     // and the reason says why.
     match kyc::retake::among(&card.issues) {
@@ -399,11 +403,14 @@ fn photo_lines(page: &OcrPage) -> Vec<ReadLine> {
 
 /// Decodes and reads one card's pixels on `models`. Detection runs on a blocking thread
 /// holding the device's models (`before` runs there first: test builds inject faults);
-/// recognition goes through the device's batcher.
+/// recognition goes through the device's batcher. A card of `doc_type` (`None`: either)
+/// read with doubt is read again by the second recogniser ([`gpu::reading`]), and the page
+/// of the better reading is the answer.
 pub(super) async fn read_page(
     models: &DeviceModels,
     bytes: Vec<u8>,
     limits: crate::media::ImageLimits,
+    doc_type: Option<kyc::DocumentType>,
     before: impl FnOnce() -> Result<(), PageRead> + Send + 'static,
 ) -> PageRead {
     let engine = models.engine.clone();
@@ -441,6 +448,7 @@ pub(super) async fn read_page(
             quality: prepared.quality,
             det_ms: 0.0,
             rec_ms: 0.0,
+            second_look: false,
             timings,
         };
         Ok::<_, PageRead>((page, prepared.boxes, crops))
@@ -453,19 +461,51 @@ pub(super) async fn read_page(
         // failure of the document instead of retrying it for ever.
         Err(_) => return PageRead::Unreadable("ocr_crashed"),
     };
-    match models.batcher.recognize_timed(crops).await {
-        Ok(recognised) => {
-            let t = &mut page.timings;
-            t.rec = recognised.rec_ms;
-            t.wait += recognised.wait_ms;
-            for (stage, ms) in t.stages() {
-                metrics::histogram!(names::OCR_STAGE_MS, "stage" => stage).record(ms);
+    let kept = models.looks_again.then(|| crops.clone());
+    let recognised = match models.batcher.recognize_timed(crops).await {
+        Ok(recognised) => recognised,
+        Err(e) => return PageRead::EngineError(e.to_string()),
+    };
+    let t = &mut page.timings;
+    t.rec = recognised.rec_ms;
+    t.wait += recognised.wait_ms;
+    page.det_ms = t.find + t.det + t.post + t.orient;
+    page.rec_ms = t.rec;
+    page.lines = gpu::lines_from(&boxes, recognised.lines);
+    let today = chrono::Utc::now().date_naive();
+    let first = CardRead::of(page, doc_type, today);
+    let read = match kept {
+        Some(crops) if first.doubtful() => {
+            let engine = models.engine.clone();
+            let again = tokio::task::spawn_blocking(move || {
+                engine
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .within(|engine| engine.look_again(first, &boxes, &crops, doc_type, today))
+            })
+            .await;
+            match again {
+                Ok(Ok(read)) => {
+                    let outcome = if read.page.second_look {
+                        "better"
+                    } else {
+                        "no_better"
+                    };
+                    metrics::counter!(names::OCR_SECOND_LOOK, "outcome" => outcome).increment(1);
+                    read
+                }
+                Ok(Err(e)) => return PageRead::EngineError(e.to_string()),
+                Err(_) => return PageRead::Unreadable("ocr_crashed"),
             }
-            page.det_ms = t.find + t.det + t.post + t.orient;
-            page.rec_ms = t.rec;
-            page.lines = gpu::lines_from(&boxes, recognised.lines);
-            PageRead::Page(Box::new(page))
         }
-        Err(e) => PageRead::EngineError(e.to_string()),
+        _ => first,
+    };
+    let stages = read.page.timings.stages();
+    for (stage, ms) in stages
+        .into_iter()
+        .filter(|&(s, ms)| s != "second" || ms > 0.0)
+    {
+        metrics::histogram!(names::OCR_STAGE_MS, "stage" => stage).record(ms);
     }
+    PageRead::Page(Box::new(read.page))
 }
