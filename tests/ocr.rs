@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use filot::{
     gpu::{
-        OcrEngine, OcrParams, Recogniser,
+        OcrEngine, OcrParams, Recogniser, SecondLook,
         report::{ReadOptions, read_file},
     },
     kyc::DocumentType,
@@ -241,6 +241,47 @@ fn the_ppocr_v6_recogniser_reads_the_nik_v4_misreads() {
     assert!(reading.issues.is_empty(), "{:?}", reading.issues);
 }
 
+/// A card whose first reading leaves a key field or the name in doubt is read again by the
+/// second recogniser (`ocr.params.second_look`, PP-OCRv6 small by default), from the same
+/// line crops, and the better reading is kept: a shaken NIK and birth date the first
+/// reading would have asked a retake for, and a name it misspelt with a doubtful letter.
+/// Without the second look the same photos are retaken or misspelt.
+#[test]
+fn a_doubtful_card_gets_a_second_look() {
+    let looks = OcrEngine::cpu(OcrParams::default());
+    let once = OcrEngine::cpu(OcrParams {
+        second_look: SecondLook::Off,
+        ..OcrParams::default()
+    });
+    for (file, keys) in [
+        ("wild_ktp_009.jpg", &["nik", "birth_date"][..]),
+        ("wild_ktp_008.jpg", &["nik", "birth_date", "name"][..]),
+    ] {
+        let want = truth(file);
+        let reading = read_ktp(&looks, file);
+        assert!(reading.second_look, "{file}: read twice");
+        for key in keys {
+            assert_eq!(
+                reading.fields.get(*key).map(String::as_str),
+                want[*key].as_str(),
+                "{file}: {key}"
+            );
+        }
+        assert_eq!(filot::kyc::retake::among(&reading.issues), None, "{file}");
+        let first = read_ktp(&once, file);
+        assert!(!first.second_look);
+        let same = keys
+            .iter()
+            .all(|k| first.fields.get(*k).map(String::as_str) == want[*k].as_str());
+        assert!(
+            !same || filot::kyc::retake::among(&first.issues).is_some(),
+            "{file}: the first reading alone was in doubt"
+        );
+    }
+    // A neat card is read once.
+    assert!(!read_ktp(&looks, "ktp_003.jpg").second_look);
+}
+
 /// The orientation decision on a scan turned every way: the card fills the photo, so the
 /// quarter turn comes from the text boxes' geometry and the half turn from the recogniser.
 #[test]
@@ -256,7 +297,7 @@ fn a_scan_turned_every_way_is_read_upright() {
     for (orientation, photo) in turns {
         let page = engine.read_image(&photo).unwrap();
         assert_eq!(page.geometry.orientation, orientation);
-        let (_, card) = filot::gpu::report::read_page(&page, Some(DocumentType::Ktp), today());
+        let (_, card) = filot::gpu::reading::read_page(&page, Some(DocumentType::Ktp), today());
         for key in ["nik", "birth_date"] {
             assert_eq!(card.get(key), want[key].as_str(), "{orientation}°: {key}");
         }
