@@ -99,8 +99,9 @@ pub struct OcrParams {
     /// The model that recognises the text lines: `ppocr_v4` (fast) or `ppocr_v6_small`
     /// (about twice the time per line, and far better on small or blurred print).
     pub recogniser: Recogniser,
-    /// The recogniser that reads a card's lines again when the first reading would ask for
-    /// a retake (`off`, `ppocr_v4` or `ppocr_v6_small`; the same as `recogniser` is off).
+    /// The recogniser that reads a card's lines again when the first reading is doubtful: it
+    /// would ask for a retake, or its name is unsure (`off`, `ppocr_v4` or `ppocr_v6_small`;
+    /// the same as `recogniser` is off).
     pub second_look: SecondLook,
 }
 

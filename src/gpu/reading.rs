@@ -7,7 +7,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Crop, OcrEngine, OcrError, OcrLine, OcrPage, Quad};
+use super::{Crop, OcrEngine, OcrError, OcrPage, Quad};
 use crate::kyc::{self, DocumentType, card::CardReading, text::TextBox};
 
 /// Words read with less confidence than this are dropped (background patterns read as
@@ -296,11 +296,7 @@ impl OcrEngine {
             return Ok(first);
         };
         let started = std::time::Instant::now();
-        let lines = boxes
-            .iter()
-            .zip(self.recognize_with(model, dict, crops)?)
-            .filter_map(|(b, d)| OcrLine::read(b, d))
-            .collect();
+        let lines = super::lines_from(boxes, self.recognize_with(model, dict, crops)?);
         let mut page = OcrPage {
             lines,
             ..first.page.clone()

@@ -461,7 +461,6 @@ pub(super) async fn read_page(
         // failure of the document instead of retrying it for ever.
         Err(_) => return PageRead::Unreadable("ocr_crashed"),
     };
-    let kept = models.looks_again.then(|| crops.clone());
     let recognised = match models.batcher.recognize_timed(crops).await {
         Ok(recognised) => recognised,
         Err(e) => return PageRead::EngineError(e.to_string()),
@@ -474,31 +473,31 @@ pub(super) async fn read_page(
     page.lines = gpu::lines_from(&boxes, recognised.lines);
     let today = chrono::Utc::now().date_naive();
     let first = CardRead::of(page, doc_type, today);
-    let read = match kept {
-        Some(crops) if first.doubtful() => {
-            let engine = models.engine.clone();
-            let again = tokio::task::spawn_blocking(move || {
-                engine
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .within(|engine| engine.look_again(first, &boxes, &crops, doc_type, today))
-            })
-            .await;
-            match again {
-                Ok(Ok(read)) => {
-                    let outcome = if read.page.second_look {
-                        "better"
-                    } else {
-                        "no_better"
-                    };
-                    metrics::counter!(names::OCR_SECOND_LOOK, "outcome" => outcome).increment(1);
-                    read
-                }
-                Ok(Err(e)) => return PageRead::EngineError(e.to_string()),
-                Err(_) => return PageRead::Unreadable("ocr_crashed"),
+    let read = if models.looks_again && first.doubtful() {
+        let crops = recognised.crops;
+        let engine = models.engine.clone();
+        let again = tokio::task::spawn_blocking(move || {
+            engine
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .within(|engine| engine.look_again(first, &boxes, &crops, doc_type, today))
+        })
+        .await;
+        match again {
+            Ok(Ok(read)) => {
+                let outcome = if read.page.second_look {
+                    "better"
+                } else {
+                    "no_better"
+                };
+                metrics::counter!(names::OCR_SECOND_LOOK, "outcome" => outcome).increment(1);
+                read
             }
+            Ok(Err(e)) => return PageRead::EngineError(e.to_string()),
+            Err(_) => return PageRead::Unreadable("ocr_crashed"),
         }
-        _ => first,
+    } else {
+        first
     };
     let stages = read.page.timings.stages();
     for (stage, ms) in stages
