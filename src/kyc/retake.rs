@@ -5,7 +5,7 @@
 //! once. A card whose key fields were read with confidence gets no code, however poor the
 //! photo.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 use super::{DocumentType, card::CardReading, nik::Nik};
 
@@ -171,12 +171,14 @@ fn cross_confirm(
     for (i, j, agree) in pairs {
         consistent &= confirm(&mut nik.1[i], &mut birth.1[j], agree);
     }
-    let encoded = nik.0.parse::<Nik>().ok().and_then(|n| n.birth_date(today));
-    let printed = NaiveDate::parse_from_str(&birth.0, "%d%m%Y").ok();
-    if encoded.is_some() && encoded == printed {
+    // The century: agreeing with the one the NIK's year is placed in, it is confirmed by the
+    // NIK's year digits; disagreeing (a birth in 2962, or in 1854 for a NIK of '54), it is
+    // a misreading unless read surely (see [`confirm`]).
+    if let Some(encoded) = nik.0.parse::<Nik>().ok().and_then(|n| n.birth_date(today)) {
+        let agree = i32::from(b[4]) * 10 + i32::from(b[5]) == encoded.year() / 100;
         let year = nik.1[10].min(nik.1[11]);
         for c in &mut birth.1[4..6] {
-            *c = both(*c, year);
+            consistent &= confirm(c, &mut year.clone(), agree);
         }
     }
     consistent
@@ -403,6 +405,13 @@ mod tests {
         assert_eq!(read(&card), None);
         // ...and only when it is the century the NIK's year belongs in.
         let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1854-08-06")]);
+        assert_eq!(read(&card), Some("too_blurry"));
+        // A century the NIK's year does not belong in is a misreading even when read fairly
+        // surely: a card printed with a birth in 2954 says nothing true.
+        let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "2954-08-06")]);
+        let century_fair = weak_digit(8, 4, 0.97, 0.9);
+        let read =
+            |card: &CardReading| code(DocumentType::Ktp, card, &century_fair, &measures(), today());
         assert_eq!(read(&card), Some("too_blurry"));
         // A digit outside the date gets no help from the birth date.
         let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
