@@ -160,8 +160,12 @@ fn otsu(values: &[f32]) -> f32 {
     (best_t as f32 + 1.0) / BINS as f32 * 2.0 - 1.0
 }
 
-/// The longest run of blank columns between the centres of time steps `a` and `b` (each step
-/// covers `stride` columns).
+/// The widest ink-free gap between time steps `a` and `b` (each step covers `stride`
+/// columns): the longest run of blank columns between the two steps' centres, or, when the
+/// point halfway between them is blank, the whole run of blank columns around that point,
+/// whichever is longer. A character's step is where the model spoke, not the middle of its
+/// glyph: two letters either side of a space are often spoken at neighbouring steps, whose
+/// centres span only part of the space between them.
 pub fn longest_blank_run(blank: &[bool], a: usize, b: usize, stride: usize) -> usize {
     let from = (a * stride + stride / 2).min(blank.len());
     let to = (b * stride + stride / 2).min(blank.len());
@@ -169,6 +173,12 @@ pub fn longest_blank_run(blank: &[bool], a: usize, b: usize, stride: usize) -> u
     for &is_blank in &blank[from..to] {
         run = if is_blank { run + 1 } else { 0 };
         best = best.max(run);
+    }
+    let middle = (from + to) / 2;
+    if middle < blank.len() && blank[middle] {
+        let before = (0..middle).rev().take_while(|&i| blank[i]).count();
+        let after = (middle..blank.len()).take_while(|&i| blank[i]).count();
+        best = best.max(before + after);
     }
     best
 }
@@ -210,7 +220,7 @@ mod tests {
 
     #[test]
     fn recovers_a_dropped_word_gap_from_blank_columns() {
-        // Thin strokes every 4th column on paper, and a 12-column word gap (stride 4).
+        // Thin strokes every 4th column on paper, and a 15-column word gap (stride 4).
         let (w, h) = (44, 10);
         let mut lum = vec![1.0f32; w * h];
         for y in 0..h {
@@ -221,8 +231,13 @@ mod tests {
             }
         }
         let blank = ink(&lum, w, h).blank_columns;
-        assert_eq!(longest_blank_run(&blank, 4, 7, 4), 12);
+        assert_eq!(longest_blank_run(&blank, 4, 7, 4), 15);
         assert_eq!(longest_blank_run(&blank, 0, 2, 4), 3);
+        // Steps spoken either side of the gap but close together still see all of it, but a
+        // window that only touches the gap's edge does not.
+        assert_eq!(longest_blank_run(&blank, 4, 5, 4), 15);
+        assert_eq!(longest_blank_run(&blank, 6, 7, 4), 15);
+        assert_eq!(longest_blank_run(&blank, 2, 4, 4), 3);
         let d = greedy_decode(
             &steps(&[1, 0, 2, 0, 3, 0, 0, 1, 0, 2]),
             10,
