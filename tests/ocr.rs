@@ -64,6 +64,35 @@ fn reads_ktp_cards_in_every_format() {
 }
 
 #[test]
+fn reads_every_field_of_a_card_set_in_a_font_the_specimens_do_not_use() {
+    // Liberation Sans: narrower word spaces than the specimens' DejaVu Sans.
+    let engine = OcrEngine::cpu(OcrParams::default());
+    let file = "font_ktp_liberation_sans.png";
+    let want = truth(file);
+    let reading = read_ktp(&engine, file);
+    for key in [
+        "nik",
+        "name",
+        "birth_place",
+        "birth_date",
+        "gender",
+        "address",
+        "village",
+        "district",
+        "marital_status",
+        "province",
+        "regency",
+    ] {
+        assert_eq!(
+            reading.fields.get(key).map(String::as_str),
+            want[key].as_str(),
+            "{file}: {key}"
+        );
+    }
+    assert!(reading.issues.is_empty(), "{:?}", reading.issues);
+}
+
+#[test]
 fn reads_an_npwp_card() {
     let engine = OcrEngine::cpu(OcrParams::default());
     let want = truth("npwp_000.jpg");
