@@ -6,7 +6,7 @@ beside each image. FiLot must read the fields exactly at least that often, so th
 the same draw of cards as `filot ocr-report` (a draw of 72 wild cards varies by several points
 from one seed to the next; the comparison on one draw does not).
 
-    cd /tmp && pip install rapidocr-onnxruntime==1.4.4
+    pip install rapidocr-onnxruntime==1.4.4   # in a virtual environment outside the clone
     python3 benches/anchor_raw_text.py /tmp/unseen11
 
 A field is found when the digits of one raw line (everything else dropped) contain the
@@ -44,7 +44,7 @@ def main():
                 (stem + e for e in (".jpg", ".png") if os.path.exists(stem + e)), None
             )
             if image is None or "doc_type" not in truth:
-                skipped += 1  # a PDF card: RapidOCR reads images only
+                skipped += 1  # a PDF card (RapidOCR reads images only) or no card's truth
                 continue
             result, _ = engine(image, use_cls=True)
             lines = [re.sub(r"\D", "", text) for _, text, _ in (result or [])]
