@@ -110,6 +110,11 @@ pub fn read_page(
 ) -> (DocumentType, CardReading) {
     let (doc_type, mut card) = kyc::read_card(&boxes(page), doc_type, today);
     let located = |printed: &str| digit_confidences(page, printed);
+    if doc_type == DocumentType::Ktp
+        && let Some(date) = kyc::retake::birth_date_from_nik(&card, &located, today)
+    {
+        kyc::card::amend_birth_date(&mut card, date, today);
+    }
     if let Some(code) = kyc::retake::code(doc_type, &card, &located, &measures(page), today) {
         card.issues.insert(0, code.to_string());
     }

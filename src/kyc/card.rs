@@ -389,6 +389,17 @@ fn set_blood(card: &mut CardReading, value: &str, conf: f32) {
     }
 }
 
+/// Replaces a KTP reading's birth date with `date` (one the card spells elsewhere, see
+/// [`super::retake::birth_date_from_nik`]) and checks the card again.
+pub fn amend_birth_date(card: &mut CardReading, date: NaiveDate, today: NaiveDate) {
+    card.fields.insert(
+        "birth_date".to_string(),
+        date.format("%Y-%m-%d").to_string(),
+    );
+    card.issues.clear();
+    check_ktp(card, today);
+}
+
 fn check_ktp(card: &mut CardReading, today: NaiveDate) {
     let Some(nik) = card.get("nik").and_then(|n| n.parse::<Nik>().ok()) else {
         card.issue("nik_unreadable");

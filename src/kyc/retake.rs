@@ -184,6 +184,50 @@ fn cross_confirm(
     consistent
 }
 
+/// The birth date a KTP's NIK spells (DDMMYY, the century placed as the verifier places it)
+/// when the printed birth date was read differing from it only in digits the recogniser
+/// doubted (below [`MIN_KEY_CHAR_CONFIDENCE`]), each spelled surely by the NIK (at least
+/// [`MIN_MISMATCH_CONFIDENCE`]), on a NIK read without doubt: the card says the date twice
+/// and one reading of it is sure. `None` when the two agree, or when either disagreeing
+/// reading is not so lopsided (then the photo is retaken, or the mismatch stands). The
+/// printed date's own digits are still not found on the page, so such a reading keeps its
+/// retake code: the date is right, the photo still asks to be taken again.
+pub fn birth_date_from_nik(
+    card: &CardReading,
+    located: &dyn Fn(&str) -> Vec<Vec<f32>>,
+    today: NaiveDate,
+) -> Option<NaiveDate> {
+    let nik = card.get("nik")?;
+    let encoded = nik.parse::<Nik>().ok()?.birth_date(today)?;
+    let printed = printed_digits("birth_date", card.get("birth_date")?);
+    let nik_conf = located(nik).into_iter().next().filter(|c| c.len() == 16)?;
+    let birth_conf = located(&printed)
+        .into_iter()
+        .next()
+        .filter(|c| c.len() == 8)?;
+    if printed.len() != 8 || doubt(&nik_conf) {
+        return None;
+    }
+    let spelled = encoded.format("%d%m%Y").to_string();
+    // The NIK digit that spells each printed one (DD MM at 6 to 9, YY at 10 and 11); the
+    // century is spelled by the year's two digits together.
+    let source = |j: usize| match j {
+        0..=3 => nik_conf[6 + j],
+        4 | 5 => nik_conf[10].min(nik_conf[11]),
+        _ => nik_conf[4 + j],
+    };
+    let mut differs = false;
+    for (j, (read, spelled)) in printed.bytes().zip(spelled.bytes()).enumerate() {
+        if read != spelled {
+            if birth_conf[j] >= MIN_KEY_CHAR_CONFIDENCE || source(j) < MIN_MISMATCH_CONFIDENCE {
+                return None;
+            }
+            differs = true;
+        }
+    }
+    differs.then_some(encoded)
+}
+
 /// A random misreading slips past the NPWP's Luhn check digit about once in ten.
 const LUHN_MISSES: f32 = 0.1;
 
@@ -418,6 +462,67 @@ mod tests {
         let serial_weak = weak_digit(16, 14, 0.97, 0.6);
         assert_eq!(
             code(DocumentType::Ktp, &card, &serial_weak, &measures(), today()),
+            Some("too_blurry")
+        );
+    }
+
+    #[test]
+    fn a_birth_date_misread_where_the_nik_spells_it_surely_is_the_nik_s() {
+        // A woman born on 6 August 1954: the NIK's day carries the 40 added for a woman.
+        let nik = "3171024608543401";
+        let born = NaiveDate::from_ymd_opt(1954, 8, 6);
+        let from_nik = |birth: &str, located: &dyn Fn(&str) -> Vec<Vec<f32>>| {
+            birth_date_from_nik(
+                &ktp(&[("nik", nik), ("birth_date", birth)]),
+                located,
+                today(),
+            )
+        };
+        // The year's third digit read as 1 with doubt (printed 06081914), the NIK sure.
+        assert_eq!(from_nik("1914-08-06", &weak_digit(8, 6, 0.99, 0.5)), born);
+        // So is an impossible century read with doubt (printed 06082954).
+        assert_eq!(from_nik("2954-08-06", &weak_digit(8, 4, 0.99, 0.6)), born);
+        // Agreeing, there is nothing to replace.
+        assert_eq!(from_nik("1954-08-06", &weak_digit(8, 6, 0.99, 0.5)), None);
+        // The disagreeing digit read surely: the card says two things, the mismatch stands.
+        assert_eq!(from_nik("1914-08-06", &weak_digit(8, 5, 0.99, 0.5)), None);
+        // The NIK's digit that spells it not sure, or any NIK digit doubtful: no one reading
+        // is to be believed over the other, and the photo is retaken instead.
+        let nik_fair = |printed: &str| {
+            let mut conf = vec![0.99; printed.len()];
+            if printed.len() == 16 {
+                conf[10] = 0.9;
+            } else {
+                conf[6] = 0.5;
+            }
+            vec![conf]
+        };
+        assert_eq!(from_nik("1914-08-06", &nik_fair), None);
+        let nik_doubtful = |printed: &str| {
+            let mut conf = vec![0.99; printed.len()];
+            conf[if printed.len() == 16 { 15 } else { 6 }] = 0.5;
+            vec![conf]
+        };
+        assert_eq!(from_nik("1914-08-06", &nik_doubtful), None);
+        // A date found on no line is not weighed at all.
+        assert_eq!(from_nik("1914-08-06", &|_| vec![]), None);
+        // The replaced date's digits are on no line, so the reading still asks for a retake.
+        let mut card = ktp(&[("nik", nik), ("birth_date", "1914-08-06")]);
+        let located = |printed: &str| match printed {
+            "06081914" => vec![{
+                let mut c = vec![0.99; 8];
+                c[6] = 0.5;
+                c
+            }],
+            "3171024608543401" => vec![vec![0.99; 16]],
+            _ => vec![],
+        };
+        let date = birth_date_from_nik(&card, &located, today()).unwrap();
+        super::super::card::amend_birth_date(&mut card, date, today());
+        assert_eq!(card.get("birth_date"), Some("1954-08-06"));
+        assert!(!card.issues.iter().any(|i| i == "nik_birth_date_mismatch"));
+        assert_eq!(
+            code(DocumentType::Ktp, &card, &located, &measures(), today()),
             Some("too_blurry")
         );
     }
