@@ -6,7 +6,7 @@ use filot::{
     buli2::signature::{sign, verify},
     config::Limits,
     http::upload::{inspect, parse_bytes},
-    kyc::{DocumentType, card, read_card, text::TextBox},
+    kyc::{DocumentType, npwp_card, read_card, text::TextBox},
 };
 use proptest::prelude::*;
 
@@ -113,7 +113,7 @@ proptest! {
         let (_, ktp) = read_card(&boxes, Some(DocumentType::Ktp), today);
         let (_, npwp) = read_card(&boxes, Some(DocumentType::Npwp), today);
         let _ = read_card(&boxes, None, today);
-        let _ = card::cross_check(&ktp, &npwp);
+        let _ = npwp_card::cross_check(&ktp, &npwp);
     }
 
     #[test]

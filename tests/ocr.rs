@@ -192,6 +192,32 @@ fn a_photo_beyond_reading_asks_for_a_retake() {
     );
 }
 
+/// What a card says twice settles what blur hides: a birth year blurred into a doubtful digit
+/// is the one the NIK beside it spells surely (the photo is still retaken), and a NIK whose
+/// label was lost is found by its shape.
+#[test]
+fn a_card_s_sure_reading_settles_what_blur_hides_elsewhere_on_it() {
+    let engine = OcrEngine::cpu(OcrParams::default());
+    let file = "unseen_ktp_blurred_year.jpg";
+    let reading = read_ktp(&engine, file);
+    assert_fields(&reading, &truth(file), &["nik", "birth_date"], file);
+    assert!(
+        !reading
+            .issues
+            .iter()
+            .any(|i| i == "nik_birth_date_mismatch"),
+        "{:?}",
+        reading.issues
+    );
+    assert_eq!(
+        reading.issues.first().map(String::as_str),
+        Some("too_blurry")
+    );
+    let file = "unseen_ktp_unread_nik_label.jpg";
+    let reading = read_ktp(&engine, file);
+    assert_fields(&reading, &truth(file), &["nik", "birth_date"], file);
+}
+
 /// An engine with threads of its own (`ocr.params.threads`, as each CPU worker of a
 /// throughput-sized node has) reads exactly what the shared pool reads.
 #[test]

@@ -220,7 +220,7 @@ pub fn score_dir(
         let mut card = card.clone();
         let npwp = truth["doc_type"] == "NPWP";
         if npwp && let Some(ktp) = truth["pair_ktp"].as_str().and_then(|k| readings.get(k)) {
-            for issue in kyc::card::cross_check(ktp, &card) {
+            for issue in kyc::npwp_card::cross_check(ktp, &card) {
                 if !card.issues.iter().any(|i| i == issue) {
                     card.issues.push(issue.to_string());
                 }

@@ -1,6 +1,7 @@
-//! Reading KTP and NPWP cards from OCR text boxes into the specimen field names, and the
-//! checks on what was read. Tolerant to OCR noise in labels (fuzzy match) and to labels and
-//! values split across boxes; digits are repaired only in numeric fields.
+//! Reading a KTP from OCR text boxes into the specimen field names, and the checks on what
+//! was read; telling a KTP from an NPWP (read in `npwp_card`); the reading both share.
+//! Tolerant to OCR noise in labels (fuzzy match) and to labels and values split across
+//! boxes; digits are repaired only in numeric fields.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,6 @@ use serde::Serialize;
 use super::{
     DocumentType,
     nik::{Gender, Nik},
-    npwp::Npwp,
     text::{self, TextBox, after_colon, clean_value, closest, closest_span, repair_digits, squash},
 };
 
@@ -23,7 +23,7 @@ pub struct CardReading {
 }
 
 impl CardReading {
-    fn set(&mut self, key: &str, value: impl Into<String>, confidence: f32) {
+    pub(super) fn set(&mut self, key: &str, value: impl Into<String>, confidence: f32) {
         let value = value.into();
         if !value.trim().is_empty() && !self.fields.contains_key(key) {
             self.fields
@@ -34,7 +34,7 @@ impl CardReading {
     pub fn get(&self, key: &str) -> Option<&str> {
         self.fields.get(key).map(String::as_str)
     }
-    fn issue(&mut self, code: &str) {
+    pub(super) fn issue(&mut self, code: &str) {
         if !self.issues.iter().any(|i| i == code) {
             self.issues.push(code.to_string());
         }
@@ -172,17 +172,17 @@ fn labelled(segment: &str) -> Option<(&'static str, String, bool)> {
 }
 
 /// The first `n` characters of `s` (OCR text may hold any script: never slice by bytes).
-fn head(s: &str, n: usize) -> &str {
+pub(super) fn head(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
 }
 
 /// `s` without its first `n` characters.
-fn after_chars(s: &str, n: usize) -> &str {
+pub(super) fn after_chars(s: &str, n: usize) -> &str {
     s.char_indices().nth(n).map_or("", |(i, _)| &s[i..])
 }
 
 /// The first run of 16 digits after repairing confusions, if any.
-fn sixteen_digits(s: &str) -> Option<String> {
+pub(super) fn sixteen_digits(s: &str) -> Option<String> {
     let repaired = repair_digits(&s.replace(' ', ""));
     (repaired.len() == 16).then_some(repaired)
 }
@@ -335,6 +335,12 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
             }
         }
     }
+    if nik_row.is_none()
+        && let Some((index, nik, conf)) = nik_by_shape(&rows)
+    {
+        nik_row = Some(index);
+        card.set("nik", nik, conf);
+    }
     if !card.fields.contains_key("birth_date")
         && let Some(row) = name_row
             .map(|i| i + 1)
@@ -345,6 +351,31 @@ pub fn read_ktp(boxes: &[TextBox], today: NaiveDate) -> CardReading {
     }
     check_ktp(&mut card, today);
     card
+}
+
+/// The NIK found by its shape when its label was not read: the one value on the card that is
+/// sixteen digits and nothing else (after a colon), with the row it is on. No letter is
+/// repaired into a digit here: without the label, only a clean run of digits is a NIK.
+fn nik_by_shape(rows: &[text::Row]) -> Option<(usize, String, f32)> {
+    let mut found = None;
+    for (index, row) in rows.iter().enumerate() {
+        for seg in text::segments(row, 2.5) {
+            let seg_text = seg.text();
+            let value: String = seg_text
+                .trim()
+                .trim_start_matches([':', '\u{ff1a}'])
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if value.len() == 16 && value.bytes().all(|b| b.is_ascii_digit()) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some((index, value, seg.confidence()));
+            }
+        }
+    }
+    found
 }
 
 /// The birth row read by its place on the card when its label was not recognised: the row
@@ -420,116 +451,8 @@ fn check_ktp(card: &mut CardReading, today: NaiveDate) {
     }
 }
 
-/// The NPWP's digits in `value`. Only the 15-digit form is printed with a hyphen before its
-/// last six digits ("01.234.567.8-901.000"); where that shape is read, the number is the 15
-/// digits that end it, and a digit before them (a colon read as a "1") is not part of it.
-fn npwp_digits(value: &str) -> String {
-    let digits = repair_digits(value);
-    let fifteen_shape = value
-        .rsplit_once('-')
-        .is_some_and(|(_, tail)| repair_digits(tail).len() == 6);
-    if fifteen_shape && digits.len() > 15 {
-        digits[digits.len() - 15..].to_string()
-    } else {
-        digits
-    }
-}
-
-/// Reads an NPWP card: the number after "NPWP", the name on the next row, the NIK.
-pub fn read_npwp(boxes: &[TextBox]) -> CardReading {
-    let mut card = CardReading::default();
-    let rows = text::rows(boxes);
-    let mut name_next = false;
-    for row in &rows {
-        let t = row.text();
-        let sq = squash(&t);
-        let conf = row.confidence();
-        if sq.starts_with("NPWP")
-            || (sq.chars().count() > 4
-                && text::similarity(head(&sq, 4), "NPWP") >= 0.75
-                && after_chars(&sq, 4).chars().any(|c| c.is_ascii_digit()))
-        {
-            let digits = npwp_digits(after_colon(
-                &t[t.find(|c: char| c == ':' || c.is_ascii_digit())
-                    .unwrap_or(0)..],
-            ));
-            if matches!(digits.len(), 15 | 16) {
-                card.set("npwp", digits, conf);
-                name_next = true;
-            }
-            continue;
-        }
-        if sq.starts_with("NIK") && !card.fields.contains_key("nik") {
-            let rest = match t.to_ascii_uppercase().find("NIK") {
-                Some(i) => &t[i + 3..],
-                None => after_chars(t.trim_start(), 3),
-            };
-            if let Some(n) = sixteen_digits(after_colon(rest)) {
-                card.set("nik", n, conf);
-            }
-            continue;
-        }
-        // The NIK's label misread ("NK", "N1K"): a short word like it before sixteen digits.
-        let label: String = sq.chars().take_while(|c| c.is_alphabetic()).collect();
-        if !card.fields.contains_key("nik")
-            && (2..=4).contains(&label.len())
-            && text::similarity(&label, "NIK") >= 0.6
-            && let Some(n) = sixteen_digits(&sq[label.len()..])
-        {
-            card.set("nik", n, conf);
-            continue;
-        }
-        if name_next {
-            let name: String = t
-                .chars()
-                .filter(|c| c.is_alphabetic() || " .,'-".contains(*c))
-                .collect();
-            card.set(
-                "name",
-                name.split_whitespace().collect::<Vec<_>>().join(" "),
-                conf,
-            );
-            name_next = false;
-        }
-    }
-    match card.get("npwp").and_then(|n| n.parse::<Npwp>().ok()) {
-        Some(npwp) => {
-            for issue in npwp.check(card.get("nik")) {
-                card.issue(issue);
-            }
-        }
-        None => card.issue("npwp_unreadable"),
-    }
-    card
-}
-
-/// Cross-document checks between a KTP and the same person's NPWP: the NPWP's NIK and name
-/// must match the KTP (names tolerant to spacing and small OCR noise, strict otherwise).
-pub fn cross_check(ktp: &CardReading, npwp: &CardReading) -> Vec<&'static str> {
-    let mut issues = Vec::new();
-    if let (Some(a), Some(b)) = (ktp.get("nik"), npwp.get("nik"))
-        && a != b
-    {
-        issues.push("npwp_nik_mismatch");
-    }
-    if let (Some(a), Some(b)) = (ktp.get("name"), npwp.get("name"))
-        && !names_match(a, b)
-    {
-        issues.push("npwp_name_mismatch");
-    }
-    issues
-}
-
-/// Same person's name as printed on two cards, allowing OCR noise of about one character
-/// per eight but not a different word.
-pub fn names_match(a: &str, b: &str) -> bool {
-    let (sa, sb) = (squash(a), squash(b));
-    let budget = sa.len().max(sb.len()) / 8;
-    text::edit_distance(&sa, &sb) <= budget.min(2)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     #[test]
@@ -553,7 +476,7 @@ mod tests {
         assert_eq!(split_birth("JAKARTA, 32-01-1984").1, None);
     }
 
-    fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
+    pub(in crate::kyc) fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
         TextBox {
             text: text.into(),
             confidence: 0.95,
@@ -605,6 +528,27 @@ mod tests {
     }
 
     #[test]
+    fn a_nik_whose_label_was_not_read_is_found_by_its_shape() {
+        let unlabelled = |nik_box: TextBox| {
+            let mut boxes = ktp_001();
+            boxes.remove(2); // the "NIK" label
+            boxes[2] = nik_box;
+            read_ktp(&boxes, today())
+        };
+        let card = unlabelled(tb(":3471036304644108", 170.0, 114.0, 560.0));
+        assert_eq!(card.get("nik"), Some("3471036304644108"));
+        assert_eq!(card.get("birth_date"), Some("1964-04-23"));
+        assert!(card.issues.is_empty(), "{:?}", card.issues);
+        // Letters standing for digits, or a colon read as a seventeenth digit: without the
+        // label that is no NIK.
+        let card = unlabelled(tb(":347IO363O4644108", 170.0, 114.0, 560.0));
+        assert_eq!(card.get("nik"), None);
+        let card = unlabelled(tb("13471036304644108", 170.0, 114.0, 560.0));
+        assert_eq!(card.get("nik"), None);
+        assert_eq!(card.issues, ["nik_unreadable"]);
+    }
+
+    #[test]
     fn reads_every_ktp_field_through_noise() {
         let card = read_ktp(&ktp_001(), today());
         let f = |k: &str| card.get(k).unwrap_or("<missing>").to_string();
@@ -627,53 +571,5 @@ mod tests {
         assert_eq!(f("valid_until"), "SEUMUR HIDUP");
         assert!(card.issues.is_empty(), "{:?}", card.issues);
         assert_eq!(detect_type(&ktp_001()), DocumentType::Ktp);
-    }
-
-    #[test]
-    fn reads_an_npwp_and_cross_checks_it() {
-        let boxes = vec![
-            tb(
-                "KEMENTERIAN KEUANGAN REPUBLIK INDONESIA",
-                100.0,
-                70.0,
-                640.0,
-            ),
-            tb("DIREKTORAT JENDERAL PAJAK", 100.0, 108.0, 565.0),
-            tb("NPWP : 09.915.104.5-800.000", 95.0, 190.0, 585.0),
-            tb("EKO RAHAYU", 95.0, 250.0, 295.0),
-            tb("NIK : 1871031312996112", 95.0, 300.0, 380.0),
-        ];
-        assert_eq!(detect_type(&boxes), DocumentType::Npwp);
-        let mut misread = boxes.clone();
-        misread[4] = tb("NK-1871031312996112", 95.0, 300.0, 380.0);
-        assert_eq!(read_npwp(&misread).get("nik"), Some("1871031312996112"));
-        let card = read_npwp(&boxes);
-        assert_eq!(card.get("npwp"), Some("099151045800000"));
-        assert_eq!(card.get("name"), Some("EKO RAHAYU"));
-        assert_eq!(card.get("nik"), Some("1871031312996112"));
-        assert!(card.issues.is_empty(), "{:?}", card.issues);
-
-        let mut ktp = CardReading::default();
-        ktp.set("nik", "1871031312996112", 1.0);
-        ktp.set("name", "EKO  RAHAYU", 1.0);
-        assert!(cross_check(&ktp, &card).is_empty());
-        ktp.fields.insert("name".into(), "EKO PRASETYO".into());
-        assert_eq!(cross_check(&ktp, &card), ["npwp_name_mismatch"]);
-    }
-
-    #[test]
-    fn a_colon_read_as_a_digit_is_not_part_of_a_hyphenated_npwp() {
-        assert_eq!(npwp_digits("1 05.139.208.2-445.000"), "051392082445000");
-        assert_eq!(npwp_digits("05.139.208.2-445.000"), "051392082445000");
-        // The 16-digit form has no hyphen: every digit is the number.
-        assert_eq!(npwp_digits("1671025804572457"), "1671025804572457");
-    }
-
-    #[test]
-    fn names_match_tolerates_noise_but_not_other_names() {
-        assert!(names_match("PUTRI FIRMANSYAH", "PUTRIFIRMANSYAH"));
-        assert!(names_match("PUTRI FIRMANSYAH", "PUTRI FIRMANSYAI"));
-        assert!(!names_match("PUTRI FIRMANSYAH", "PUTRI HIDAYAT"));
-        assert!(!names_match("EKO", "EKA"));
     }
 }

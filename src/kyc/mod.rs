@@ -7,6 +7,7 @@ pub mod card;
 mod ids;
 pub mod nik;
 pub mod npwp;
+pub mod npwp_card;
 pub mod retake;
 pub mod text;
 pub mod workflow;
@@ -26,7 +27,7 @@ pub fn read_card(
     let doc_type = doc_type.unwrap_or_else(|| card::detect_type(boxes));
     let reading = match doc_type {
         DocumentType::Ktp => card::read_ktp(boxes, today),
-        DocumentType::Npwp => card::read_npwp(boxes),
+        DocumentType::Npwp => npwp_card::read_npwp(boxes),
     };
     (doc_type, reading)
 }

@@ -7,7 +7,7 @@ use super::{
     Buli2Outcome, Delivery, Event, FOUR_EYES_VERSION, FourEyes, ReviewDecision, State, Verdict,
     Verification, cancellable, delivery_may_move,
 };
-use crate::kyc::card::{CardReading, cross_check};
+use crate::kyc::{card::CardReading, npwp_card::cross_check};
 
 /// The outbox reports a delivery result; `None` when it would not move the delivery state
 /// forward (e.g. BULI2's callback overtook our own bookkeeping).
