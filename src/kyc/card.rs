@@ -451,8 +451,21 @@ fn check_ktp(card: &mut CardReading, today: NaiveDate) {
     }
 }
 
+/// A text box as the detector gives one, for the card readers' tests.
 #[cfg(test)]
-pub(super) mod tests {
+pub(super) fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
+    TextBox {
+        text: text.into(),
+        confidence: 0.95,
+        left,
+        top,
+        right,
+        bottom: top + 24.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
 
     #[test]
@@ -474,17 +487,6 @@ pub(super) mod tests {
         assert_eq!(split_birth("JAKARTA, 12-1984"), ("JAKARTA", None));
         // A day that does not exist is no date.
         assert_eq!(split_birth("JAKARTA, 32-01-1984").1, None);
-    }
-
-    pub(in crate::kyc) fn tb(text: &str, left: f32, top: f32, right: f32) -> TextBox {
-        TextBox {
-            text: text.into(),
-            confidence: 0.95,
-            left,
-            top,
-            right,
-            bottom: top + 24.0,
-        }
     }
 
     fn today() -> NaiveDate {

@@ -120,7 +120,7 @@ mod tests {
     use super::*;
     use crate::kyc::{
         DocumentType,
-        card::{detect_type, tests::tb},
+        card::{detect_type, tb},
     };
 
     #[test]
