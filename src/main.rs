@@ -210,17 +210,21 @@ async fn main() -> ExitCode {
             workers,
             threads,
             ..
-        } => {
-            let load = cli::throughput::Load {
-                device,
-                workers,
-                threads,
-                rec_batch,
-                concurrency,
-                seconds,
-            };
-            ocr::bench_service(load, &files, results.as_deref()).await
-        }
+        } => match ocr::params(config) {
+            Ok(params) => {
+                let load = cli::throughput::Load {
+                    device,
+                    workers,
+                    threads,
+                    rec_batch,
+                    concurrency,
+                    seconds,
+                    params,
+                };
+                ocr::bench_service(load, &files, results.as_deref()).await
+            }
+            Err(code) => code,
+        },
         Command::BenchOcr {
             files,
             device,

@@ -30,6 +30,8 @@ pub struct Load {
     /// Cards in flight at once.
     pub concurrency: usize,
     pub seconds: u64,
+    /// The configured `ocr.params` (its `rec_batch` and `threads` replaced by the above).
+    pub params: crate::gpu::OcrParams,
 }
 
 #[derive(Debug, Serialize)]
@@ -193,6 +195,9 @@ async fn serve_and_measure(load: &Load, cards: Vec<Card>, dir: &Path) -> Result<
         ..Default::default()
     };
     settings.ocr.devices = vec![load.device.clone(); load.workers.max(1)];
+    settings.ocr.params = load.params.clone();
+    // The same few files go round and round: a cached reading would measure nothing.
+    settings.ocr.cache_readings = false;
     settings.ocr.params.rec_batch = load.rec_batch;
     settings.ocr.params.threads = load.threads;
     settings.ocr.poll_interval = Duration::from_millis(50);
