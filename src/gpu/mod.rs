@@ -77,6 +77,11 @@ pub struct OcrParams {
     pub det_min_side: u32,
     /// Detector input: longer side never beyond this.
     pub det_max_side: u32,
+    /// Detector input for a found card: the flattened card (kept `det_min_side` tall for the
+    /// quality measures) is scaled to this height before detection. A card's lines are
+    /// large at any scale the recogniser reads well, so the detector needs fewer pixels
+    /// than a whole photo does.
+    pub det_card_side: u32,
     pub det_thresh: f32,
     pub det_box_thresh: f32,
     pub det_unclip_ratio: f32,
@@ -110,6 +115,7 @@ impl Default for OcrParams {
         Self {
             det_min_side: 736,
             det_max_side: 1600,
+            det_card_side: 576,
             det_thresh: 0.3,
             det_box_thresh: 0.5,
             det_unclip_ratio: 1.6,
@@ -273,14 +279,16 @@ impl OcrEngine {
         Ok((page, prepared.boxes, crops))
     }
 
+    /// Text boxes on `img`, its shorter side scaled to `min_side` for the detector.
     fn detect(
         &self,
         img: &image::RgbImage,
+        min_side: u32,
         timings: &mut Timings,
     ) -> Result<Vec<(Quad, f32)>, OcrError> {
         let p = &self.params;
         let started = Instant::now();
-        let input = image_ops::det_input(img, p.det_min_side, p.det_max_side);
+        let input = image_ops::det_input(img, min_side, p.det_max_side);
         let (w, h) = (input.width, input.height);
         let x = Tensor::<4>::from_data(TensorData::new(input.data, [1, 3, h, w]), &self.device);
         let out = self.det.forward(x);
@@ -317,7 +325,7 @@ impl OcrEngine {
 
     /// Detected text boxes in reading order.
     pub fn detect_boxes(&self, img: &image::RgbImage) -> Result<Vec<(Quad, f32)>, OcrError> {
-        self.detect(img, &mut Timings::default())
+        self.detect(img, self.params.det_min_side, &mut Timings::default())
     }
 
     /// Each box cut out of the page as a recogniser input.

@@ -153,16 +153,20 @@ impl OcrEngine {
             find: ms_since(started),
             ..Timings::default()
         };
-        prepared.boxes = self.detect(&prepared.page, &mut t)?;
+        let side = |p: &Prepared| match p.geometry.card_quad {
+            Some(_) => self.params.det_card_side,
+            None => self.params.det_min_side,
+        };
+        prepared.boxes = self.detect(&prepared.page, side(&prepared), &mut t)?;
         if prepared.geometry.card_quad.is_some() && prepared.boxes.len() < MIN_CARD_LINES {
             // Card-shaped, but with no print on it (a plain label, a screen): the whole
             // photo is read instead.
             prepared = whole();
-            prepared.boxes = self.detect(&prepared.page, &mut t)?;
+            prepared.boxes = self.detect(&prepared.page, side(&prepared), &mut t)?;
         }
         if runs_across(&prepared.boxes) {
             prepared = turn(prepared, Turn::Quarter);
-            prepared.boxes = self.detect(&prepared.page, &mut t)?;
+            prepared.boxes = self.detect(&prepared.page, side(&prepared), &mut t)?;
         }
         let started = Instant::now();
         if self.upside_down(photo, &prepared.boxes, &prepared.geometry)? {

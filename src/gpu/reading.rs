@@ -2,8 +2,9 @@
 //! readers (`crate::kyc`), the retake code the photo's measurements call for when a key field
 //! is in doubt, and the **second look**: a card whose first reading would be retaken is read
 //! again, from the same line crops, by the second recogniser (`ocr.params.second_look`), and
-//! the better reading kept. Neat cards are read once; only doubtful ones pay for the slower
-//! model.
+//! the better reading kept; a sure card with a key digit read only just surely enough has
+//! that digit's line read again, and the whole card only if the second recogniser spells it
+//! otherwise. Neat cards are read once; only doubtful ones pay for the slower model.
 
 use chrono::NaiveDate;
 
@@ -148,6 +149,14 @@ pub fn measures(page: &OcrPage) -> kyc::retake::PhotoMeasures {
 /// a digit (an O for a 0) counts only where no line has the digits themselves, and never with
 /// more confidence than a doubtful character.
 fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
+    digit_lines(page, printed)
+        .into_iter()
+        .map(|(_, conf)| conf)
+        .collect()
+}
+
+/// [`digit_confidences`], each with the index of its line on the page.
+fn digit_lines(page: &OcrPage, printed: &str) -> Vec<(usize, Vec<f32>)> {
     let want: Vec<char> = printed.chars().collect();
     if want.is_empty() {
         return Vec::new();
@@ -173,7 +182,8 @@ fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
         .map(|repair| {
             page.lines
                 .iter()
-                .filter_map(|l| on_line(l, repair))
+                .enumerate()
+                .filter_map(|(i, l)| on_line(l, repair).map(|conf| (i, conf)))
                 .collect::<Vec<_>>()
         })
         .find(|found| !found.is_empty())
@@ -182,6 +192,13 @@ fn digit_confidences(page: &OcrPage, printed: &str) -> Vec<Vec<f32>> {
 
 /// The most a letter read where a digit belongs is trusted as that digit.
 const LETTER_AS_DIGIT: f32 = 0.5;
+
+/// A key field's digit read with less confidence than this (yet enough to be trusted, see
+/// [`kyc::retake::MIN_KEY_CHAR_CONFIDENCE`]) is confirmed by the second recogniser before the
+/// reading stands: the first recogniser misreads a blurred digit (a dotted zero as a nine)
+/// with confidence around 0.8 at times, and nothing else on a card catches it where the
+/// digit has no second printing.
+const CONFIRM_BELOW: f32 = 0.95;
 
 /// A card read from a photo: the page its reading came from, its type and its reading.
 pub struct CardRead {
@@ -220,6 +237,46 @@ impl CardRead {
         }
     }
 
+    /// Whether a card read with confidence still wants its key digits confirmed: one of them
+    /// was read less surely than [`CONFIRM_BELOW`].
+    pub fn unconfirmed(&self) -> bool {
+        !self.retake() && !self.unsure_key_lines().is_empty()
+    }
+
+    /// The lines that spell a key field with a digit read less surely than
+    /// [`CONFIRM_BELOW`], each with the digits it spells.
+    fn unsure_key_lines(&self) -> Vec<(usize, String)> {
+        let mut unsure: Vec<(usize, String)> = Vec::new();
+        for key in kyc::retake::key_fields(self.doc_type) {
+            let Some(value) = self.card.get(key) else {
+                continue;
+            };
+            let printed = kyc::retake::printed_digits(key, value);
+            if let Some((line, conf)) = digit_lines(&self.page, &printed).into_iter().next()
+                && conf.iter().any(|&c| c < CONFIRM_BELOW)
+            {
+                unsure.push((line, printed));
+            }
+        }
+        unsure
+    }
+
+    /// Whether `other`, a reading of the same card, reads one of its key fields otherwise
+    /// (a field that `other` could not read at all is no contradiction).
+    fn contradicted_by(&self, other: &CardRead) -> bool {
+        self.key_values()
+            .into_iter()
+            .zip(other.key_values())
+            .any(|(a, b)| a.is_some() && b.is_some() && a != b)
+    }
+
+    /// The key fields are in doubt after all: the reading asks for the retake its photo's
+    /// measurements call for.
+    fn doubt_key_fields(&mut self) {
+        let code = kyc::retake::photo_code(&measures(&self.page));
+        self.card.issues.insert(0, code.to_string());
+    }
+
     fn key_values(&self) -> Vec<Option<&str>> {
         kyc::retake::key_fields(self.doc_type)
             .iter()
@@ -250,8 +307,9 @@ fn spelled(page: &OcrPage, text: &str) -> Option<Vec<f32>> {
 /// retake, the second does unless it asks too and reads fewer key fields (a card for review
 /// is worth more than a retake). When the first read its key fields with confidence and
 /// only the name was in doubt, the second replaces it only if it reads the same key fields,
-/// with confidence, and the name no worse: two confident readings that disagree on a key
-/// field are not settled by taking the newer one.
+/// with confidence, and the name no worse. (Where the two read a key field otherwise, the
+/// first was marked for a retake before this is asked: two readers that disagree on a key
+/// field leave it in doubt.)
 fn second_is_better(first: &CardRead, second: &CardRead) -> bool {
     if first.retake() {
         let keys = |read: &CardRead| read.key_values().iter().flatten().count();
@@ -274,7 +332,7 @@ impl OcrEngine {
     ) -> Result<CardRead, OcrError> {
         let (page, boxes, crops) = self.read_lines(img)?;
         let first = CardRead::of(page, doc_type, today);
-        if first.doubtful() {
+        if first.doubtful() || first.unconfirmed() {
             self.look_again(first, &boxes, &crops, doc_type, today)
         } else {
             Ok(first)
@@ -301,6 +359,34 @@ impl OcrEngine {
             return Ok(first);
         };
         let started = std::time::Instant::now();
+        if !first.doubtful() {
+            // Sure, but for a key digit or two: the second recogniser reads their lines, and
+            // the whole card only if it spells them otherwise.
+            let unsure = first.unsure_key_lines();
+            let picked: Vec<(usize, &String)> = unsure
+                .iter()
+                .filter_map(|(line, printed)| {
+                    let quad = first.page.lines[*line].quad;
+                    let crop = boxes.iter().position(|(q, _)| q.0 == quad)?;
+                    Some((crop, printed))
+                })
+                .collect();
+            let again: Vec<Crop> = picked.iter().map(|(i, _)| crops[*i].clone()).collect();
+            let read = self.recognize_with(model, dict, &again)?;
+            let spells = |text: &str, printed: &str| {
+                let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+                digits.contains(printed)
+            };
+            if picked.len() == unsure.len()
+                && read
+                    .iter()
+                    .zip(&picked)
+                    .all(|(d, (_, p))| spells(&d.text, p))
+            {
+                first.page.timings.second = super::ms_since(started);
+                return Ok(first);
+            }
+        }
         let lines = super::lines_from(boxes, self.recognize_with(model, dict, crops)?);
         let mut page = OcrPage {
             lines,
@@ -308,6 +394,9 @@ impl OcrEngine {
         };
         page.second_look = true;
         let mut second = CardRead::of(page, doc_type, today);
+        if !first.retake() && first.contradicted_by(&second) {
+            first.doubt_key_fields();
+        }
         let ms = super::ms_since(started);
         if second_is_better(&first, &second) {
             second.page.timings.second = ms;
@@ -431,6 +520,37 @@ mod second_look_tests {
         for beyond in ["card_too_small", "no_card_found"] {
             assert!(!ktp(NIK, "YOGA", 0.5, &[beyond]).doubtful(), "{beyond}");
         }
+    }
+
+    #[test]
+    fn a_key_digit_read_only_just_surely_enough_wants_confirming() {
+        let sure = ktp(NIK, "YOGA SIREGAR", 0.99, &[]);
+        assert!(!sure.unconfirmed());
+        let mut unsure = ktp(NIK, "YOGA SIREGAR", 0.99, &[]);
+        // The NIK's last digit, on the first line, read at 0.8.
+        *unsure.page.lines[0].char_confidence.last_mut().unwrap() = 0.8;
+        assert!(unsure.unconfirmed());
+        assert_eq!(unsure.unsure_key_lines(), vec![(0, NIK.to_string())]);
+        let retaken = ktp(NIK, "YOGA SIREGAR", 0.99, &["too_blurry"]);
+        assert!(!retaken.unconfirmed(), "a retake is read again anyway");
+    }
+
+    #[test]
+    fn two_readers_that_disagree_on_a_key_field_leave_it_in_doubt() {
+        let mut first = ktp(NIK, "YOGA SIREGAR", 0.99, &[]);
+        let same = ktp(NIK, "YOGA SIREGAN", 0.99, &[]);
+        assert!(!first.contradicted_by(&same), "the name is no key field");
+        let mut unread = ktp(NIK, "YOGA SIREGAR", 0.99, &["too_blurry"]);
+        unread.card.fields.remove("nik");
+        assert!(
+            !first.contradicted_by(&unread),
+            "no reading, no contradiction"
+        );
+        let other = ktp("3471030401084641", "YOGA SIREGAR", 0.99, &[]);
+        assert!(first.contradicted_by(&other));
+        first.doubt_key_fields();
+        assert!(first.retake());
+        assert!(second_is_better(&first, &other), "the sure second stands");
     }
 
     #[test]

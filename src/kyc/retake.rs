@@ -100,10 +100,13 @@ pub fn code(
             None => true,
         },
     };
-    if !doubtful {
-        return None;
-    }
-    Some(if m.lines == 0 || (!m.card_found && m.lines < 3) {
+    doubtful.then(|| photo_code(m))
+}
+
+/// The retake code for a photo whose key fields are in doubt: what its measurements say was
+/// wrong with it.
+pub fn photo_code(m: &PhotoMeasures) -> &'static str {
+    if m.lines == 0 || (!m.card_found && m.lines < 3) {
         "no_card_found"
     } else if m.text_height_px < MIN_TEXT_HEIGHT_PX {
         "card_too_small"
@@ -115,7 +118,7 @@ pub fn code(
         // Found, large enough, lit and not blown out, yet not read: the letters are not sharp.
         // A low `sharpness` says so directly; above it, the recogniser's doubt does.
         "too_blurry"
-    })
+    }
 }
 
 fn doubt(conf: &[f32]) -> bool {
@@ -181,7 +184,11 @@ fn cross_confirm(
             consistent &= confirm(c, &mut year.clone(), agree);
         }
     }
-    consistent
+    // No one is born after today: a birth date in the future is a misreading however surely
+    // it was read (a blurred 1988 read 2988), never a card that says two things.
+    let number = |digits: &[u8]| digits.iter().fold(0u32, |v, &d| v * 10 + u32::from(d));
+    let printed = (number(&b[4..]), number(&b[2..4]), number(&b[..2]));
+    consistent && printed <= (today.year() as u32, today.month(), today.day())
 }
 
 /// The birth date a KTP's NIK spells (DDMMYY, the century placed as the verifier places it)
@@ -457,6 +464,13 @@ mod tests {
         let read =
             |card: &CardReading| code(DocumentType::Ktp, card, &century_fair, &measures(), today());
         assert_eq!(read(&card), Some("too_blurry"));
+        // A birth after today is a misreading even when every digit was read surely.
+        let sure = |printed: &str| vec![vec![0.99; printed.len()]];
+        let future = ktp(&[("nik", "3171024608883401"), ("birth_date", "2988-08-06")]);
+        assert_eq!(
+            code(DocumentType::Ktp, &future, &sure, &measures(), today()),
+            Some("too_blurry")
+        );
         // A digit outside the date gets no help from the birth date.
         let card = ktp(&[("nik", "3171024608543401"), ("birth_date", "1954-08-06")]);
         let serial_weak = weak_digit(16, 14, 0.97, 0.6);

@@ -151,7 +151,7 @@ fn describe() {
     );
     describe_counter!(
         OCR_SECOND_LOOK,
-        "Doubtful cards read again by the second recogniser, by outcome: better (its reading kept) or no_better"
+        "Doubtful cards read again by the second recogniser, by outcome: better (its reading kept), no_better, or confirmed (a sure card's unsure key digits read alike)"
     );
     describe_counter!(
         GPU_FALLBACK_COUNT,
@@ -233,7 +233,7 @@ fn describe() {
     metrics::counter!(OCR_SUCCESS_COUNT).increment(0);
     metrics::counter!(OCR_CACHE_HIT_COUNT).increment(0);
     metrics::counter!(OCR_CHALLENGER_COUNT, "outcome" => "read").increment(0);
-    for outcome in ["better", "no_better"] {
+    for outcome in ["better", "no_better", "confirmed"] {
         metrics::counter!(OCR_SECOND_LOOK, "outcome" => outcome).increment(0);
     }
     // The photo-retake codes are failure reasons too, when no key field could be read.

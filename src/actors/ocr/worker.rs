@@ -473,7 +473,8 @@ pub(super) async fn read_page(
     page.lines = gpu::lines_from(&boxes, recognised.lines);
     let today = chrono::Utc::now().date_naive();
     let first = CardRead::of(page, doc_type, today);
-    let read = if models.looks_again && first.doubtful() {
+    let read = if models.looks_again && (first.doubtful() || first.unconfirmed()) {
+        let confirming = !first.doubtful();
         let crops = recognised.crops;
         let engine = models.engine.clone();
         let again = tokio::task::spawn_blocking(move || {
@@ -485,10 +486,10 @@ pub(super) async fn read_page(
         .await;
         match again {
             Ok(Ok(read)) => {
-                let outcome = if read.page.second_look {
-                    "better"
-                } else {
-                    "no_better"
+                let outcome = match (read.page.second_look, confirming) {
+                    (true, _) => "better",
+                    (false, true) => "confirmed",
+                    (false, false) => "no_better",
                 };
                 metrics::counter!(names::OCR_SECOND_LOOK, "outcome" => outcome).increment(1);
                 read
