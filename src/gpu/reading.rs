@@ -161,33 +161,37 @@ fn digit_lines(page: &OcrPage, printed: &str) -> Vec<(usize, Vec<f32>)> {
     if want.is_empty() {
         return Vec::new();
     }
-    let on_line = |l: &super::OcrLine, repair: bool| -> Option<Vec<f32>> {
-        let digits: Vec<(char, f32)> = l
-            .text
-            .chars()
-            .zip(l.char_confidence.iter().copied())
-            .filter_map(|(c, p)| match c {
-                '0'..='9' => Some((c, p)),
-                _ if repair => kyc::text::repair_digit(c).map(|d| (d, p.min(LETTER_AS_DIGIT))),
-                _ => None,
-            })
-            .collect();
-        let found = digits
-            .windows(want.len())
-            .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
-        Some(found.iter().map(|(_, p)| *p).collect())
-    };
     [false, true]
         .into_iter()
         .map(|repair| {
             page.lines
                 .iter()
                 .enumerate()
-                .filter_map(|(i, l)| on_line(l, repair).map(|conf| (i, conf)))
+                .filter_map(|(i, l)| {
+                    spelled_digits(&l.text, &l.char_confidence, &want, repair).map(|c| (i, c))
+                })
                 .collect::<Vec<_>>()
         })
         .find(|found| !found.is_empty())
         .unwrap_or_default()
+}
+
+/// The confidence in each of `want`'s digits where `text` spells them in that order (other
+/// characters between them skipped); with `repair`, a letter taken for a digit counts too.
+fn spelled_digits(text: &str, confidence: &[f32], want: &[char], repair: bool) -> Option<Vec<f32>> {
+    let digits: Vec<(char, f32)> = text
+        .chars()
+        .zip(confidence.iter().copied())
+        .filter_map(|(c, p)| match c {
+            '0'..='9' => Some((c, p)),
+            _ if repair => kyc::text::repair_digit(c).map(|d| (d, p.min(LETTER_AS_DIGIT))),
+            _ => None,
+        })
+        .collect();
+    let found = digits
+        .windows(want.len())
+        .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
+    Some(found.iter().map(|(_, p)| *p).collect())
 }
 
 /// The most a letter read where a digit belongs is trusted as that digit.
@@ -359,33 +363,11 @@ impl OcrEngine {
             return Ok(first);
         };
         let started = std::time::Instant::now();
-        if !first.doubtful() {
-            // Sure, but for a key digit or two: the second recogniser reads their lines, and
-            // the whole card only if it spells them otherwise.
-            let unsure = first.unsure_key_lines();
-            let picked: Vec<(usize, &String)> = unsure
-                .iter()
-                .filter_map(|(line, printed)| {
-                    let quad = first.page.lines[*line].quad;
-                    let crop = boxes.iter().position(|(q, _)| q.0 == quad)?;
-                    Some((crop, printed))
-                })
-                .collect();
-            let again: Vec<Crop> = picked.iter().map(|(i, _)| crops[*i].clone()).collect();
-            let read = self.recognize_with(model, dict, &again)?;
-            let spells = |text: &str, printed: &str| {
-                let digits: String = text.chars().filter(char::is_ascii_digit).collect();
-                digits.contains(printed)
-            };
-            if picked.len() == unsure.len()
-                && read
-                    .iter()
-                    .zip(&picked)
-                    .all(|(d, (_, p))| spells(&d.text, p))
-            {
-                first.page.timings.second = super::ms_since(started);
-                return Ok(first);
-            }
+        // Sure, but for a key digit or two: the whole card is read again only if the second
+        // recogniser spells them otherwise.
+        if !first.doubtful() && self.confirms(&first, boxes, crops, model, dict)? {
+            first.page.timings.second = super::ms_since(started);
+            return Ok(first);
         }
         let lines = super::lines_from(boxes, self.recognize_with(model, dict, crops)?);
         let mut page = OcrPage {
@@ -405,6 +387,38 @@ impl OcrEngine {
             first.page.timings.second = ms;
             Ok(first)
         }
+    }
+}
+
+impl OcrEngine {
+    /// Whether the second recogniser (`model`, `dict`) spells a sure reading's unsure key
+    /// digits alike, reading only their lines again.
+    fn confirms(
+        &self,
+        first: &CardRead,
+        boxes: &[(Quad, f32)],
+        crops: &[Crop],
+        model: &super::models::RecModel,
+        dict: &[String],
+    ) -> Result<bool, OcrError> {
+        let unsure = first.unsure_key_lines();
+        // A page's lines are its boxes less those where nothing was read: found by the box.
+        let picked: Vec<(usize, Vec<char>)> = unsure
+            .iter()
+            .filter_map(|(line, printed)| {
+                let quad = first.page.lines[*line].quad;
+                let crop = boxes.iter().position(|(q, _)| q.0 == quad)?;
+                Some((crop, printed.chars().collect()))
+            })
+            .collect();
+        if picked.len() < unsure.len() {
+            return Ok(false);
+        }
+        let again: Vec<Crop> = picked.iter().map(|(i, _)| crops[*i].clone()).collect();
+        let read = self.recognize_with(model, dict, &again)?;
+        Ok(read.iter().zip(&picked).all(|(d, (_, want))| {
+            spelled_digits(&d.text, &d.char_confidence, want, false).is_some()
+        }))
     }
 }
 
