@@ -14,8 +14,41 @@
 
 use std::collections::{HashMap, HashSet};
 
-/// Rewrites every `fn forward` body of a generated model source.
+/// Rewrites every `fn forward` body of a generated model source: element-wise chains fused,
+/// and convolutions routed through `crate::gpu::depthwise::conv2d` (which computes the
+/// depthwise ones on the CPU backend and calls the layer's own `forward` otherwise).
 pub fn fuse_source(src: &str) -> String {
+    route_convolutions(&fuse_chains(src))
+}
+
+/// `self.conv2dN.forward(x)` becomes `crate::gpu::depthwise::conv2d(&self.conv2dN, x)`.
+fn route_convolutions(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(at) = rest.find("self.conv2d") {
+        let after = &rest[at + "self.".len()..];
+        let name_len = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        let (name, tail) = after.split_at(name_len);
+        out.push_str(&rest[..at]);
+        match tail.strip_prefix(".forward(") {
+            Some(args) => {
+                out.push_str(&format!("crate::gpu::depthwise::conv2d(&self.{name}, "));
+                rest = args;
+            }
+            None => {
+                out.push_str(&format!("self.{name}"));
+                rest = tail;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Fuses the scalar element-wise chains of every `fn forward` body.
+fn fuse_chains(src: &str) -> String {
     let scalars = scalar_constants(src);
     let mut out = String::with_capacity(src.len());
     let mut rest = src;
@@ -444,6 +477,18 @@ mod tests {
         );
         // Statements only used inside the chain are gone from the body.
         assert!(!out.contains("\n        let clip1_out1"), "{out}");
+    }
+
+    #[test]
+    fn routes_convolutions_through_the_depthwise_kernel() {
+        let src = "pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {\n let conv2d7_out1 = self.conv2d7.forward(x);\n let y = self.conv2d_extra;\n conv2d7_out1\n}";
+        let out = fuse_source(src);
+        assert!(
+            out.contains("let conv2d7_out1 = crate::gpu::depthwise::conv2d(&self.conv2d7, x);"),
+            "{out}"
+        );
+        // A field that is not called stays as it was.
+        assert!(out.contains("let y = self.conv2d_extra;"), "{out}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod card;
 pub mod ctc;
 pub mod db;
+pub mod depthwise;
 pub mod fused;
 pub mod image_ops;
 mod models;
