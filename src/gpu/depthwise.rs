@@ -190,58 +190,24 @@ impl Layout {
     }
 }
 
-/// Runs of LANES outputs into `sums` (LANES per entry of `starts`): each output the sum over
-/// `taps` (offset from its run's start, weight), in their order, of input times weight.
-fn accumulate(
-    padded: &[f32],
-    starts: &[usize],
-    stride_w: usize,
-    taps: &[(usize, f32)],
-    sums: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { accumulate_avx512(padded, starts, stride_w, taps, sums) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: as above.
-            return unsafe { accumulate_avx2(padded, starts, stride_w, taps, sums) };
-        }
-    }
-    accumulate_body(padded, starts, stride_w, taps, sums)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn accumulate_avx512(
-    padded: &[f32],
-    starts: &[usize],
-    stride_w: usize,
-    taps: &[(usize, f32)],
-    sums: &mut [f32],
-) {
-    accumulate_body(padded, starts, stride_w, taps, sums)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn accumulate_avx2(
-    padded: &[f32],
-    starts: &[usize],
-    stride_w: usize,
-    taps: &[(usize, f32)],
-    sums: &mut [f32],
-) {
-    accumulate_body(padded, starts, stride_w, taps, sums)
+super::vector::vectorised! {
+    /// Runs of LANES outputs into `sums` (LANES per entry of `starts`): each output the sum
+    /// over `taps` (offset from its run's start, weight), in their order, of input times
+    /// weight.
+    fn accumulate(
+        padded: &[f32],
+        starts: &[usize],
+        stride_w: usize,
+        taps: &[(usize, f32)],
+        sums: &mut [f32],
+    ) = accumulate_body;
 }
 
 /// Runs computed BLOCK at a time: each output's sum is one chain of dependent additions,
 /// and independent runs side by side keep the vector units busy while each chain waits.
 const BLOCK: usize = 4;
 
-/// The arithmetic of [`accumulate`], compiled once per instruction set.
+/// The arithmetic of [`accumulate`].
 #[inline(always)]
 fn accumulate_body(
     padded: &[f32],

@@ -22,6 +22,7 @@ pub use models::{Recogniser, SecondLook};
 pub mod page;
 pub mod reading;
 pub mod report;
+mod vector;
 pub mod warp;
 pub mod weights;
 

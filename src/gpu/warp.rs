@@ -123,27 +123,16 @@ pub fn warp(
     out
 }
 
-/// One row of [`warp`]'s page, compiled for the CPU's vector instructions where it has them
-/// (the arithmetic is the same, so is the result).
-fn warp_row(photo: &RgbImage, page_to_photo: &Homography, y: usize, n: u32, row: &mut [u8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has the features the function is compiled for.
-        return unsafe { warp_row_avx2(photo, page_to_photo, y, n, row) };
-    }
-    warp_row_body(photo, page_to_photo, y, n, row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn warp_row_avx2(
-    photo: &RgbImage,
-    page_to_photo: &Homography,
-    y: usize,
-    n: u32,
-    row: &mut [u8],
-) {
-    warp_row_body(photo, page_to_photo, y, n, row)
+super::vector::vectorised! {
+    /// One row of [`warp`]'s page, compiled for the CPU's vector instructions where it has
+    /// them (the arithmetic is the same, so is the result).
+    fn warp_row(
+        photo: &RgbImage,
+        page_to_photo: &Homography,
+        y: usize,
+        n: u32,
+        row: &mut [u8],
+    ) = warp_row_body;
 }
 
 #[inline(always)]
