@@ -93,14 +93,18 @@ impl Depthwise {
 
     /// Runs the convolution; `None` when the storage is not laid out as expected.
     fn run(&self, conv: &Conv2d, x: &Tensor<4>) -> Option<Tensor<4>> {
-        let weights = values(conv.weight.val())?;
-        let bias = match &conv.bias {
-            Some(b) => Some(values(b.val())?),
+        let weight = on_cpu(conv.weight.val())?;
+        let weights = values(&weight)?;
+        let bias_storage = match &conv.bias {
+            Some(b) => Some(on_cpu(b.val())?),
             None => None,
         };
-        let primitive = x.clone().try_into_primitive::<Flex>().ok()?;
-        let (start, end) = primitive.layout().contiguous_offsets()?;
-        let input = &primitive.storage::<f32>()[start..end];
+        let bias = match &bias_storage {
+            Some(b) => Some(values(b)?),
+            None => None,
+        };
+        let primitive = on_cpu(x.clone())?;
+        let input = values(&primitive)?;
         let plane_in = self.in_h * self.in_w;
         let plane_out = self.out_h * self.out_w;
         if input.len() != self.batch * self.channels * plane_in
@@ -299,14 +303,18 @@ fn run_block<const R: usize>(
     }
 }
 
-/// A tensor's values, when it lives contiguously on the CPU backend as f32.
-fn values<const D: usize>(t: Tensor<D>) -> Option<Vec<f32>> {
+/// A tensor's storage on the CPU backend, when it is f32 there.
+fn on_cpu<const D: usize>(t: Tensor<D>) -> Option<burn_flex::FlexTensor> {
     if t.dtype() != DType::F32 {
         return None;
     }
-    let primitive = t.try_into_primitive::<Flex>().ok()?;
-    let (start, end) = primitive.layout().contiguous_offsets()?;
-    Some(primitive.storage::<f32>()[start..end].to_vec())
+    t.try_into_primitive::<Flex>().ok()
+}
+
+/// The values of a tensor's storage, when they lie contiguously (borrowed, not copied).
+fn values(t: &burn_flex::FlexTensor) -> Option<&[f32]> {
+    let (start, end) = t.layout().contiguous_offsets()?;
+    Some(&t.storage::<f32>()[start..end])
 }
 
 #[cfg(test)]

@@ -188,10 +188,15 @@ fn spelled_digits(text: &str, confidence: &[f32], want: &[char], repair: bool) -
             _ => None,
         })
         .collect();
-    let found = digits
-        .windows(want.len())
-        .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))?;
-    Some(found.iter().map(|(_, p)| *p).collect())
+    run_confidences(&digits, want)
+}
+
+/// The confidences of the first run of `read` (characters with their confidence) that spells
+/// `want`.
+fn run_confidences(read: &[(char, f32)], want: &[char]) -> Option<Vec<f32>> {
+    read.windows(want.len().max(1))
+        .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))
+        .map(|w| w.iter().map(|(_, p)| *p).collect())
 }
 
 /// The most a letter read where a digit belongs is trusted as that digit.
@@ -300,10 +305,7 @@ fn spelled(page: &OcrPage, text: &str) -> Option<Vec<f32>> {
             .zip(line.char_confidence.iter().copied())
             .filter(|(c, _)| *c != ' ')
             .collect();
-        letters
-            .windows(want.len().max(1))
-            .find(|w| w.iter().map(|(c, _)| *c).eq(want.iter().copied()))
-            .map(|w| w.iter().map(|(_, p)| *p).collect())
+        run_confidences(&letters, &want)
     })
 }
 
