@@ -137,22 +137,31 @@ super::vector::vectorised! {
 
 #[inline(always)]
 fn warp_row_body(photo: &RgbImage, page_to_photo: &Homography, y: usize, n: u32, row: &mut [u8]) {
-    for (x, px) in row.chunks_exact_mut(3).enumerate() {
-        let mut sum = [0f32; 3];
-        for j in 0..n {
-            for i in 0..n {
-                let at = [
-                    x as f32 + (i as f32 + 0.5) / n as f32,
-                    y as f32 + (j as f32 + 0.5) / n as f32,
-                ];
-                let [sx, sy] = page_to_photo.apply(at);
+    let width = row.len() / 3;
+    // One sample position at a time across the whole row: the projective division then runs
+    // in vector lanes, apart from the bilinear lookups. Each pixel still sums its samples in
+    // the same order, so the result is the same as sample by sample.
+    let mut sums = vec![[0f32; 3]; width];
+    let mut at = vec![[0f32; 2]; width];
+    for j in 0..n {
+        for i in 0..n {
+            let (dx, ay) = (
+                (i as f32 + 0.5) / n as f32,
+                y as f32 + (j as f32 + 0.5) / n as f32,
+            );
+            for (x, p) in at.iter_mut().enumerate() {
+                *p = page_to_photo.apply([x as f32 + dx, ay]);
+            }
+            for (sum, [sx, sy]) in sums.iter_mut().zip(&at) {
                 let rgb = bilinear(photo, sx - 0.5, sy - 0.5);
                 for c in 0..3 {
                     sum[c] += rgb[c];
                 }
             }
         }
-        let k = (n * n) as f32;
+    }
+    let k = (n * n) as f32;
+    for (px, sum) in row.chunks_exact_mut(3).zip(&sums) {
         for c in 0..3 {
             px[c] = (sum[c] / k).round().clamp(0.0, 255.0) as u8;
         }
