@@ -142,38 +142,52 @@ pub(crate) fn components(
     h: usize,
     joined: Connectivity,
 ) -> Vec<Vec<usize>> {
-    let mut seen = vec![false; w * h];
+    // The mask framed by a row and a column of unset pixels, so that a neighbour is always
+    // one fixed step away in the framed image and in the mask alike, with no edge tests.
+    let fw = w + 2;
+    let mut open = vec![false; fw * (h + 2)];
+    for (y, row) in mask.chunks_exact(w.max(1)).take(h).enumerate() {
+        open[(y + 1) * fw + 1..(y + 1) * fw + 1 + w].copy_from_slice(row);
+    }
+    let (f, m) = (fw as isize, w as isize);
+    let four = [(-f, -m), (-1, -1), (1, 1), (f, m)];
+    let eight = [
+        (-f - 1, -m - 1),
+        (-f, -m),
+        (-f + 1, -m + 1),
+        (-1, -1),
+        (1, 1),
+        (f - 1, m - 1),
+        (f, m),
+        (f + 1, m + 1),
+    ];
+    let steps: &[(isize, isize)] = match joined {
+        Connectivity::Four => &four,
+        Connectivity::Eight => &eight,
+    };
     let mut out = Vec::new();
-    let mut stack = Vec::new();
-    for start in 0..w * h {
-        if !mask[start] || seen[start] {
-            continue;
-        }
-        seen[start] = true;
-        stack.push(start);
-        let mut pixels = Vec::new();
-        while let Some(i) = stack.pop() {
-            pixels.push(i);
-            let (x, y) = (i % w, i / w);
-            for dy in -1i32..=1 {
-                for dx in -1i32..=1 {
-                    if (dx == 0 && dy == 0) || (joined == Connectivity::Four && dx != 0 && dy != 0)
-                    {
-                        continue;
-                    }
-                    let (nx, ny) = (x as i32 + dx, y as i32 + dy);
-                    if nx < 0 || ny < 0 || nx >= w as i32 || ny >= h as i32 {
-                        continue;
-                    }
-                    let j = ny as usize * w + nx as usize;
-                    if mask[j] && !seen[j] {
-                        seen[j] = true;
-                        stack.push(j);
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let start = (y + 1) * fw + x + 1;
+            if !open[start] {
+                continue;
+            }
+            open[start] = false;
+            stack.push((start, y * w + x));
+            let mut pixels = Vec::new();
+            while let Some((at, i)) = stack.pop() {
+                pixels.push(i);
+                for &(df, dm) in steps {
+                    let next = at.wrapping_add_signed(df);
+                    if open[next] {
+                        open[next] = false;
+                        stack.push((next, i.wrapping_add_signed(dm)));
                     }
                 }
             }
+            out.push(pixels);
         }
-        out.push(pixels);
     }
     out
 }
