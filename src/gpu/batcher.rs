@@ -23,8 +23,6 @@ struct Job {
 /// One card's lines read by the batcher, and how long that took.
 pub struct Recognised {
     pub lines: Vec<Decoded>,
-    /// The crops handed in, handed back (a doubtful card's are read again).
-    pub crops: Vec<Crop>,
     /// The recognition run that held them (with other cards' lines), in milliseconds.
     pub rec_ms: f64,
     /// From handing them in to that run's start: gathering a batch, or the device busy.
@@ -77,7 +75,6 @@ impl RecBatcher {
                         let part = match &mut results {
                             Ok(iter) => Ok(Recognised {
                                 lines: iter.by_ref().take(n).collect(),
-                                crops: job.crops,
                                 rec_ms,
                                 wait_ms: (started - job.queued).as_secs_f64() * 1e3,
                             }),
@@ -101,7 +98,6 @@ impl RecBatcher {
         if crops.is_empty() {
             return Ok(Recognised {
                 lines: Vec::new(),
-                crops,
                 rec_ms: 0.0,
                 wait_ms: 0.0,
             });

@@ -37,7 +37,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
 pub use db::Quad;
-pub use page::{PageGeometry, PageQuality, Prepared};
+pub use page::{PageGeometry, PageQuality, Prepared, ReadAhead};
 
 /// `cpu` or `cuda:N` (the latter only in builds with the `cuda` feature).
 pub fn parse_device(name: &str) -> Result<Device, OcrError> {
@@ -265,7 +265,8 @@ impl OcrEngine {
         let crops = self.page_crops(img, &prepared.boxes, &prepared.geometry);
         timings.crops = ms_since(started);
         let rec = Instant::now();
-        let lines = lines_from(&prepared.boxes, self.recognize_crops(&crops)?);
+        let rest = self.recognize_crops(&prepared.read_ahead.unread(&crops))?;
+        let lines = lines_from(&prepared.boxes, prepared.read_ahead.merge(rest));
         timings.rec = ms_since(rec);
         let page = OcrPage {
             width: prepared.page.width(),

@@ -2,7 +2,9 @@
 //! ([`super::card`]) and warped flat to the ID-1 proportions at the detector's preferred
 //! scale; when no card stands out, the whole photo is the page. Quarter turns are decided by
 //! the text boxes' geometry (lines run along a card's long side), and half turns by reading a
-//! few of the tallest lines both ways round and keeping the way the recogniser is surer of.
+//! few of the tallest lines both ways round and keeping the way the recogniser is surer of;
+//! on a page left as found, those lines' upright readings are kept ([`ReadAhead`]), so that
+//! recognition does not read them again.
 
 use std::{borrow::Cow, time::Instant};
 
@@ -10,7 +12,8 @@ use image::RgbImage;
 use serde::Serialize;
 
 use super::{
-    OcrEngine, OcrError, Timings, card,
+    Crop, OcrEngine, OcrError, Timings, card,
+    ctc::Decoded,
     db::{self, Quad},
     image_ops, ms_since,
     warp::{self, Homography},
@@ -58,8 +61,50 @@ pub struct Prepared<'a> {
     pub boxes: Vec<(Quad, f32)>,
     pub geometry: PageGeometry,
     pub quality: PageQuality,
+    /// Lines already read while deciding the half turn.
+    pub read_ahead: ReadAhead,
     /// Time spent so far (finding, detecting, orienting).
     pub timings: Timings,
+}
+
+/// Lines read while deciding the half turn, by their box's index, when the page was left
+/// the way it was found: their crops are the ones recognition would cut, so they are not
+/// read again. (On a page turned upside down the boxes move; nothing is kept.)
+#[derive(Debug, Clone, Default)]
+pub struct ReadAhead(Vec<(usize, Decoded)>);
+
+impl ReadAhead {
+    /// The crops of the lines not read yet, in box order.
+    pub fn unread(&self, crops: &[Crop]) -> Vec<Crop> {
+        crops
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.0.iter().any(|(read, _)| read == i))
+            .map(|(_, crop)| crop.clone())
+            .collect()
+    }
+
+    /// Every line's reading in box order: those read ahead, and `rest` (the readings of
+    /// [`Self::unread`]'s crops) in between.
+    pub fn merge(self, rest: Vec<Decoded>) -> Vec<Decoded> {
+        let mut ahead = self.0;
+        ahead.sort_by_key(|(i, _)| *i);
+        let mut ahead = ahead.into_iter().peekable();
+        let mut rest = rest.into_iter();
+        let mut all = Vec::new();
+        loop {
+            match ahead.next_if(|(i, _)| *i == all.len()) {
+                Some((_, line)) => all.push(line),
+                None => match rest.next() {
+                    Some(line) => all.push(line),
+                    None => break,
+                },
+            }
+        }
+        // A line read ahead beyond the rest's end (never, with matching inputs) is kept.
+        all.extend(ahead.map(|(_, line)| line));
+        all
+    }
 }
 
 /// Light and focus measured on the page (what a retake request is based on).
@@ -143,6 +188,7 @@ impl OcrEngine {
             boxes: Vec::new(),
             geometry: PageGeometry::default(),
             quality: PageQuality::default(),
+            read_ahead: ReadAhead::default(),
             timings: Timings::default(),
         };
         let mut prepared = match found {
@@ -169,8 +215,9 @@ impl OcrEngine {
             prepared.boxes = self.detect(&prepared.page, side(&prepared), &mut t)?;
         }
         let started = Instant::now();
-        if self.upside_down(photo, &prepared.boxes, &prepared.geometry)? {
-            prepared = turn(prepared, Turn::Half);
+        match self.upside_down(photo, &prepared.boxes, &prepared.geometry)? {
+            Way::Turned => prepared = turn(prepared, Turn::Half),
+            Way::Upright(read) => prepared.read_ahead = ReadAhead(read),
         }
         prepared.quality = PageQuality::of(&prepared.page);
         let p = &mut prepared.geometry;
@@ -208,6 +255,7 @@ impl OcrEngine {
                 photo_scale,
             },
             quality: PageQuality::default(),
+            read_ahead: ReadAhead::default(),
             timings: Timings::default(),
         }
     }
@@ -241,36 +289,50 @@ impl OcrEngine {
         photo: &RgbImage,
         boxes: &[(Quad, f32)],
         geometry: &PageGeometry,
-    ) -> Result<bool, OcrError> {
+    ) -> Result<Way, OcrError> {
         let aspect = |q: &Quad| q.width() / q.height().max(1.0);
-        let mut tallest: Vec<&Quad> = boxes
+        let mut tallest: Vec<(usize, &Quad)> = boxes
             .iter()
             .map(|(q, _)| q)
-            .filter(|q| aspect(q) > 3.0)
+            .enumerate()
+            .filter(|(_, q)| aspect(q) > 3.0)
             .collect();
         // The largest print first: on a small or blurred card it is the only print legible
         // either way round (a KTP's NIK, an NPWP's number and headings).
-        tallest.sort_by(|a, b| b.height().total_cmp(&a.height()));
+        tallest.sort_by(|(_, a), (_, b)| b.height().total_cmp(&a.height()));
         tallest.truncate(PROBE_LINES);
         // Confidence summed over each way's characters, line by line; the probe stops as
         // soon as one way leads by a clear margin (on a legible card, after its first line).
         let (mut upright, mut turned, mut chars) = (0f32, 0f32, 0usize);
-        for q in tallest {
+        let mut read_upright = Vec::new();
+        for (i, q) in tallest {
             let [a, b, c, d] = q.0;
             let both_ways = [(Quad([a, b, c, d]), 1.0), (Quad([c, d, a, b]), 1.0)];
-            let read = self.recognize_crops(&self.page_crops(photo, &both_ways, geometry))?;
+            let mut read = self.recognize_crops(&self.page_crops(photo, &both_ways, geometry))?;
             let sum = |d: &super::ctc::Decoded| d.char_confidence.iter().sum::<f32>();
             (upright, turned) = (upright + sum(&read[0]), turned + sum(&read[1]));
             chars += read[0]
                 .char_confidence
                 .len()
                 .max(read[1].char_confidence.len());
+            read.truncate(1);
+            read_upright.extend(read.into_iter().map(|line| (i, line)));
             if chars > 0 && (upright - turned).abs() >= PROBE_LEAD * chars as f32 {
                 break;
             }
         }
-        Ok(turned > upright)
+        Ok(if turned > upright {
+            Way::Turned
+        } else {
+            Way::Upright(read_upright)
+        })
     }
+}
+
+/// Which way round a page reads, and the lines read upright while finding out.
+enum Way {
+    Upright(Vec<(usize, Decoded)>),
+    Turned,
 }
 
 enum Turn {
@@ -307,6 +369,7 @@ fn turn(prepared: Prepared<'_>, by: Turn) -> Prepared<'_> {
             ..prepared.geometry
         },
         quality: prepared.quality,
+        read_ahead: ReadAhead::default(),
         timings: prepared.timings,
     }
 }
@@ -354,6 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_read_ahead_are_not_read_again_and_keep_their_place() {
+        let decoded = |text: &str| Decoded {
+            text: text.into(),
+            char_confidence: vec![0.9; text.len()],
+            confidence: 0.9,
+        };
+        let crops: Vec<Crop> = (0..5).map(|i| (vec![i as f32], i)).collect();
+        let ahead = ReadAhead(vec![(3, decoded("NIK 3171")), (0, decoded("PROVINSI"))]);
+        let unread = ahead.unread(&crops);
+        assert_eq!(unread.iter().map(|c| c.1).collect::<Vec<_>>(), [1, 2, 4]);
+        let rest = ["a", "b", "c"].map(decoded).to_vec();
+        let texts: Vec<String> = ahead.merge(rest).into_iter().map(|d| d.text).collect();
+        assert_eq!(texts, ["PROVINSI", "a", "b", "NIK 3171", "c"]);
+        // Nothing read ahead: every crop is read, in order.
+        assert_eq!(ReadAhead::default().unread(&crops).len(), 5);
+        let all = ReadAhead::default().merge(["x", "y"].map(decoded).to_vec());
+        assert_eq!(all.len(), 2);
+    }
+
+    #[test]
     fn text_running_down_the_page_calls_for_a_quarter_turn() {
         let across = [line(10.0, 10.0, 300.0, 20.0), line(10.0, 40.0, 200.0, 20.0)];
         let down = [line(10.0, 10.0, 20.0, 300.0), line(40.0, 10.0, 20.0, 200.0)];
@@ -371,6 +454,7 @@ mod tests {
             boxes: vec![line(20.0, 10.0, 100.0, 20.0)],
             geometry: PageGeometry::default(),
             quality: PageQuality::default(),
+            read_ahead: ReadAhead::default(),
             timings: Timings::default(),
         };
         let turned = turn(prepared, Turn::Quarter);

@@ -451,17 +451,21 @@ pub(super) async fn read_page(
             second_look: false,
             timings,
         };
-        Ok::<_, PageRead>((page, prepared.boxes, crops))
+        Ok::<_, PageRead>((page, prepared.boxes, crops, prepared.read_ahead))
     })
     .await;
-    let (mut page, boxes, crops) = match prepared {
+    let (mut page, boxes, crops, read_ahead) = match prepared {
         Ok(Ok(prepared)) => prepared,
         Ok(Err(read)) => return read,
         // A panic while reading this document would recur on every retry: record it as a
         // failure of the document instead of retrying it for ever.
         Err(_) => return PageRead::Unreadable("ocr_crashed"),
     };
-    let recognised = match models.batcher.recognize_timed(crops).await {
+    let recognised = match models
+        .batcher
+        .recognize_timed(read_ahead.unread(&crops))
+        .await
+    {
         Ok(recognised) => recognised,
         Err(e) => return PageRead::EngineError(e.to_string()),
     };
@@ -470,12 +474,11 @@ pub(super) async fn read_page(
     t.wait += recognised.wait_ms;
     page.det_ms = t.find + t.det + t.post + t.orient;
     page.rec_ms = t.rec;
-    page.lines = gpu::lines_from(&boxes, recognised.lines);
+    page.lines = gpu::lines_from(&boxes, read_ahead.merge(recognised.lines));
     let today = chrono::Utc::now().date_naive();
     let first = CardRead::of(page, doc_type, today);
     let read = if models.looks_again && (first.doubtful() || first.unconfirmed()) {
         let confirming = !first.doubtful();
-        let crops = recognised.crops;
         let engine = models.engine.clone();
         let again = tokio::task::spawn_blocking(move || {
             engine
