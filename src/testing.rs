@@ -75,8 +75,10 @@ impl OcrFaults {
     }
 
     pub(crate) fn hang(&self) {
-        // Bounded so a forgotten release cannot hang a test run for ever.
-        for _ in 0..1_200 {
+        // Bounded so a forgotten release cannot hang a test run for ever, yet longer than
+        // any test's OCR deadline: a hang that ends before the deadline (it was 60 s, against
+        // the reaper test's 70 s) lets the run finish and nothing is reaped.
+        for _ in 0..6_000 {
             if self.released.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
