@@ -59,8 +59,12 @@ impl RecBatcher {
                             Err(_) => break,
                         }
                     }
-                    let all: Vec<Crop> =
-                        jobs.iter().flat_map(|j| j.crops.iter().cloned()).collect();
+                    // The crops are moved into one run: nothing hands them back.
+                    let counts: Vec<usize> = jobs.iter().map(|j| j.crops.len()).collect();
+                    let all: Vec<Crop> = jobs
+                        .iter_mut()
+                        .flat_map(|j| std::mem::take(&mut j.crops))
+                        .collect();
                     let started = Instant::now();
                     let result = engine
                         .lock()
@@ -70,8 +74,7 @@ impl RecBatcher {
                     counter.fetch_add(1, Ordering::Relaxed);
                     let rec_ms = super::ms_since(started);
                     let mut results = result.map(Vec::into_iter);
-                    for job in jobs {
-                        let n = job.crops.len();
+                    for (job, n) in jobs.into_iter().zip(counts) {
                         let part = match &mut results {
                             Ok(iter) => Ok(Recognised {
                                 lines: iter.by_ref().take(n).collect(),
